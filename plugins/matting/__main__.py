@@ -1,0 +1,5 @@
+import sys
+
+from matting.cli import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""Typed errors: one class per failure kind, each with a stable ``code`` for manifests and logs.
+
+Per-image errors (``ImageError``) are caught at the per-image boundary and recorded; model errors
+(``ModelError``) stop a run before it starts, because no image could succeed without the model.
+"""
+
+from __future__ import annotations
+
+
+class MattingError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    code = "error"
+
+
+# --- per-image errors -------------------------------------------------------------------------
+
+
+class ImageError(MattingError):
+    """A single input could not be processed; the rest of the batch goes on."""
+
+    code = "image_error"
+
+
+class EmptyFile(ImageError):
+    code = "empty_file"
+
+
+class NotAnImage(ImageError):
+    code = "not_an_image"
+
+
+class TruncatedImage(ImageError):
+    code = "truncated_image"
+
+
+class ImageTooLarge(ImageError):
+    """Pixel count over the configured limit (decompression-bomb guard)."""
+
+    code = "image_too_large"
+
+
+class CorruptImage(ImageError):
+    code = "corrupt_image"
+
+
+class ProcessingError(ImageError):
+    """Decoding worked but inference, composition or encoding failed."""
+
+    code = "processing_error"
+
+
+# --- model errors -----------------------------------------------------------------------------
+
+
+class ModelError(MattingError):
+    code = "model_error"
+
+
+class UnknownModel(ModelError):
+    code = "unknown_model"
+
+
+class UnsupportedModel(ModelError):
+    code = "unsupported_model"
+
+
+class ModelMissing(ModelError):
+    code = "model_missing"
+
+
+class ModelCorrupt(ModelError):
+    code = "model_corrupt"
+
+
+class FetchError(ModelError):
+    code = "fetch_failed"
+
+
+class ConfigError(MattingError):
+    """Bad scenario, output option or setting: a user mistake, reported before any work starts."""
+
+    code = "config_error"

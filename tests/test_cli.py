@@ -1,0 +1,125 @@
+"""The command line as a user runs it: real processes, real files, exit codes, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, SAMPLES
+from matting.cli import collect_inputs, plan_outputs
+from PIL import Image
+
+
+def run_cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    return subprocess.run(
+        [sys.executable, "-m", "matting", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
+
+
+def test_core_imports_nothing_from_airflow():
+    code = (
+        "import sys, matting.engine, matting.images, matting.cli, matting.progress, matting.bench; "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'airflow']; print(bad); assert not bad"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_remove_folder_with_good_and_bad_files(tmp_path, model_store):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (src / "sub" / "coffee.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (src / "empty.png").write_bytes(b"")
+    (src / "notes.txt").write_text("not an image, skipped in folder walks")
+    (src / "upload.jpg.part").write_bytes(b"in flight")
+    out = src / "out"  # output inside the input: must not be re-read
+    proc = run_cli("remove", str(src), "-o", str(out))
+    assert proc.returncode == 1, proc.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.png", "sub", "sub/coffee.png"]
+    assert Image.open(out / "a.png").mode == "RGBA"
+    assert "FAILED broken.jpg" in proc.stderr and "FAILED empty.png" in proc.stderr
+    assert "empty_file=1" in proc.stderr and "summary: 4 images" in proc.stderr
+    assert "ok     a.jpg 512x512" in proc.stderr and "infer=" in proc.stderr
+    assert "2 ok, 2 failed" in proc.stdout
+    assert not [p for p in out.rglob(".*")]  # no temp files left
+    # a rerun overwrites in place: same files, no duplicates
+    run_cli("remove", str(src), "-o", str(out))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.png", "sub", "sub/coffee.png"]
+
+
+def test_remove_all_good_exits_zero_with_background(tmp_path, model_store):
+    proc = run_cli("remove", str(SAMPLES / "rocket.jpg"), "-o", str(tmp_path), "--bg", "white", "--format", "jpeg")
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "rocket.jpg").mode == "RGB"
+
+
+def test_bad_options_exit_2(tmp_path, model_store):
+    proc = run_cli("remove", str(SAMPLES), "-o", str(tmp_path), "--bg", "blurple")
+    assert proc.returncode == 2 and "unknown colour" in proc.stderr
+    proc = run_cli("remove", str(SAMPLES), "-o", str(tmp_path), "--model", "nope")
+    assert proc.returncode == 2 and "unknown model" in proc.stderr
+
+
+def test_models_list(model_store):
+    proc = run_cli("models", "list")
+    assert proc.returncode == 0
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("u2netp "))
+    assert "ready" in line and "(default)" in line
+    assert "birefnet-general" in proc.stdout
+
+
+def test_plan_outputs_keeps_names_and_resolves_clashes():
+    plan = plan_outputs(["a.jpg", "a.png", "sub/a.jpg", "b.heic", "A.JPG"], ".png")
+    assert plan == {
+        "a.jpg": "a.png",
+        "a.png": "a_png.png",
+        "sub/a.jpg": "sub/a.png",
+        "b.heic": "b.png",
+        "A.JPG": "A_jpg.png",
+    }
+
+
+def test_collect_inputs_explicit_files_always_taken(tmp_path):
+    (tmp_path / "x.txt").write_text("x")
+    assert [n for _, n in collect_inputs([str(tmp_path / "x.txt")])] == ["x.txt"]
+    assert collect_inputs([str(tmp_path)]) == []
+
+
+def test_bench_smoke(tmp_path, model_store):
+    """The benchmark command runs and reports ratios (numbers themselves are not asserted: not a timed test)."""
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    (imgs / "r.jpg").write_bytes((SAMPLES / "rocket.jpg").read_bytes())
+    proc = run_cli(
+        "bench",
+        "--images",
+        str(imgs),
+        "--rounds",
+        "1",
+        "--repeat",
+        "1",
+        "--rss-mp",
+        "2",
+        "--variants",
+        "floor",
+        "engine_batch",
+        "engine_bytes",
+        "rembg_bytes",
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    body = next(iter(report["sets"].values()))
+    assert set(body["variants"]) == {"floor", "engine_batch", "engine_bytes", "rembg_bytes"}
+    assert body["ratios"]["engine_batch / rembg_bytes (target >= 2.2)"] > 0
+    assert report["rss"]["peak_rss_mb"] > 0
