@@ -195,16 +195,20 @@ def test_batch_goes_on_past_bad_files(engine, tmp_path, astronaut_bytes):
     assert len(written) == 1
 
 
-def test_batch_results_match_single_image_path(engine, astronaut_bytes):
+@pytest.mark.parametrize("overlap_cpu", [True, False])
+def test_batch_results_match_single_image_path(engine, astronaut_bytes, overlap_cpu):
     out = OutputOptions.build("png")
     single = engine.process_bytes(astronaut_bytes, "a", out)[1]
-    got = {}
-    list(
-        engine.run_batch(
-            [("a", lambda: astronaut_bytes)] * 3, out, sink=lambda n, d, o: got.setdefault(len(got), d) and "x"
-        )
-    )
-    assert len(got) == 3 and all(d == single for d in got.values())
+    got = []
+
+    def sink(name, data, _out):
+        got.append(data)
+        return name
+
+    sources = [("a", lambda: astronaut_bytes)] * 3
+    results = list(engine.run_batch(sources, out, sink=sink, overlap_cpu=overlap_cpu, prefetch=2))
+    assert [r.ok for r in results] == [True] * 3
+    assert len(got) == 3 and all(d == single for d in got)
 
 
 def test_large_image_keeps_memory_bounded(engine):

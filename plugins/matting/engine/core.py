@@ -19,7 +19,7 @@ from PIL import Image
 from matting.engine import postprocess as pp
 from matting.engine.models import ModelSpec, ModelStore
 from matting.engine.scenarios import Scenario, get_scenario
-from matting.engine.session import RuntimeOptions, available_cores, get_session
+from matting.engine.session import RuntimeOptions, get_session
 from matting.errors import ConfigError, ImageError, ProcessingError
 from matting.images import FORMAT_EXTENSIONS, PNG_ENCODERS, DecodedImage, decode, encode
 
@@ -245,30 +245,23 @@ class Engine:
 
     # --- many images ------------------------------------------------------------------------------
 
-    @property
-    def overlap_cpu(self) -> bool:
-        """Decode/encode on worker threads only when that steals no core from inference: on a GPU, or
-        when inference uses fewer threads than there are cores. (On 2 cores with 2 ONNX threads,
-        overlapping them was measured 10 % slower than running them in turn.)"""
-        return self.providers[0] != "CPUExecutionProvider" or available_cores() > self.runtime.intra_op_threads
-
     def run_batch(
         self,
         sources: Iterable[Source],
         out: OutputOptions,
         sink: Sink | None = None,
         prefetch: int = 1,
-        overlap_cpu: bool | None = None,
+        overlap_cpu: bool = True,
     ) -> Iterator[ImageResult]:
         """Yield one ImageResult per source, in input order.
 
         Reading the next file and writing the previous result always overlap inference (they wait
-        on storage: local disk now, S3/SFTP in the pipelines). Decoding and encoding overlap too when
-        ``overlap_cpu`` (default: ``self.overlap_cpu``). At most ``prefetch`` images wait at each
-        stage, so memory stays flat whatever the batch size.
+        on storage: local disk now, S3/SFTP in the pipelines). With ``overlap_cpu`` (default) decoding
+        and composing+encoding run on those threads too; turn it off on a worker whose cores are all
+        taken by inference. At most ``prefetch`` images wait at each stage, so memory stays flat
+        whatever the batch size.
         """
         prefetch = max(1, prefetch)
-        overlap = self.overlap_cpu if overlap_cpu is None else overlap_cpu
         with (
             ThreadPoolExecutor(1, thread_name_prefix="matting-read") as read_pool,
             ThreadPoolExecutor(1, thread_name_prefix="matting-write") as write_pool,
@@ -281,14 +274,14 @@ class Engine:
                 nxt = next(it, None)
                 if nxt is not None:
                     name, loader = nxt
-                    reading.append((name, read_pool.submit(self._read_stage, name, loader, overlap)))
+                    reading.append((name, read_pool.submit(self._read_stage, name, loader, overlap_cpu)))
 
             for _ in range(prefetch):
                 feed()
             while reading:
                 name, fut = reading.popleft()
                 feed()
-                finishing.append(self._main_stage(name, fut, out, sink, write_pool, overlap))
+                finishing.append(self._main_stage(name, fut, out, sink, write_pool, overlap_cpu))
                 while len(finishing) > prefetch:
                     yield finishing.popleft().result()
             while finishing:
