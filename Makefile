@@ -2,15 +2,16 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
 .PHONY: venv models test demo bench lint clean
 
-$(STAMP): requirements.txt constraints.txt
+$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -24,9 +25,11 @@ test: models
 
 demo: models
 	$(PY) -m matting remove include/samples -o out/demo
-	$(PY) -m matting remove include/samples -o out/demo-id-blue --scenario id_photo --bg blue --format jpeg
-	@echo "cut-outs (transparent PNG): $(CURDIR)/out/demo"
-	@echo "over ID-photo blue (JPEG):  $(CURDIR)/out/demo-id-blue"
+	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-cn-1inch --spec cn-1inch --bg blue --sheet 4x6
+	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-us --spec us-passport --bg white
+	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-schengen --spec schengen --bg light-grey
+	@echo "cut-outs (transparent PNG):        $(CURDIR)/out/demo"
+	@echo "ID photos (+ reports, 4x6 sheet):  $(CURDIR)/out/id-cn-1inch $(CURDIR)/out/id-us $(CURDIR)/out/id-schengen"
 
 bench: models
 	$(PY) -m matting bench

@@ -21,7 +21,7 @@ def run_cli(*args, cwd=None):
 
 def test_core_imports_nothing_from_airflow():
     code = (
-        "import sys, matting.engine, matting.images, matting.cli, matting.progress, matting.bench; "
+        "import sys, matting.engine, matting.images, matting.cli, matting.progress, matting.bench, matting.idphoto; "
         "bad = [m for m in sys.modules if m.split('.')[0] == 'airflow']; print(bad); assert not bad"
     )
     proc = subprocess.run(
@@ -123,3 +123,40 @@ def test_bench_smoke(tmp_path, model_store):
     assert set(body["variants"]) == {"floor", "engine_batch", "engine_bytes", "rembg_bytes"}
     assert body["ratios"]["engine_batch / rembg_bytes (target >= 2.2)"] > 0
     assert report["rss"]["peak_rss_mb"] > 0
+
+
+def test_idphoto_cli_strict_lenient_and_sheet(tmp_path, model_store):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (src / "cup.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    out = tmp_path / "out"
+    proc = run_cli("idphoto", str(src), "-o", str(out), "--spec", "cn-1inch", "--bg", "blue", "--sheet", "4x6")
+    assert proc.returncode == 1, proc.stderr  # the cup has no face
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == [
+        "astronaut.jpg",
+        "astronaut.report.json",
+        "astronaut.sheet-4x6.jpg",
+        "review/cup.report.json",
+    ]
+    report = json.loads((out / "astronaut.report.json").read_text())
+    assert report["passed"] and report["spec"] == "cn-1inch" and report["sheet"]["copies"] >= 8
+    img = Image.open(out / "astronaut.jpg")
+    assert img.size == (295, 413) and tuple(round(v) for v in img.info["dpi"]) == (300, 300)
+    assert Image.open(out / "astronaut.sheet-4x6.jpg").size in {(1800, 1200), (1200, 1800)}
+    rejected = json.loads((out / "review" / "cup.report.json").read_text())
+    assert rejected["rejected"] == "no_face" and rejected["reasons"] == ["no face found"]
+    assert "FAILED cup.jpg: no face found" in proc.stderr
+
+    # a rule failure (blue is not a US background): strict sends it to review, lenient emits it
+    strict = tmp_path / "strict"
+    proc = run_cli("idphoto", str(src / "astronaut.jpg"), "-o", str(strict), "--spec", "us-passport", "--bg", "blue")
+    assert proc.returncode == 1 and (strict / "review" / "astronaut.jpg").exists()
+    assert not (strict / "astronaut.jpg").exists()
+    lenient = tmp_path / "lenient"
+    proc = run_cli(
+        "idphoto", str(src / "astronaut.jpg"), "-o", str(lenient), "--spec", "us-passport", "--bg", "blue", "--lenient"
+    )
+    assert proc.returncode == 0 and (lenient / "astronaut.jpg").exists()
+    assert "background not accepted" in proc.stderr
+    assert not json.loads((lenient / "astronaut.report.json").read_text())["passed"]

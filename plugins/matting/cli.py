@@ -7,6 +7,7 @@ configuration error (nothing was processed).
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 from matting.atomic import atomic_write_bytes, is_temp_name
-from matting.errors import MattingError, ModelError
+from matting.errors import ConfigError, MattingError, ModelError
 from matting.images import looks_like_image
 
 log = logging.getLogger("matting.cli")
@@ -130,6 +131,113 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 1 if progress.failed else 0
 
 
+def cmd_idphoto(args: argparse.Namespace) -> int:
+    import json
+
+    from matting.engine import Engine, ImageResult, RuntimeOptions
+    from matting.engine.postprocess import parse_colour
+    from matting.errors import ImageError
+    from matting.idphoto import IdPhotoOptions, compose_id_photo, get_spec, make_sheet
+    from matting.images import decode_file
+    from matting.progress import BatchProgress
+
+    spec = get_spec(args.spec)
+    bg_name = args.bg or spec.backgrounds[0]
+    colour = parse_colour(bg_name)
+    if colour is None:
+        raise ConfigError("an ID photo needs a background colour")
+    fmt = args.format.lower().replace("jpg", "jpeg")
+    options = IdPhotoOptions(
+        spec=spec,
+        background=colour,
+        background_name=bg_name,
+        format=fmt,
+        kb_max=args.kb_max,
+        kb_min=args.kb_min,
+        strict=not args.lenient,
+    )
+    runtime = RuntimeOptions.from_env(providers=args.providers, intra_op_threads=args.threads)
+    engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
+    outdir = Path(args.output)
+    inputs = collect_inputs(args.inputs, outdir)
+    if not inputs:
+        log.error("no input images found in %s", ", ".join(args.inputs))
+        return 2
+    plan = plan_outputs([name for _, name in inputs], ".jpg" if fmt == "jpeg" else ".png")
+    log.info(
+        "ID photos: %d file(s), spec %s (%s, %dx%d px @ %d dpi), background %s, %s mode -> %s",
+        len(inputs),
+        spec.name,
+        spec.title,
+        spec.width_px,
+        spec.height_px,
+        spec.dpi,
+        bg_name,
+        "strict" if options.strict else "lenient",
+        outdir,
+    )
+    progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
+    for path, name in inputs:
+        stem = str(Path(plan[name]).with_suffix(""))
+        try:
+            photo = compose_id_photo(engine, decode_file(path, max_pixels=args.max_pixels), options)
+        except (ImageError, OSError) as exc:
+            code = getattr(exc, "code", "processing_error")
+            report = {
+                "spec": spec.name,
+                "source": name,
+                "passed": False,
+                "rejected": code,
+                "reasons": [str(exc)],
+                "head_ratio": None,
+                "top_margin_ratio": None,
+            }
+            atomic_write_bytes(
+                outdir / "review" / f"{stem}.report.json", json.dumps(report, indent=2, ensure_ascii=False).encode()
+            )
+            progress.add(ImageResult(source=name, ok=False, error_type=code, error=str(exc)))
+            continue
+        report = {"source": name, **photo.report}
+        failed = not photo.passed
+        folder = outdir / "review" if failed and options.strict else outdir
+        written = atomic_write_bytes(folder / plan[name], photo.data)
+        report["output"] = str(written)
+        if args.sheet and not (failed and options.strict):
+            sheet, copies = make_sheet(photo.image, spec, args.sheet)
+            sheet_path = folder / f"{stem}.sheet-{args.sheet}.jpg"
+            buf = io.BytesIO()
+            sheet.save(buf, "JPEG", quality=95, dpi=(300, 300))
+            atomic_write_bytes(sheet_path, buf.getvalue())
+            report["sheet"] = {"path": str(sheet_path), "size": args.sheet, "copies": copies}
+        atomic_write_bytes(folder / f"{stem}.report.json", json.dumps(report, indent=2, ensure_ascii=False).encode())
+        if failed and options.strict:
+            result = ImageResult(
+                source=name,
+                ok=False,
+                output=str(written),
+                error_type="rule_failed",
+                error="sent to review: " + "; ".join(photo.report["reasons"]),
+            )
+        else:
+            for reason in photo.report["reasons"]:
+                log.warning("%s: emitted with a failed rule (lenient): %s", name, reason)
+            result = ImageResult(
+                source=name,
+                ok=True,
+                output=str(written),
+                width=photo.image.width,
+                height=photo.image.height,
+                bytes_out=len(photo.data),
+                timings_ms=photo.report["timings_ms"],
+            )
+        progress.add(result)
+    log.info(progress.summary())
+    for src, why in progress.failures:
+        print(f"FAILED {src}: {why}", file=sys.stderr)
+    print(f"{progress.ok} ok, {progress.failed} failed; results in {outdir.resolve()}")
+    return 1 if progress.failed else 0
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     from matting.engine import ModelStore
 
@@ -212,6 +320,31 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--prefetch", type=int, default=1, help="images buffered per pipeline stage")
     rm.add_argument("--progress-every", type=float, default=3.0, help="seconds between progress lines")
     rm.set_defaults(func=cmd_remove)
+
+    idp = sub.add_parser("idphoto", help="standard ID photos: crop to a spec, background, DPI, KB limit, report")
+    idp.add_argument("inputs", nargs="+", metavar="INPUT", help="portrait files or folders")
+    idp.add_argument("-o", "--output", required=True, help="output folder (review/ inside it for refusals)")
+    idp.add_argument("--spec", required=True, help="preset from include/idphoto_specs.yaml, e.g. cn-1inch")
+    idp.add_argument("--bg", help="background colour (default: the spec's first accepted colour)")
+    idp.add_argument("--format", default="jpeg", help="jpeg (default) or png")
+    idp.add_argument("--kb-max", type=float, help="file size limit in KB (default: the spec's)")
+    idp.add_argument("--kb-min", type=float, help="minimum file size in KB (default: the spec's)")
+    idp.add_argument("--sheet", choices=["4x6", "5x7"], help="also write a print sheet")
+    mode = idp.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--strict",
+        action="store_true",
+        default=True,
+        help="photos failing a rule go to review/ with their report (default)",
+    )
+    mode.add_argument("--lenient", action="store_true", help="emit photos failing a rule, with warnings")
+    idp.add_argument("--model", help="matting model (default u2netp)")
+    idp.add_argument("--scenario", default="id_photo", help="mask post-processing scenario")
+    idp.add_argument("--providers", help="execution providers in order, e.g. cuda,cpu")
+    idp.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    idp.add_argument("--max-pixels", type=int, help="refuse images above this many pixels")
+    idp.add_argument("--progress-every", type=float, default=3.0, help="seconds between progress lines")
+    idp.set_defaults(func=cmd_idphoto)
 
     models = sub.add_parser("models", help="list or fetch model weights")
     msub = models.add_subparsers(dest="models_command", required=True)

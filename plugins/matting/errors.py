@@ -81,3 +81,20 @@ class ConfigError(MattingError):
     """Bad scenario, output option or setting: a user mistake, reported before any work starts."""
 
     code = "config_error"
+
+
+# --- ID-photo rejections (per image) ------------------------------------------------------------
+
+
+class NoFaceFound(ImageError):
+    code = "no_face"
+
+
+class MultipleFaces(ImageError):
+    code = "multiple_faces"
+
+
+class FaceCut(ImageError):
+    """The preset's framing would put part of the face outside the photo."""
+
+    code = "face_cut"

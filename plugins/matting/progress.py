@@ -52,18 +52,13 @@ class BatchProgress:
     def add(self, r: ImageResult) -> None:
         if r.ok:
             self.ok += 1
-            t = r.timings_ms
+            stages = " ".join(f"{k}={v:.0f}ms" for k, v in r.timings_ms.items() if k != "read")
             self.log.info(
-                "ok     %s %dx%d decode=%.0fms infer=%.0fms refine=%.0fms compose=%.0fms encode=%.0fms "
-                "total=%.0fms -> %s (%s)",
+                "ok     %s %sx%s %s total=%.0fms -> %s (%s)",
                 r.source,
                 r.width,
                 r.height,
-                t.get("decode", 0),
-                t.get("infer", 0),
-                t.get("refine", 0),
-                t.get("compose", 0),
-                t.get("encode", 0),
+                stages,
                 r.total_ms,
                 r.output or "-",
                 human_bytes(r.bytes_out),

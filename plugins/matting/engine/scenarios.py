@@ -5,12 +5,10 @@ composition. Data, not code: users add scenarios to the YAML (or a file named by
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from matting.catalogue import catalogue_files, load_catalogue
 from matting.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -80,24 +78,10 @@ class Scenario:
         return cls(**flat)
 
 
-def scenario_files() -> list[Path]:
-    files = [DEFAULT_SCENARIOS]
-    extra = os.environ.get("MATTING_SCENARIOS", "")
-    files += [Path(p) for p in extra.split(os.pathsep) if p]
-    return files
-
-
 def load_scenarios() -> dict[str, Scenario]:
-    """All scenarios by name; later files override earlier ones."""
-    out: dict[str, Scenario] = {}
-    for path in scenario_files():
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read scenarios file {path}: {exc}") from exc
-        for name, body in (doc.get("scenarios") or {}).items():
-            out[name] = Scenario.from_dict(name, body)
-    return out
+    """All scenarios by name; files named by MATTING_SCENARIOS override the shipped ones."""
+    files = catalogue_files(DEFAULT_SCENARIOS, "MATTING_SCENARIOS")
+    return load_catalogue(files, "scenarios", Scenario.from_dict, "scenarios")
 
 
 def get_scenario(name_or_scenario: str | Scenario | None) -> Scenario:
