@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
+
+# Airflow reads its configuration at import: point it at a throwaway home before any test imports it.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="matting-airflow-home-")
+os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "tests" / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+for _var, _val in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                   ("AWS_DEFAULT_REGION", "us-east-1")):
+    os.environ[_var] = _val  # never real credentials: every S3 call goes to the loopback server
 
 SAMPLES = ROOT / "include" / "samples"
 DATA = Path(__file__).resolve().parent / "data"
@@ -56,3 +69,32 @@ def _encode_pil(img, fmt: str, **kw) -> bytes:
 def to_bytes():
     """to_bytes(pil_image, "PNG", **save_kwargs) -> encoded bytes."""
     return _encode_pil
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """OpenSSH's sshd on a free loopback port (key login); its SFTP root is a local temp folder."""
+    from servers import run_sshd
+
+    with run_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from servers import run_moto
+
+    with run_moto() as server:
+        yield server
+
+
+@pytest.fixture
+def sftp_conn(sshd, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SFTP_TEST", sshd.conn_uri)
+    return "sftp_test"
+
+
+@pytest.fixture
+def s3_conn(s3_server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", s3_server.conn_uri)
+    return "aws_test"

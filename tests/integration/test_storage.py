@@ -1,0 +1,123 @@
+"""The storage layer against real servers: a local folder, moto's S3 over HTTP, OpenSSH's sftp."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import boto3
+import pytest
+
+from matting.storage import LocalStorage, S3Storage, SftpStorage, UnsafePath, open_storage, safe_relpath
+
+
+class Backend:
+    """A storage under test plus a way to drop files into it from outside (as an uploader would)."""
+
+    def __init__(self, storage, put, native_path):
+        self.storage, self.put, self.native_path = storage, put, native_path
+
+
+@pytest.fixture(params=["local", "s3", "sftp"])
+def backend(request, tmp_path):
+    if request.param == "local":
+        root = tmp_path / "incoming"
+        root.mkdir()
+
+        def put(rel, data):
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+
+        yield Backend(LocalStorage(root), put, lambda rel: root / rel)
+    elif request.param == "s3":
+        conn = request.getfixturevalue("s3_conn")
+        server = request.getfixturevalue("s3_server")
+        bucket = f"b-{uuid.uuid4().hex[:10]}"
+        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+        yield Backend(S3Storage(bucket, "incoming", conn),
+                      lambda rel, data: client.put_object(Bucket=bucket, Key=f"incoming/{rel}", Body=data), None)
+    else:
+        conn = request.getfixturevalue("sftp_conn")
+        sshd = request.getfixturevalue("sshd")
+        root = sshd.root / uuid.uuid4().hex[:10]
+        root.mkdir()
+
+        def put(rel, data):
+            p = root / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+
+        storage = SftpStorage(str(root), conn)
+        yield Backend(storage, put, lambda rel: root / rel)
+        storage.close()
+
+
+def test_list_read_write_move_delete(backend):
+    s = backend.storage
+    backend.put("a.jpg", b"A" * 10)
+    backend.put("sub/b.png", b"B" * 20)
+    listed = {f.path: f for f in s.list()}
+    assert set(listed) == {"a.jpg", "sub/b.png"} and listed["sub/b.png"].size == 20
+    assert [f.path for f in s.list(recursive=False)] == ["a.jpg"]
+    assert s.read("sub/b.png") == b"B" * 20
+    where = s.write("out/c.png", b"C" * 5)
+    assert "out/c.png" in where and s.read("out/c.png") == b"C" * 5 and s.exists("out/c.png")
+    s.write("out/c.png", b"D" * 7)  # overwrite in place, atomically
+    assert s.read("out/c.png") == b"D" * 7
+    s.move("a.jpg", "processed/a.jpg")
+    assert not s.exists("a.jpg") and s.read("processed/a.jpg") == b"A" * 10
+    s.delete("processed/a.jpg")
+    assert not s.exists("processed/a.jpg")
+    names = {f.path for f in s.list()}
+    assert names == {"sub/b.png", "out/c.png"}  # no temp file left anywhere
+
+
+def test_version_changes_when_content_is_replaced(backend):
+    backend.put("x.jpg", b"one")
+    v1 = backend.storage.list()[0]
+    time.sleep(1.1)  # mtime resolution of some servers is one second
+    backend.put("x.jpg", b"other content")
+    v2 = backend.storage.list()[0]
+    assert v1.ledger_key != v2.ledger_key
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/../../x", "/etc/passwd", "..", "", "a/\x00b"])
+def test_unsafe_paths_are_refused(bad, tmp_path):
+    with pytest.raises(UnsafePath):
+        safe_relpath(bad)
+    with pytest.raises(UnsafePath):
+        LocalStorage(tmp_path).write(bad, b"x")
+
+
+def test_traversal_names_from_a_listing_are_dropped(s3_server, s3_conn):
+    """Only S3 keys can carry '..' segments (filesystems resolve them): a hostile key is never handed out."""
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="hostile")
+    client.put_object(Bucket="hostile", Key="incoming/ok.jpg", Body=b"1")
+    client.put_object(Bucket="hostile", Key="incoming/../../escape.jpg", Body=b"2")
+    assert [f.path for f in S3Storage("hostile", "incoming", s3_conn).list()] == ["ok.jpg"]
+
+
+def test_open_storage_locations(tmp_path):
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+    assert isinstance(open_storage(f"file://{tmp_path}"), LocalStorage)
+    s3 = open_storage("s3://bucket/in/coming", "aws_x")
+    assert (s3.bucket, s3.prefix, s3.conn_id) == ("bucket", "in/coming", "aws_x")
+    sftp = open_storage("sftp:///data/incoming")
+    assert (sftp.root, sftp.conn_id) == ("/data/incoming", "sftp_default")
+
+
+def test_sftp_survives_a_server_restart(sshd, sftp_conn):
+    root = sshd.root / "restart"
+    root.mkdir(exist_ok=True)
+    (root / "a.jpg").write_bytes(b"x")
+    s = SftpStorage(str(root), sftp_conn)
+    assert [f.path for f in s.list()] == ["a.jpg"]
+    sshd.restart()
+    (root / "b.jpg").write_bytes(b"y")
+    assert [f.path for f in s.list()] == ["a.jpg", "b.jpg"]  # reconnected once, transparently
+    s.close()
+    assert os.path.exists(sshd.workdir / "sshd.log")

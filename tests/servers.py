@@ -1,0 +1,142 @@
+"""Real servers on loopback for integration tests: OpenSSH's sshd (SFTP) and moto's S3 server.
+
+Both bind 127.0.0.1 on a free port, use throwaway keys and credentials, and stop by themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Sshd:
+    port: int
+    user: str
+    key_file: Path
+    root: Path  # the SFTP session starts here; tests put incoming files below it
+    workdir: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.workdir / "sshd.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(self.workdir / "sshd_config")],
+            stdout=log, stderr=log,
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def conn_uri(self) -> str:
+        from urllib.parse import quote
+
+        extra = f"key_file={quote(str(self.key_file), safe='')}&no_host_key_check=true"
+        return f"sftp://{self.user}@127.0.0.1:{self.port}/?{extra}"
+
+
+@contextlib.contextmanager
+def run_sshd(workdir: Path) -> Iterator[Sshd]:
+    """sshd on a free loopback port: throwaway host key, key-only login as the current user."""
+    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(sshd_bin):
+        raise RuntimeError("sshd not found: install Debian's openssh-server (.ci/run does)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = workdir / "sftp-root"
+    root.mkdir(exist_ok=True)
+    for name in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / name)], check=True)
+    (workdir / "authorized_keys").write_text((workdir / "user_key.pub").read_text())
+    os.makedirs("/run/sshd", exist_ok=True)
+    port = free_port()
+    import getpass
+
+    user = getpass.getuser()
+    (workdir / "sshd_config").write_text(
+        f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {workdir / "host_key"}
+PidFile none
+AuthorizedKeysFile {workdir / "authorized_keys"}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+AllowUsers {user}
+Subsystem sftp internal-sftp -d {root}
+LogLevel ERROR
+"""
+    )
+    server = Sshd(port=port, user=user, key_file=workdir / "user_key", root=root, workdir=workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    server: object
+
+    @property
+    def conn_uri(self) -> str:
+        from urllib.parse import quote
+
+        return (
+            "aws://testing:testing@/?region_name=us-east-1&endpoint_url="
+            + quote(self.endpoint, safe="")
+        )
+
+
+@contextlib.contextmanager
+def run_moto() -> Iterator[S3Server]:
+    """moto's S3 over real HTTP on loopback (ThreadedMotoServer)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    wait_port(port)
+    try:
+        yield S3Server(endpoint=f"http://127.0.0.1:{port}", server=server)
+    finally:
+        server.stop()
