@@ -44,7 +44,8 @@ class Sshd:
         log = open(self.workdir / "sshd.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(self.workdir / "sshd_config")],
-            stdout=log, stderr=log,
+            stdout=log,
+            stderr=log,
         )
         wait_port(self.port)
 
@@ -121,10 +122,7 @@ class S3Server:
     def conn_uri(self) -> str:
         from urllib.parse import quote
 
-        return (
-            "aws://testing:testing@/?region_name=us-east-1&endpoint_url="
-            + quote(self.endpoint, safe="")
-        )
+        return "aws://testing:testing@/?region_name=us-east-1&endpoint_url=" + quote(self.endpoint, safe="")
 
 
 @contextlib.contextmanager
@@ -140,3 +138,63 @@ def run_moto() -> Iterator[S3Server]:
         yield S3Server(endpoint=f"http://127.0.0.1:{port}", server=server)
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def faulty_proxy(upstream: str, fail_first: int = 1, status: int = 500) -> Iterator[tuple[str, list]]:
+    """An HTTP proxy on loopback in front of ``upstream`` that answers the first ``fail_first``
+    GET requests with ``status`` (an S3 5xx on a listing), then forwards everything."""
+    import http.server
+    import threading
+    import urllib.error
+    import urllib.request
+
+    seen: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _forward(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            if self.command == "GET" and sum(1 for s in seen if s == status) < fail_first:
+                seen.append(status)
+                payload = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            req = urllib.request.Request(
+                upstream + self.path,
+                data=body,
+                method=self.command,
+                headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    code, headers, data = resp.status, resp.headers, resp.read()
+            except urllib.error.HTTPError as err:
+                code, headers, data = err.code, err.headers, err.read()
+            seen.append(code)
+            self.send_response(code)
+            for k, v in headers.items():
+                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", seen
+    finally:
+        srv.shutdown()
+        srv.server_close()

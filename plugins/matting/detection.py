@@ -42,9 +42,15 @@ class ScanOptions:
         return cls(**d)
 
     def to_dict(self) -> dict:
-        return {"include": list(self.include), "exclude": list(self.exclude), "regex": self.regex,
-                "recursive": self.recursive, "settle_seconds": self.settle_seconds,
-                "max_files": self.max_files, "images_only": self.images_only}
+        return {
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "regex": self.regex,
+            "recursive": self.recursive,
+            "settle_seconds": self.settle_seconds,
+            "max_files": self.max_files,
+            "images_only": self.images_only,
+        }
 
 
 @dataclass
@@ -56,8 +62,10 @@ class ScanResult:
     more: int = 0  # new files beyond max_files, left for the next batch
 
     def summary(self) -> str:
-        return (f"new={len(self.new)} unsettled={len(self.unsettled)} already-processed={self.processed} "
-                f"ignored={self.ignored} waiting-beyond-max_files={self.more}")
+        return (
+            f"new={len(self.new)} unsettled={len(self.unsettled)} already-processed={self.processed} "
+            f"ignored={self.ignored} waiting-beyond-max_files={self.more}"
+        )
 
     def to_xcom(self) -> list[dict]:
         return [f.to_dict() for f in self.new]

@@ -55,10 +55,17 @@ class NewFilesSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def scan_options(self) -> ScanOptions:
-        return ScanOptions.from_dict({
-            "include": self.include, "exclude": self.exclude, "regex": self.regex, "recursive": self.recursive,
-            "settle_seconds": self.settle_seconds, "max_files": self.max_files, "images_only": self.images_only,
-        })
+        return ScanOptions.from_dict(
+            {
+                "include": self.include,
+                "exclude": self.exclude,
+                "regex": self.regex,
+                "recursive": self.recursive,
+                "settle_seconds": self.settle_seconds,
+                "max_files": self.max_files,
+                "images_only": self.images_only,
+            }
+        )
 
     def check(self) -> ScanResult:
         result, where = check_for_new_files(

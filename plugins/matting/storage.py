@@ -17,6 +17,7 @@ import logging
 import os
 import posixpath
 import stat
+import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
@@ -167,13 +168,42 @@ class S3Storage(Storage):
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix} (connection {self.conn_id})"
 
+    RETRIES = 3
+
     @property
     def client(self):
         if self._client is None:
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+            from botocore.config import Config
 
-            self._client = S3Hook(aws_conn_id=self.conn_id).get_conn()
+            # botocore's silent retries are off: _retry() retries and says so in the task log
+            config = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
+            self._client = S3Hook(aws_conn_id=self.conn_id, config=config).get_conn()
         return self._client
+
+    def _retry(self, what: str, fn):
+        """Retry throttling, 5xx and connection errors with backoff, logging each failure."""
+        from botocore.exceptions import ClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        for attempt in range(1, self.RETRIES + 1):
+            try:
+                return fn()
+            except (ClientError, BotoConnectionError) as exc:
+                status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                transient = isinstance(exc, BotoConnectionError) or status >= 500 or status == 429
+                if not transient or attempt == self.RETRIES:
+                    raise
+                log.warning(
+                    "S3 %s on %s failed (attempt %d/%d): %s; retrying",
+                    what,
+                    self.describe(),
+                    attempt,
+                    self.RETRIES,
+                    exc,
+                )
+                time.sleep(0.5 * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     def _key(self, rel: str) -> str:
         rel = safe_relpath(rel)
@@ -184,18 +214,26 @@ class S3Storage(Storage):
         kwargs = {"Bucket": self.bucket, "Prefix": base}
         if not recursive:
             kwargs["Delimiter"] = "/"
-        infos = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("/"):
-                    continue
-                infos.append(FileInfo(key[len(base):], int(obj["Size"]), obj["LastModified"].timestamp(),
-                                      obj["ETag"].strip('"')))
-        return self._checked(infos)
+
+        def listing() -> list[FileInfo]:
+            infos = []
+            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    if key.endswith("/"):
+                        continue
+                    infos.append(
+                        FileInfo(
+                            key[len(base) :], int(obj["Size"]), obj["LastModified"].timestamp(), obj["ETag"].strip('"')
+                        )
+                    )
+            return infos
+
+        return self._checked(self._retry("listing", listing))
 
     def read(self, rel: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+        key = self._key(rel)
+        return self._retry("read", lambda: self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def write(self, rel: str, data: bytes) -> str:
         key = self._key(rel)
@@ -278,8 +316,9 @@ class SftpStorage(Storage):
                         if recursive:
                             stack.append(rel)
                     elif stat.S_ISREG(e.st_mode or 0):
-                        infos.append(FileInfo(rel, int(e.st_size or 0), float(e.st_mtime or 0),
-                                              f"{e.st_size}-{e.st_mtime}"))
+                        infos.append(
+                            FileInfo(rel, int(e.st_size or 0), float(e.st_mtime or 0), f"{e.st_size}-{e.st_mtime}")
+                        )
             return infos
 
         return self._checked(self._call(walk))
@@ -359,4 +398,3 @@ def open_storage(location: str, conn_id: str | None = None) -> Storage:
     if location.startswith("file://"):
         location = location[7:]
     return LocalStorage(location)
-

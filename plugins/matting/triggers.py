@@ -54,8 +54,13 @@ class NewFilesTrigger(BaseTrigger):
                     check_for_new_files, self.location, self.conn_id, opts, self.ledger_location, self.ledger_conn_id
                 )
             except Exception as exc:  # keep waiting: the next check may succeed
-                self.log.warning("check of %s failed: %s: %s; retrying in %.0fs", self.location,
-                                 type(exc).__name__, exc, self.poll_interval)
+                self.log.warning(
+                    "check of %s failed: %s: %s; retrying in %.0fs",
+                    self.location,
+                    type(exc).__name__,
+                    exc,
+                    self.poll_interval,
+                )
             else:
                 self.log.info("checked %s: %s", where, result.summary())
                 if result.new:

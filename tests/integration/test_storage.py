@@ -8,7 +8,6 @@ import uuid
 
 import boto3
 import pytest
-
 from matting.storage import LocalStorage, S3Storage, SftpStorage, UnsafePath, open_storage, safe_relpath
 
 
@@ -37,8 +36,11 @@ def backend(request, tmp_path):
         bucket = f"b-{uuid.uuid4().hex[:10]}"
         client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
         client.create_bucket(Bucket=bucket)
-        yield Backend(S3Storage(bucket, "incoming", conn),
-                      lambda rel, data: client.put_object(Bucket=bucket, Key=f"incoming/{rel}", Body=data), None)
+        yield Backend(
+            S3Storage(bucket, "incoming", conn),
+            lambda rel, data: client.put_object(Bucket=bucket, Key=f"incoming/{rel}", Body=data),
+            None,
+        )
     else:
         conn = request.getfixturevalue("sftp_conn")
         sshd = request.getfixturevalue("sshd")

@@ -1,0 +1,65 @@
+"""A real DAG run (dag.test()) with the deferrable sensor: the trigger runs inline, the batch reaches
+the downstream task through XCom."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+JPG = b"\xff\xd8\xff\xe0" + b"0" * 100
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    airflow = Path(sys.executable).parent / "airflow"
+    proc = subprocess.run(
+        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy(), timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+@pytest.fixture(scope="session")
+def dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag("matting_test_new_files")
+
+
+def _run(dag, location, conn_id, out):
+    run = dag.test(run_conf={"location": location, "conn_id": conn_id, "out": str(out)})
+    assert run.state == "success", run.state
+    return json.loads(out.read_text())
+
+
+def test_dag_with_local_source(dag, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    threading.Timer(1.0, lambda: (src / "later.jpg").write_bytes(JPG)).start()  # arrives while deferred
+    files = _run(dag, str(src), "", tmp_path / "out.json")
+    assert [f["path"] for f in files] == ["later.jpg"]
+
+
+def test_dag_with_sftp_source(dag, tmp_path, sshd, sftp_conn):
+    root = sshd.root / uuid.uuid4().hex[:8]
+    root.mkdir()
+    (root / "a.jpg").write_bytes(JPG)
+    files = _run(dag, f"sftp://{root}", sftp_conn, tmp_path / "out.json")
+    assert [f["path"] for f in files] == ["a.jpg"]
+
+
+def test_dag_with_s3_source(dag, tmp_path, s3_server, s3_conn):
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="dagtest")
+    client.put_object(Bucket="dagtest", Key="in/x.png", Body=JPG)
+    files = _run(dag, "s3://dagtest/in", s3_conn, tmp_path / "out.json")
+    assert [f["path"] for f in files] == ["x.png"]

@@ -1,0 +1,217 @@
+"""New-file detection, the sensors' poke path and the deferrable trigger, against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from urllib.parse import quote
+
+import boto3
+import pytest
+from matting.detection import Ledger, ScanOptions, scan
+from matting.sensors import LocalNewFilesSensor, S3NewFilesSensor, SftpNewFilesSensor
+from matting.storage import LocalStorage
+from matting.triggers import NewFilesTrigger
+
+JPG = b"\xff\xd8\xff\xe0" + b"0" * 100
+
+
+def run_trigger(trigger: NewFilesTrigger, timeout: float = 30.0) -> dict:
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(asyncio.wait_for(first_event(), timeout))
+
+
+# --- detection on a local folder ------------------------------------------------------------
+
+
+def test_filters_temp_names_and_max_files(tmp_path):
+    for name in [
+        "a.jpg",
+        "b.PNG",
+        "c.heic",
+        "notes.txt",
+        "up.jpg.part",
+        ".hidden.jpg",
+        "x.tmp",
+        "sub/d.jpg",
+        "processed/old.jpg",
+        "quarantine/bad.jpg",
+        ".cache/e.jpg",
+        "raw/skip_me.jpg",
+    ]:
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(JPG)
+    opts = ScanOptions(settle_seconds=0, exclude=("processed/*", "quarantine/*", "raw/*"))
+    r = scan(LocalStorage(tmp_path), opts)
+    assert sorted(f.path for f in r.new) == ["a.jpg", "b.PNG", "c.heic", "sub/d.jpg"]
+    assert r.ignored == 8
+    r = scan(LocalStorage(tmp_path), ScanOptions(settle_seconds=0, include=("*.jpg",), recursive=False))
+    assert [f.path for f in r.new] == ["a.jpg"]
+    r = scan(LocalStorage(tmp_path), ScanOptions(settle_seconds=0, regex=r"^sub/"))
+    assert [f.path for f in r.new] == ["sub/d.jpg"]
+    r = scan(LocalStorage(tmp_path), ScanOptions(settle_seconds=0, max_files=2, exclude=("processed/*",)))
+    assert len(r.new) == 2 and r.more >= 2
+
+
+def test_growing_file_is_not_handed_out_until_it_settles(tmp_path):
+    (tmp_path / "done.jpg").write_bytes(JPG)
+    growing = tmp_path / "growing.jpg"
+    growing.write_bytes(JPG)
+
+    def grow(_seconds):  # the uploader appends while the scan waits out the settle interval
+        with open(growing, "ab") as fh:
+            fh.write(b"more")
+
+    r = scan(LocalStorage(tmp_path), ScanOptions(settle_seconds=1), sleep=grow)
+    assert [f.path for f in r.new] == ["done.jpg"] and r.unsettled == ["growing.jpg"]
+    r = scan(LocalStorage(tmp_path), ScanOptions(settle_seconds=0.2))
+    assert sorted(f.path for f in r.new) == ["done.jpg", "growing.jpg"]
+
+
+def test_ledger_marks_files_processed_and_a_replaced_file_is_new(tmp_path):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(JPG)
+    (src / "b.jpg").write_bytes(JPG)
+    opts = ScanOptions(settle_seconds=0)
+    ledger = Ledger(LocalStorage(dest))
+    first = scan(LocalStorage(src), opts, ledger.keys())
+    ledger.record(first.new[:1], run_id="run-1")
+    second = scan(LocalStorage(src), opts, ledger.keys())
+    assert [f.path for f in second.new] == ["b.jpg"] and second.processed == 1
+    time.sleep(0.01)
+    (src / "a.jpg").write_bytes(JPG + b"v2")  # replaced under the same name: new again
+    assert sorted(f.path for f in scan(LocalStorage(src), opts, ledger.keys()).new) == ["a.jpg", "b.jpg"]
+
+
+# --- the three sensors against their servers ------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "s3", "sftp"])
+def source(request, tmp_path):
+    """(sensor class, kwargs, put(rel, data), grower or None) for each backend."""
+    if request.param == "local":
+        root = tmp_path / "incoming"
+        root.mkdir()
+        put = _fs_put(root)
+        yield LocalNewFilesSensor, {"location": str(root)}, put, root
+    elif request.param == "s3":
+        conn, server = request.getfixturevalue("s3_conn"), request.getfixturevalue("s3_server")
+        bucket = f"b-{uuid.uuid4().hex[:10]}"
+        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+
+        def put(rel, data):
+            client.put_object(Bucket=bucket, Key=f"incoming/{rel}", Body=data)
+
+        yield S3NewFilesSensor, {"location": f"s3://{bucket}/incoming", "conn_id": conn}, put, None
+    else:
+        conn, sshd = request.getfixturevalue("sftp_conn"), request.getfixturevalue("sshd")
+        root = sshd.root / uuid.uuid4().hex[:10]
+        root.mkdir()
+        yield SftpNewFilesSensor, {"location": f"sftp://{root}", "conn_id": conn}, _fs_put(root), root
+
+
+def _fs_put(root):
+    def put(rel, data):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+    return put
+
+
+def test_sensor_poke_and_trigger_agree(source, capsys):
+    cls, kwargs, put, fs_root = source
+    put("a.jpg", JPG)
+    put("nested/b.png", JPG)
+    put("skip.txt", b"x")
+    put("upload.jpg.part", JPG)
+    put("processed/old.jpg", JPG)  # moved out by an earlier run: not new
+    sensor = cls(task_id="wait", settle_seconds=0.5, poke_interval=0.2, **kwargs)
+    poked = sensor.poke({})
+    assert poked.is_done
+    files = poked.xcom_value
+    assert sorted(f["path"] for f in files) == ["a.jpg", "nested/b.png"]
+    assert {"path", "size", "mtime", "version"} <= set(files[0]) and files[0]["size"] == len(JPG)
+    logged = "".join(capsys.readouterr())  # the task logger (structlog) writes to the console here
+    assert "new=2 unsettled=0 already-processed=0 ignored=3" in logged
+    event = run_trigger(
+        NewFilesTrigger(kwargs["location"], sensor.conn_id, sensor.scan_options().to_dict(), poll_interval=0.2)
+    )
+    assert event["status"] == "found" and event["files"] == files
+    assert sensor.execute_complete({}, event) == files
+
+
+@pytest.mark.parametrize("source", ["local", "sftp"], indirect=True)  # S3 objects appear whole
+def test_sensor_waits_for_a_growing_file(source):
+    cls, kwargs, put, fs_root = source
+    put("growing.jpg", JPG)
+    stop = threading.Event()
+
+    def uploader():
+        with open(fs_root / "growing.jpg", "ab") as fh:
+            while not stop.is_set():
+                fh.write(b"x" * 100)
+                fh.flush()
+                time.sleep(0.1)
+
+    t = threading.Thread(target=uploader)
+    t.start()
+    try:
+        poked = cls(task_id="wait", settle_seconds=1.0, **kwargs).poke({})
+        assert not poked.is_done  # still being written: not handed out
+    finally:
+        stop.set()
+        t.join()
+    time.sleep(1.1)  # mtime must move past the last write
+    assert [f["path"] for f in cls(task_id="wait", settle_seconds=1.0, **kwargs).poke({}).xcom_value] == ["growing.jpg"]
+
+
+def test_deferrable_sensor_defers_until_files_arrive(source):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    cls, kwargs, put, _ = source
+    sensor = cls(task_id="wait", settle_seconds=0.3, poke_interval=0.2, deferrable=True, timeout=60, **kwargs)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    trigger = deferred.value.trigger
+    assert trigger.serialize()[0] == "matting.triggers.NewFilesTrigger"
+    threading.Timer(0.5, lambda: put("late.jpg", JPG)).start()
+    event = run_trigger(NewFilesTrigger(**trigger.serialize()[1]))
+    assert [f["path"] for f in sensor.execute_complete({}, event)] == ["late.jpg"]
+
+
+def test_sftp_sensor_survives_server_restart_between_pokes(sshd, sftp_conn):
+    root = sshd.root / "restarts"
+    root.mkdir(exist_ok=True)
+    sensor = SftpNewFilesSensor(task_id="wait", location=f"sftp://{root}", conn_id=sftp_conn, settle_seconds=0)
+    assert not sensor.poke({}).is_done
+    sshd.restart()
+    (root / "after.jpg").write_bytes(JPG)
+    assert [f["path"] for f in sensor.poke({}).xcom_value] == ["after.jpg"]
+
+
+def test_s3_sensor_retries_a_5xx_listing(s3_server, monkeypatch, caplog):
+    from servers import faulty_proxy
+
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="flaky")
+    client.put_object(Bucket="flaky", Key="in/a.jpg", Body=JPG)
+    with faulty_proxy(s3_server.endpoint, fail_first=1) as (url, seen):
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_AWS_FLAKY",
+            "aws://testing:testing@/?region_name=us-east-1&endpoint_url=" + quote(url, safe=""),
+        )
+        caplog.set_level(logging.WARNING)
+        poked = S3NewFilesSensor(task_id="wait", location="s3://flaky/in", conn_id="aws_flaky").poke({})
+    assert [f["path"] for f in poked.xcom_value] == ["a.jpg"]
+    assert seen[0] == 500 and 200 in seen
+    assert "failed (attempt 1/3)" in caplog.text and "InternalError" in caplog.text
