@@ -63,3 +63,23 @@ def test_dag_with_s3_source(dag, tmp_path, s3_server, s3_conn):
     client.put_object(Bucket="dagtest", Key="in/x.png", Body=JPG)
     files = _run(dag, "s3://dagtest/in", s3_conn, tmp_path / "out.json")
     assert [f["path"] for f in files] == ["x.png"]
+
+
+def test_reschedule_mode(airflow_db, tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("matting_test_new_files_reschedule")
+    src = tmp_path / "in"
+    src.mkdir()
+    threading.Timer(1.5, lambda: (src / "r.jpg").write_bytes(JPG)).start()
+    run = dag.test(run_conf={"location": str(src)})
+    assert run.state == "success"
+    ti = run.get_task_instance("wait_for_files")
+    assert ti.xcom_pull(task_ids="wait_for_files") == [
+        {
+            "path": "r.jpg",
+            "size": len(JPG),
+            "mtime": (src / "r.jpg").stat().st_mtime,
+            "version": f"{len(JPG)}-{(src / 'r.jpg').stat().st_mtime_ns}",
+        }
+    ]
