@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Param
-
 from matting.sensors import NewFilesSensor
 
 with DAG(
