@@ -20,7 +20,7 @@ def run_cli(*args, cwd=None):
 
 
 def test_core_imports_nothing_from_airflow():
-    modules = "matting.engine, matting.images, matting.cli, matting.progress, matting.bench, matting.idphoto"
+    modules = "matting.engine, matting.images, matting.cli, matting.progress, matting.bench, matting.idphoto, matting.pipeline"
     code = (
         f"import sys, {modules}, matting.detection; "
         "bad = [m for m in sys.modules if m.split('.')[0] == 'airflow']; print(bad); assert not bad"
