@@ -181,13 +181,13 @@ class BatchRunner:
         return out
 
 
-def write_manifest(dest: Storage, cfg: BatchConfig, manifest: RunManifest) -> str:
+def write_manifest(dest: Storage, cfg: BatchConfig, manifest: RunManifest, name: str = "manifest") -> str:
     manifest.counts = {
         "files": len(manifest.files),
         "ok": sum(1 for r in manifest.files if r.status == "ok"),
         "failed": sum(1 for r in manifest.files if r.status != "ok"),
     }
     manifest.finished_at = utc_now()
-    path = f"{cfg.run_prefix}/manifest.json"
+    path = f"{cfg.run_prefix}/{name}.json"
     dest.write(path, manifest.to_json())
     return path

@@ -83,3 +83,36 @@ def test_reschedule_mode(airflow_db, tmp_path):
             "version": f"{len(JPG)}-{(src / 'r.jpg').stat().st_mtime_ns}",
         }
     ]
+
+
+def test_sensor_then_remove_background_sftp_to_s3(
+    airflow_db, tmp_path, sshd, sftp_conn, s3_server, s3_conn, model_store
+):
+    from airflow.dag_processing.dagbag import DagBag
+    from conftest import SAMPLES
+
+    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("matting_test_chain")
+    root = sshd.root / uuid.uuid4().hex[:8]
+    root.mkdir()
+    (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (root / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="chain")
+    conf = {
+        "source": f"sftp://{root}",
+        "source_conn_id": sftp_conn,
+        "destination": "s3://chain/archive",
+        "destination_conn_id": s3_conn,
+    }
+    run = dag.test(run_conf=conf)
+    assert run.state == "success"
+    summary = run.get_task_instance("remove_background").xcom_pull(task_ids="remove_background")
+    assert summary["ok"] == 1 and summary["failed"] == 1 and summary["files"] == 2
+    manifest = json.loads(client.get_object(Bucket="chain", Key="archive/" + summary["manifest"])["Body"].read())
+    assert manifest["dag_id"] == "matting_test_chain" and manifest["params"] == conf
+    assert {f["source"]: f["status"] for f in manifest["files"]} == {"a.jpg": "ok", "bad.jpg": "failed"}
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+        "processed/a.jpg",
+        "quarantine/bad.jpg",
+        "quarantine/bad.jpg.error.json",
+    ]

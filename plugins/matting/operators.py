@@ -1,0 +1,135 @@
+"""Airflow operators: thin shells over the core (engine, batch runner) and the storage layer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from matting.detection import ScanOptions, scan
+from matting.manifest import RunManifest, utc_now
+from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
+from matting.progress import BatchProgress
+from matting.storage import FileInfo, open_storage
+
+
+def default_run_prefix(context: Any) -> str:
+    """``YYYY/MM/DD/<run_id>`` from the run's logical date (or now, for runs without one)."""
+    when = context.get("logical_date") or context.get("data_interval_start")
+    day = when.strftime("%Y/%m/%d") if when else time.strftime("%Y/%m/%d", time.gmtime())
+    run_id = str(context.get("run_id") or "manual").replace("/", "_").replace(":", "-")
+    return f"{day}/{run_id}"
+
+
+def _stats():
+    try:
+        from airflow.sdk.observability import stats
+    except ImportError:  # pragma: no cover - older task SDKs
+        return None
+    return stats
+
+
+class RemoveBackgroundOperator(BaseOperator):
+    """Remove backgrounds from a batch: the sensor's XCom (``files``) or, without it, every settled
+    image under ``source``. Outputs, per-file records and a manifest go to
+    ``destination/<run_prefix>/``; originals move to ``processed/`` or ``quarantine/`` (with an
+    ``.error.json``), or stay put with ``move_originals=False`` (read-only sources: ledger).
+
+    Returns a small summary (counts and where the manifest is), never image bytes."""
+
+    template_fields: Sequence[str] = (
+        "source",
+        "source_conn_id",
+        "destination",
+        "destination_conn_id",
+        "files",
+        "model",
+        "scenario",
+        "output_format",
+        "background",
+        "run_prefix",
+    )
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        destination: str,
+        files: list[dict] | str | None = None,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        model: str | None = None,
+        scenario: str = "default",
+        output_format: str = "png",
+        background: str | None = None,
+        run_prefix: str | None = None,
+        move_originals: bool = True,
+        chunk_size: int = 16,
+        max_files: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source, self.source_conn_id = source, source_conn_id
+        self.destination, self.destination_conn_id = destination, destination_conn_id
+        self.files = files
+        self.model, self.scenario = model, scenario
+        self.output_format, self.background = output_format, background
+        self.run_prefix = run_prefix
+        self.move_originals, self.chunk_size, self.max_files = move_originals, chunk_size, max_files
+
+    def execute(self, context: Any) -> dict:
+        from matting.engine import Engine, OutputOptions, RuntimeOptions
+
+        src = open_storage(self.source, self.source_conn_id or None)
+        dest = open_storage(self.destination, self.destination_conn_id or None)
+        if self.files is None:
+            infos = scan(src, ScanOptions(settle_seconds=0, max_files=self.max_files)).new
+        else:
+            infos = [FileInfo.from_dict(d) for d in (self.files or [])]
+        prefix = self.run_prefix or default_run_prefix(context)
+        map_index = context["ti"].map_index if context.get("ti") is not None else -1
+        engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
+        job = MattingJob(engine, OutputOptions.build(self.output_format, self.background or None))
+        cfg = BatchConfig(run_prefix=prefix, move_originals=self.move_originals, chunk_size=self.chunk_size)
+        logger = logging.getLogger("matting.task")
+        self.log.info(
+            "batch of %d file(s) from %s to %s under %s/; model=%s providers=%s scenario=%s format=%s",
+            len(infos),
+            src.describe(),
+            dest.describe(),
+            prefix,
+            engine.spec.name,
+            ",".join(engine.providers),
+            engine.scenario.name,
+            job.out.format,
+        )
+        progress = BatchProgress(total=len(infos), log=logger, every_s=5.0)
+        started = utc_now()
+        records = BatchRunner(src, dest, job, cfg).run(infos, progress)
+        self.log.info(progress.summary())
+        stats = _stats()
+        if stats is not None:
+            stats.incr("matting.images_ok", progress.ok)
+            stats.incr("matting.images_failed", progress.failed)
+            for rec in records:
+                if rec.timings_ms:
+                    stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
+        dag_run = context.get("dag_run")
+        manifest = RunManifest(
+            dag_id=getattr(context.get("dag"), "dag_id", ""),
+            run_id=str(context.get("run_id", "")),
+            params=dict(getattr(dag_run, "conf", None) or {}),
+            job=job.describe(),
+            started_at=started,
+            files=records,
+        )
+        name = "manifest" if map_index is None or map_index < 0 else f"manifest-{map_index:04d}"
+        path = write_manifest(dest, cfg, manifest, name=name)
+        for close in (getattr(src, "close", None), getattr(dest, "close", None)):
+            if close:
+                close()
+        return {"run_prefix": prefix, "manifest": path, **manifest.counts}
