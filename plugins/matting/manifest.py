@@ -53,6 +53,7 @@ class RunManifest:
     params: dict
     job: dict  # what ran: model name + sha256, providers, scenario, output options, ...
     started_at: str
+    run_prefix: str = ""  # the run's folder in the destination; outputs are listed relative to the root
     finished_at: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     files: list[FileRecord] = field(default_factory=list)

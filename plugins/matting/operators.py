@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from matting.archive import PARTS_DIR, close_run
 from matting.detection import ScanOptions, scan
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
@@ -125,11 +126,47 @@ class RemoveBackgroundOperator(BaseOperator):
             params=dict(getattr(dag_run, "conf", None) or {}),
             job=job.describe(),
             started_at=started,
+            run_prefix=prefix,
             files=records,
         )
-        name = "manifest" if map_index is None or map_index < 0 else f"manifest-{map_index:04d}"
-        path = write_manifest(dest, cfg, manifest, name=name)
+        # one part per (mapped) batch; ArchiveOperator merges the parts into manifest.json
+        part = f"{PARTS_DIR}/part-{max(map_index if map_index is not None else 0, 0):04d}"
+        path = write_manifest(dest, cfg, manifest, name=part)
         for close in (getattr(src, "close", None), getattr(dest, "close", None)):
             if close:
                 close()
         return {"run_prefix": prefix, "manifest": path, **manifest.counts}
+
+
+class ArchiveOperator(BaseOperator):
+    """Close a run: merge the batch parts into ``manifest.json``, zip the outputs (optional) and draw
+    a before/after contact sheet, all in ``destination/<run_prefix>/``."""
+
+    template_fields: Sequence[str] = ("destination", "destination_conn_id", "source", "source_conn_id", "run_prefix")
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        run_prefix: str,
+        destination_conn_id: str | None = None,
+        source: str | None = None,
+        source_conn_id: str | None = None,
+        make_zip: bool = True,
+        contact_sheet: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.destination, self.destination_conn_id = destination, destination_conn_id
+        self.source, self.source_conn_id = source, source_conn_id
+        self.run_prefix, self.make_zip, self.contact_sheet = run_prefix, make_zip, contact_sheet
+
+    def execute(self, context: Any) -> dict:
+        run = open_storage(self.destination, self.destination_conn_id or None).sub(self.run_prefix)
+        source = open_storage(self.source, self.source_conn_id or None) if self.source else None
+        if not any(f.path.startswith(f"{PARTS_DIR}/") for f in run.list()):
+            self.log.info("nothing to archive under %s: no batch ran", run.describe())
+            return {"files": 0, "ok": 0, "failed": 0}
+        summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
+        self.log.info("archived %s: %s", run.describe(), summary)
+        return {"run_prefix": self.run_prefix, **summary}

@@ -96,6 +96,10 @@ class Storage(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    @abstractmethod
+    def sub(self, rel_dir: str) -> Storage:
+        """The same backend and connection, rooted at a sub-folder."""
+
     def _checked(self, infos: list[FileInfo]) -> list[FileInfo]:
         """Drop (with a warning) any listed name that would escape the root."""
         out = []
@@ -115,6 +119,9 @@ class LocalStorage(Storage):
 
     def describe(self) -> str:
         return f"file://{self.root}"
+
+    def sub(self, rel_dir: str) -> LocalStorage:
+        return LocalStorage(self.root / safe_relpath(rel_dir))
 
     def _full(self, rel: str) -> Path:
         return self.root / safe_relpath(rel)
@@ -167,6 +174,9 @@ class S3Storage(Storage):
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix} (connection {self.conn_id})"
+
+    def sub(self, rel_dir: str) -> S3Storage:
+        return S3Storage(self.bucket, self._key(rel_dir), self.conn_id)
 
     RETRIES = 3
 
@@ -269,6 +279,9 @@ class SftpStorage(Storage):
 
     def describe(self) -> str:
         return f"sftp://{self.root} (connection {self.conn_id})"
+
+    def sub(self, rel_dir: str) -> SftpStorage:
+        return SftpStorage(self._full(rel_dir), self.conn_id)
 
     def _sftp(self, fresh: bool = False):
         from airflow.providers.sftp.hooks.sftp import SFTPHook

@@ -4,9 +4,6 @@ the downstream task through XCom."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -15,22 +12,14 @@ import boto3
 import pytest
 
 JPG = b"\xff\xd8\xff\xe0" + b"0" * 100
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    airflow = Path(sys.executable).parent / "airflow"
-    proc = subprocess.run(
-        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy(), timeout=300
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+TEST_DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 
 @pytest.fixture(scope="session")
 def dag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    bag = DagBag(dag_folder=str(TEST_DAGS))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag("matting_test_new_files")
 
@@ -68,7 +57,7 @@ def test_dag_with_s3_source(dag, tmp_path, s3_server, s3_conn):
 def test_reschedule_mode(airflow_db, tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("matting_test_new_files_reschedule")
+    dag = DagBag(dag_folder=str(TEST_DAGS)).get_dag("matting_test_new_files_reschedule")
     src = tmp_path / "in"
     src.mkdir()
     threading.Timer(1.5, lambda: (src / "r.jpg").write_bytes(JPG)).start()
@@ -91,7 +80,7 @@ def test_sensor_then_remove_background_sftp_to_s3(
     from airflow.dag_processing.dagbag import DagBag
     from conftest import SAMPLES
 
-    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("matting_test_chain")
+    dag = DagBag(dag_folder=str(TEST_DAGS)).get_dag("matting_test_chain")
     root = sshd.root / uuid.uuid4().hex[:8]
     root.mkdir()
     (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
@@ -110,6 +99,7 @@ def test_sensor_then_remove_background_sftp_to_s3(
     assert summary["ok"] == 1 and summary["failed"] == 1 and summary["files"] == 2
     manifest = json.loads(client.get_object(Bucket="chain", Key="archive/" + summary["manifest"])["Body"].read())
     assert manifest["dag_id"] == "matting_test_chain" and manifest["params"] == conf
+    assert summary["manifest"].endswith("/parts/part-0000.json")
     assert {f["source"]: f["status"] for f in manifest["files"]} == {"a.jpg": "ok", "bad.jpg": "failed"}
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
         "processed/a.jpg",

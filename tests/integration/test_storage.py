@@ -75,6 +75,7 @@ def test_list_read_write_move_delete(backend):
     assert not s.exists("processed/a.jpg")
     names = {f.path for f in s.list()}
     assert names == {"sub/b.png", "out/c.png"}  # no temp file left anywhere
+    assert [f.path for f in s.sub("out").list()] == ["c.png"] and s.sub("out").read("c.png") == b"D" * 7
 
 
 def test_version_changes_when_content_is_replaced(backend):

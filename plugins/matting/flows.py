@@ -1,0 +1,41 @@
+"""Task groups the DAGs share, so each DAG file stays wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matting.dag_defaults import data_dir, matting_task_args, run_prefix, var
+from matting.operators import ArchiveOperator, RemoveBackgroundOperator
+
+
+def remove_and_archive(source: str, source_conn_id: str, batches: Any) -> ArchiveOperator:
+    """Mapped background removal over ``batches`` (one task per chunk), then the run's archive step.
+
+    Output settings come from Variables (matting_destination, matting_destination_conn_id,
+    matting_model, matting_scenario, matting_format, matting_background), each with a default."""
+    destination = var("matting_destination", f"{data_dir()}/archive")
+    destination_conn_id = var("matting_destination_conn_id", "")
+    removed = RemoveBackgroundOperator.partial(
+        task_id="remove_background",
+        source=source,
+        source_conn_id=source_conn_id,
+        destination=destination,
+        destination_conn_id=destination_conn_id,
+        model=var("matting_model", ""),
+        scenario=var("matting_scenario", "default"),
+        output_format=var("matting_format", "png"),
+        background=var("matting_background", ""),
+        run_prefix=run_prefix(),
+        **matting_task_args(),
+    ).expand(files=batches)
+    archive = ArchiveOperator(
+        task_id="archive",
+        destination=destination,
+        destination_conn_id=destination_conn_id,
+        source=source,
+        source_conn_id=source_conn_id,
+        run_prefix=run_prefix(),
+        trigger_rule="all_done",
+    )
+    removed >> archive
+    return archive
