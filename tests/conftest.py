@@ -20,6 +20,7 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 # the repository root holds dags/ (the product) and tests/dags/ (test-only DAGs); dag.test() needs a
 # DAG's file under the configured folder
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT))
+os.environ.setdefault("MATTING_RETRIES", "0")  # dag.test() really sleeps between retries
 os.environ.setdefault("MATTING_DEADLINES", "off")  # dag.test() in 3.3.2 fails on a declared deadline
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

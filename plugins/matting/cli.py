@@ -7,7 +7,6 @@ configuration error (nothing was processed).
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 import sys
@@ -15,7 +14,7 @@ import time
 from pathlib import Path
 
 from matting.atomic import atomic_write_bytes, is_temp_name
-from matting.errors import ConfigError, MattingError, ModelError
+from matting.errors import MattingError, ModelError
 from matting.images import looks_like_image
 
 log = logging.getLogger("matting.cli")
@@ -132,30 +131,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_idphoto(args: argparse.Namespace) -> int:
-    import json
-
-    from matting.engine import Engine, ImageResult, RuntimeOptions
-    from matting.engine.postprocess import parse_colour
-    from matting.errors import ImageError
-    from matting.idphoto import IdPhotoOptions, compose_id_photo, get_spec, make_sheet
-    from matting.images import decode_file
+    from matting.engine import Engine, RuntimeOptions
+    from matting.idphoto.batch import options_from, process_portrait
     from matting.progress import BatchProgress
 
-    spec = get_spec(args.spec)
-    bg_name = args.bg or spec.backgrounds[0]
-    colour = parse_colour(bg_name)
-    if colour is None:
-        raise ConfigError("an ID photo needs a background colour")
-    fmt = args.format.lower().replace("jpg", "jpeg")
-    options = IdPhotoOptions(
-        spec=spec,
-        background=colour,
-        background_name=bg_name,
-        format=fmt,
-        kb_max=args.kb_max,
-        kb_min=args.kb_min,
-        strict=not args.lenient,
-    )
+    options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=not args.lenient)
+    spec = options.spec
     runtime = RuntimeOptions.from_env(providers=args.providers, intra_op_threads=args.threads)
     engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
     outdir = Path(args.output)
@@ -163,7 +144,7 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
     if not inputs:
         log.error("no input images found in %s", ", ".join(args.inputs))
         return 2
-    plan = plan_outputs([name for _, name in inputs], ".jpg" if fmt == "jpeg" else ".png")
+    plan = plan_outputs([name for _, name in inputs], ".jpg" if options.format == "jpeg" else ".png")
     log.info(
         "ID photos: %d file(s), spec %s (%s, %dx%d px @ %d dpi), background %s, %s mode -> %s",
         len(inputs),
@@ -172,65 +153,23 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
         spec.width_px,
         spec.height_px,
         spec.dpi,
-        bg_name,
+        options.background_name,
         "strict" if options.strict else "lenient",
         outdir,
     )
     progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
     for path, name in inputs:
-        stem = str(Path(plan[name]).with_suffix(""))
         try:
-            photo = compose_id_photo(engine, decode_file(path, max_pixels=args.max_pixels), options)
-        except (ImageError, OSError) as exc:
-            code = getattr(exc, "code", "processing_error")
-            report = {
-                "spec": spec.name,
-                "source": name,
-                "passed": False,
-                "rejected": code,
-                "reasons": [str(exc)],
-                "head_ratio": None,
-                "top_margin_ratio": None,
-            }
-            atomic_write_bytes(
-                outdir / "review" / f"{stem}.report.json", json.dumps(report, indent=2, ensure_ascii=False).encode()
-            )
-            progress.add(ImageResult(source=name, ok=False, error_type=code, error=str(exc)))
-            continue
-        report = {"source": name, **photo.report}
-        failed = not photo.passed
-        folder = outdir / "review" if failed and options.strict else outdir
-        written = atomic_write_bytes(folder / plan[name], photo.data)
-        report["output"] = str(written)
-        if args.sheet and not (failed and options.strict):
-            sheet, copies = make_sheet(photo.image, spec, args.sheet)
-            sheet_path = folder / f"{stem}.sheet-{args.sheet}.jpg"
-            buf = io.BytesIO()
-            sheet.save(buf, "JPEG", quality=95, dpi=(300, 300))
-            atomic_write_bytes(sheet_path, buf.getvalue())
-            report["sheet"] = {"path": str(sheet_path), "size": args.sheet, "copies": copies}
-        atomic_write_bytes(folder / f"{stem}.report.json", json.dumps(report, indent=2, ensure_ascii=False).encode())
-        if failed and options.strict:
-            result = ImageResult(
-                source=name,
-                ok=False,
-                output=str(written),
-                error_type="rule_failed",
-                error="sent to review: " + "; ".join(photo.report["reasons"]),
-            )
-        else:
-            for reason in photo.report["reasons"]:
-                log.warning("%s: emitted with a failed rule (lenient): %s", name, reason)
-            result = ImageResult(
-                source=name,
-                ok=True,
-                output=str(written),
-                width=photo.image.width,
-                height=photo.image.height,
-                bytes_out=len(photo.data),
-                timings_ms=photo.report["timings_ms"],
-            )
-        progress.add(result)
+            data = path.read_bytes()
+        except OSError as exc:
+            data = b""
+            log.warning("cannot read %s: %s", path, exc)
+        outcome = process_portrait(engine, data, name, plan[name], options, args.sheet, args.max_pixels)
+        for rel, blob in outcome.files.items():
+            written = atomic_write_bytes(outdir / rel, blob)
+            if rel == outcome.result.output:
+                outcome.result.output = str(written)
+        progress.add(outcome.result)
     log.info(progress.summary())
     for src, why in progress.failures:
         print(f"FAILED {src}: {why}", file=sys.stderr)

@@ -170,3 +170,115 @@ class ArchiveOperator(BaseOperator):
         summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
         self.log.info("archived %s: %s", run.describe(), summary)
         return {"run_prefix": self.run_prefix, **summary}
+
+
+class IdPhotoOperator(BaseOperator):
+    """Standard ID photos for every portrait under ``source``: photo + ``.report.json`` (+ print
+    sheet) per input in ``destination/<run_prefix>/``, refusals and strict-mode failures under
+    ``review/``, and a ``manifest.json``. Bad options fail the task at once, without retries."""
+
+    template_fields: Sequence[str] = (
+        "source",
+        "source_conn_id",
+        "destination",
+        "destination_conn_id",
+        "spec",
+        "background",
+        "output_format",
+        "kb_max",
+        "sheet",
+        "strict",
+        "run_prefix",
+        "model",
+    )
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        destination: str,
+        spec: str,
+        background: str | None = None,
+        output_format: str = "jpeg",
+        kb_max: float | str | None = None,
+        sheet: str | None = None,
+        strict: bool | str = True,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        run_prefix: str | None = None,
+        model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source, self.source_conn_id = source, source_conn_id
+        self.destination, self.destination_conn_id = destination, destination_conn_id
+        self.spec, self.background, self.output_format = spec, background, output_format
+        self.kb_max, self.sheet, self.strict = kb_max, sheet, strict
+        self.run_prefix, self.model = run_prefix, model
+
+    def _options(self):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from matting.errors import ConfigError
+        from matting.idphoto.batch import options_from
+
+        try:
+            kb_max = float(self.kb_max) if self.kb_max not in (None, "", "None") else None
+            strict = (
+                self.strict if isinstance(self.strict, bool) else str(self.strict).lower() not in ("false", "lenient")
+            )
+            return options_from(self.spec, self.background or None, self.output_format, kb_max, strict=strict)
+        except (ConfigError, ValueError) as exc:
+            raise AirflowFailException(f"bad parameters: {exc}") from exc
+
+    def execute(self, context: Any) -> dict:
+        import json
+
+        from matting.cli import plan_outputs
+        from matting.engine import Engine, RuntimeOptions
+        from matting.idphoto.batch import process_portrait
+
+        options = self._options()
+        sheet = None if self.sheet in (None, "", "none", "None") else str(self.sheet)
+        src = open_storage(self.source, self.source_conn_id or None)
+        prefix = self.run_prefix or default_run_prefix(context)
+        dest = open_storage(self.destination, self.destination_conn_id or None).sub(prefix)
+        infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
+        engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
+        plan = plan_outputs([f.path for f in infos], ".jpg" if options.format == "jpeg" else ".png")
+        self.log.info(
+            "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",
+            len(infos),
+            src.describe(),
+            options.spec.name,
+            options.background_name,
+            "strict" if options.strict else "lenient",
+            dest.describe(),
+            prefix,
+        )
+        progress = BatchProgress(total=len(infos), log=logging.getLogger("matting.task"), every_s=5.0)
+        reports = []
+        for info in infos:
+            outcome = process_portrait(engine, src.read(info.path), info.path, plan[info.path], options, sheet)
+            for rel, blob in outcome.files.items():
+                dest.write(rel, blob)
+            reports.append(outcome.report)
+            progress.add(outcome.result)
+        self.log.info(progress.summary())
+        manifest = {
+            "dag_id": getattr(context.get("dag"), "dag_id", ""),
+            "run_id": str(context.get("run_id", "")),
+            "params": dict(getattr(context.get("dag_run"), "conf", None) or {}),
+            "spec": options.spec.name,
+            "background": options.background_name,
+            "strict": options.strict,
+            "model": engine.spec.name,
+            "model_sha256": engine.model_sha256,
+            "providers": engine.providers,
+            "started_at": utc_now(),
+            "counts": {"files": len(infos), "ok": progress.ok, "failed": progress.failed},
+            "photos": reports,
+        }
+        dest.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        return {"run_prefix": prefix, "manifest": "manifest.json", **manifest["counts"]}

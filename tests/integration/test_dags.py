@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, SAMPLES
 from PIL import Image
 
-DAG_IDS = {"matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest"}
+DAG_IDS = {"matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest", "id_photo_batch"}
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +21,7 @@ def product_dags(monkeypatch_module, airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch_module.setenv("MATTING_DEADLINES", "on")
+    monkeypatch_module.setenv("MATTING_RETRIES", "3")
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag
@@ -39,7 +40,9 @@ def test_dags_import_with_retries_deadline_tags_docs(product_dags):
         dag = product_dags.get_dag(dag_id)
         assert dag.tags and dag.doc_md and "###" in dag.doc_md, dag_id
         assert dag.deadline, f"{dag_id} declares no Deadline Alert"
-        assert dag.max_active_runs == 1 and not dag.catchup
+        assert not dag.catchup
+        if dag_id != "id_photo_batch":
+            assert dag.max_active_runs == 1
         for task in dag.tasks:
             assert task.retries >= 1 and task.execution_timeout is not None, (dag_id, task.task_id)
             assert task.max_retry_delay is not None and task.retry_exponential_backoff, (dag_id, task.task_id)
@@ -144,3 +147,57 @@ def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_d
         "quarantine/empty.jpg.error.json",
         "upload.jpg.part",
     ]
+
+
+def test_id_photo_form_lists_every_preset(product_dags):
+    from matting.idphoto import load_specs
+
+    params = product_dags.get_dag("id_photo_batch").params
+    assert sorted(params.get_param("spec").schema["enum"]) == sorted(load_specs())
+
+
+def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    src = tmp_path / "portraits"
+    src.mkdir()
+    (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (src / "cup.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    monkeypatch.setenv("MATTING_DEADLINES", "off")
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
+    conf = {
+        "source": str(src),
+        "destination": str(tmp_path / "out"),
+        "spec": "cn-1inch",
+        "background": "custom",
+        "custom_colour": "#3366CC",
+        "sheet": "4x6",
+        "kb_max": 40,
+        "mode": "lenient",
+    }
+    run = dag.test(run_conf=conf)
+    assert run.state == "success"
+    run_dir = next((tmp_path / "out").glob("*/*/*/*"))
+    names = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    assert names == [
+        "astronaut.jpg",
+        "astronaut.report.json",
+        "astronaut.sheet-4x6.jpg",
+        "manifest.json",
+        "review/cup.report.json",
+    ]
+    report = json.loads((run_dir / "astronaut.report.json").read_text())
+    assert report["background"] == "#3366CC" and report["file_kb"] <= 40
+    assert not report["passed"] and "background not accepted" in report["reasons"][0]  # lenient: emitted
+    assert Image.open(run_dir / "astronaut.jpg").size == (295, 413)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1} and manifest["params"]["spec"] == "cn-1inch"
+
+
+def test_id_photo_batch_bad_params_fail_fast(tmp_path, airflow_db, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MATTING_DEADLINES", "off")
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
+    with pytest.raises(Exception, match="spec|enum|not one of"):
+        dag.test(run_conf={"source": str(tmp_path), "spec": "mars-passport"})
