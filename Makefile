@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv models test demo bench lint clean
+.PHONY: venv models test demo airflow bench lint clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,27 @@ models: venv
 test: models
 	$(PY) -m pytest
 
+DEMO_DATA := $(CURDIR)/out/demo-data
+DEMO_ENV  := AIRFLOW_HOME=$(CURDIR)/airflow_home AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+             AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
+             MATTING_DATA_DIR=$(DEMO_DATA) MATTING_DEADLINES=off MATTING_RETRIES=0 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+
+# the main job on the embedded default: SQLite Airflow home in ./airflow_home, local folders in
+# ./out/demo-data, the sample photos plus one corrupt file, one run of matting_scheduled
 demo: models
+	rm -rf $(DEMO_DATA) && mkdir -p $(DEMO_DATA)/incoming
+	cp include/samples/astronaut.jpg include/samples/coffee.jpg include/samples/rocket.jpg $(DEMO_DATA)/incoming/
+	printf 'this is not a photo' > $(DEMO_DATA)/incoming/corrupt.jpg
+	$(DEMO_ENV) airflow db migrate > /dev/null
+	$(DEMO_ENV) airflow dags test matting_scheduled > out/demo-dag-run.log 2>&1 || (tail -40 out/demo-dag-run.log; exit 1)
+	@grep -E "checked|ok     |failed |summary:|run closed" out/demo-dag-run.log | sed -E 's/ \[[a-z._]+\].*//' | cut -c1-160
+	$(PY) include/demo_summary.py $(DEMO_DATA)/archive
 	$(PY) -m matting remove include/samples -o out/demo
 	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-cn-1inch --spec cn-1inch --bg blue --sheet 4x6
 	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-us --spec us-passport --bg white
 	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-schengen --spec schengen --bg light-grey
-	@echo "cut-outs (transparent PNG):        $(CURDIR)/out/demo"
+	@echo "DAG run log:                       $(CURDIR)/out/demo-dag-run.log"
+	@echo "cut-outs (CLI, transparent PNG):   $(CURDIR)/out/demo"
 	@echo "ID photos (+ reports, 4x6 sheet):  $(CURDIR)/out/id-cn-1inch $(CURDIR)/out/id-us $(CURDIR)/out/id-schengen"
 
 bench: models
@@ -37,5 +52,9 @@ bench: models
 lint: venv
 	$(VENV)/bin/ruff check plugins tests dags
 
+airflow: models
+	mkdir -p $(DEMO_DATA)/incoming
+	$(DEMO_ENV) AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30 airflow standalone
+
 clean:
-	rm -rf out bench_out .pytest_cache
+	rm -rf out bench_out .pytest_cache airflow_home
