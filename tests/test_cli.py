@@ -161,3 +161,11 @@ def test_idphoto_cli_strict_lenient_and_sheet(tmp_path, model_store):
     assert proc.returncode == 0 and (lenient / "astronaut.jpg").exists()
     assert "background not accepted" in proc.stderr
     assert not json.loads((lenient / "astronaut.report.json").read_text())["passed"]
+
+
+def test_bench_pipeline_smoke(model_store):
+    """The pipeline-overhead benchmark runs end to end (its figure is a benchmark, not asserted)."""
+    proc = run_cli("bench-pipeline", "--count", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["images"] == 3 and report["pipeline_s"] > 0 and report["engine_s"] > 0

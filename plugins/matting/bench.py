@@ -378,3 +378,103 @@ if __name__ == "__main__":
         print(json.dumps(rss_worker(Path(path), model, int(level))))
     else:
         raise SystemExit(f"unknown mode {mode}")
+
+
+# --- pipeline overhead: the batch runner + archive against the engine alone ---------------------
+
+
+def run_pipeline_benchmark(count: int, model: str) -> dict:
+    """The same ``count`` photos through (a) the engine alone, writing outputs to a folder, and
+    (b) the pipeline an Airflow task runs: listing, batch runner (records, moves, quarantine), manifest,
+    archive (zip, contact sheet), on local storage. Alternates a, b, a and uses the mean of the a's."""
+    import shutil
+
+    from matting.archive import close_run
+    from matting.atomic import atomic_write_bytes
+    from matting.detection import ScanOptions, scan
+    from matting.engine import Engine, OutputOptions, file_sources
+    from matting.manifest import RunManifest, utc_now
+    from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
+    from matting.storage import LocalStorage
+
+    engine = Engine(model=model)
+    out = OutputOptions.build("png")
+    samples = _images(SAMPLES_DIR)
+    with tempfile.TemporaryDirectory(prefix="matting-pipebench-") as tmp:
+        src = Path(tmp) / "photos"
+        src.mkdir()
+        for i in range(count):
+            shutil.copyfile(samples[i % len(samples)], src / f"img_{i:04d}{samples[i % len(samples)].suffix}")
+        paths = sorted(src.iterdir())
+        list(engine.run_batch(file_sources(paths[:1]), out))  # warm-up
+
+        def engine_alone(dest: Path) -> float:
+            t0 = time.perf_counter()
+            for r in engine.run_batch(
+                file_sources(paths, [p.name for p in paths]),
+                out,
+                sink=lambda n, d, o, dest=dest: str(atomic_write_bytes(dest / n, d)),
+            ):
+                if not r.ok:
+                    raise RuntimeError(r.error)
+            return time.perf_counter() - t0
+
+        def pipeline() -> float:
+            incoming, archive = Path(tmp) / "incoming", Path(tmp) / "archive"
+            shutil.copytree(src, incoming)
+            t0 = time.perf_counter()
+            source, dest = LocalStorage(incoming), LocalStorage(archive)
+            files = scan(source, ScanOptions(settle_seconds=0, max_files=count)).new
+            cfg = BatchConfig(run_prefix="2026/01/01/bench", chunk_size=16)
+            records = BatchRunner(source, dest, MattingJob(engine, out), cfg).run(files)
+            manifest = RunManifest(
+                dag_id="bench",
+                run_id="bench",
+                params={},
+                job={},
+                started_at=utc_now(),
+                run_prefix=cfg.run_prefix,
+                files=records,
+            )
+            write_manifest(dest, cfg, manifest, name="parts/part-0000")
+            close_run(dest.sub(cfg.run_prefix), source)
+            return time.perf_counter() - t0
+
+        _log(f"{count} images: engine alone ...")
+        a1 = engine_alone(Path(tmp) / "e1")
+        _log(f"  {a1:.1f} s; pipeline ...")
+        p = pipeline()
+        _log(f"  {p:.1f} s; engine alone again ...")
+        a2 = engine_alone(Path(tmp) / "e2")
+        _log(f"  {a2:.1f} s")
+    engine_s = (a1 + a2) / 2
+    return {
+        "images": count,
+        "engine_s": engine_s,
+        "engine_runs_s": [a1, a2],
+        "pipeline_s": p,
+        "ratio": p / engine_s,
+        "target": 1.15,
+    }
+
+
+def add_pipeline_bench_parser(sub) -> None:
+    b = sub.add_parser("bench-pipeline", help="pipeline (records, moves, manifest, archive) vs the engine alone")
+    b.add_argument("--count", type=int, default=200)
+    b.add_argument("--model", default="u2netp")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench_pipeline)
+
+
+def cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    r = run_pipeline_benchmark(args.count, args.model)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(
+            f"{r['images']} images: engine alone {r['engine_s']:.1f} s "
+            f"(runs {r['engine_runs_s'][0]:.1f} / {r['engine_runs_s'][1]:.1f} s), "
+            f"full pipeline {r['pipeline_s']:.1f} s "
+            f"-> {r['ratio']:.3f}x the engine's time (target <= {r['target']})"
+        )
+    return 0

@@ -296,9 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--timeout", type=float, default=30.0, help="network timeout per request (s)")
     mf.set_defaults(func=cmd_models_fetch)
 
-    from matting.bench import add_bench_parser
+    from matting.bench import add_bench_parser, add_pipeline_bench_parser
 
     add_bench_parser(sub)
+    add_pipeline_bench_parser(sub)
     return parser
 
 
