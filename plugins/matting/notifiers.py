@@ -19,6 +19,8 @@ DEFAULT_WEBHOOK_CONN = "matting_webhook"
 
 
 def _webhook_url(conn_id: str) -> str | None:
+    """The webhook URL from an Airflow connection: ``https://hooks.example.com/path`` as a URI
+    (Airflow puts the path in ``schema``), or a JSON connection whose ``host`` is the full URL."""
     try:
         from airflow.sdk import BaseHook
 
@@ -26,14 +28,18 @@ def _webhook_url(conn_id: str) -> str | None:
     except Exception:  # not configured: notifications are logged only
         return None
     host = conn.host or ""
-    if not host.startswith(("http://", "https://")):
-        scheme = conn.schema or "https"
-        host = f"{scheme}://{host}"
-    if conn.port:
-        head, _, tail = host.partition("://")
-        host_part, _, path = tail.partition("/")
-        host = f"{head}://{host_part}:{conn.port}/{path}"
-    return host
+    if not host:
+        return None
+    if "://" in host:
+        return host
+    schema = (conn.schema or "").strip("/")
+    if schema in ("http", "https"):
+        scheme, path = schema, ""
+    else:
+        scheme = conn.conn_type if conn.conn_type in ("http", "https") else "https"
+        path = f"/{schema}" if schema else ""
+    port = f":{conn.port}" if conn.port else ""
+    return f"{scheme}://{host}{port}{path}"
 
 
 def post_webhook(conn_id: str, payload: dict) -> bool:
