@@ -118,6 +118,12 @@ class S3Server:
     endpoint: str
     server: object
 
+    def client(self):
+        """A boto3 S3 client on this server, for tests to set up buckets and check objects."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+
     @property
     def conn_uri(self) -> str:
         from urllib.parse import quote

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from matting.errors import (
     ConfigError,
@@ -137,7 +137,6 @@ def decode(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) ->
         )
     fmt = img.format or "unknown"
     try:
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
         img.load()
     except OSError as exc:
         msg = str(exc)

@@ -17,10 +17,10 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from matting.cli import plan_outputs
 from matting.detection import Ledger
 from matting.engine.core import Engine, ImageResult, OutputOptions
 from matting.manifest import FileRecord, RunManifest, utc_now
+from matting.naming import plan_outputs
 from matting.progress import BatchProgress
 from matting.storage import FileInfo, Storage
 

@@ -8,7 +8,6 @@ import threading
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 JPG = b"\xff\xd8\xff\xe0" + b"0" * 100
@@ -47,7 +46,7 @@ def test_dag_with_sftp_source(dag, tmp_path, sshd, sftp_conn):
 
 
 def test_dag_with_s3_source(dag, tmp_path, s3_server, s3_conn):
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client = s3_server.client()
     client.create_bucket(Bucket="dagtest")
     client.put_object(Bucket="dagtest", Key="in/x.png", Body=JPG)
     files = _run(dag, "s3://dagtest/in", s3_conn, tmp_path / "out.json")
@@ -85,7 +84,7 @@ def test_sensor_then_remove_background_sftp_to_s3(
     root.mkdir()
     (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (root / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client = s3_server.client()
     client.create_bucket(Bucket="chain")
     conf = {
         "source": f"sftp://{root}",

@@ -111,7 +111,6 @@ def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_d
     """The product's SFTP ingestion DAG, configured only through Variables (AIRFLOW_VAR_*)."""
     import uuid
 
-    import boto3
     from airflow.dag_processing.dagbag import DagBag
 
     root = sshd.root / uuid.uuid4().hex[:8]
@@ -122,7 +121,7 @@ def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_d
     old = (root / "a.jpg").stat().st_mtime - 60
     os.utime(root / "a.jpg", (old, old))
     os.utime(root / "empty.jpg", (old, old))
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client = s3_server.client()
     client.create_bucket(Bucket="ingest")
     for key, value in {
         "MATTING_SFTP_SOURCE": f"sftp://{root}",

@@ -145,14 +145,13 @@ def test_vanished_input_is_reported_not_skipped(tmp_path, incoming, job):
 def test_sftp_source_to_s3_destination(tmp_path, sshd, sftp_conn, s3_server, s3_conn, job):
     import uuid
 
-    import boto3
     from matting.storage import S3Storage, SftpStorage
 
     root = sshd.root / uuid.uuid4().hex[:8]
     root.mkdir()
     (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (root / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client = s3_server.client()
     client.create_bucket(Bucket="archive")
     src, dest = SftpStorage(str(root), sftp_conn), S3Storage("archive", "out", s3_conn)
     files = scan(src, ScanOptions(settle_seconds=0)).new

@@ -9,7 +9,6 @@ import time
 import uuid
 from urllib.parse import quote
 
-import boto3
 import pytest
 from matting.detection import Ledger, ScanOptions, scan
 from matting.sensors import LocalNewFilesSensor, S3NewFilesSensor, SftpNewFilesSensor
@@ -105,7 +104,7 @@ def source(request, tmp_path):
     elif request.param == "s3":
         conn, server = request.getfixturevalue("s3_conn"), request.getfixturevalue("s3_server")
         bucket = f"b-{uuid.uuid4().hex[:10]}"
-        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
+        client = server.client()
         client.create_bucket(Bucket=bucket)
 
         def put(rel, data):
@@ -202,7 +201,7 @@ def test_sftp_sensor_survives_server_restart_between_pokes(sshd, sftp_conn):
 def test_s3_sensor_retries_a_5xx_listing(s3_server, monkeypatch, caplog):
     from servers import faulty_proxy
 
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client = s3_server.client()
     client.create_bucket(Bucket="flaky")
     client.put_object(Bucket="flaky", Key="in/a.jpg", Body=JPG)
     with faulty_proxy(s3_server.endpoint, fail_first=1) as (url, seen):

@@ -6,7 +6,6 @@ import os
 import time
 import uuid
 
-import boto3
 import pytest
 from matting.storage import LocalStorage, S3Storage, SftpStorage, UnsafePath, open_storage, safe_relpath
 
@@ -34,7 +33,7 @@ def backend(request, tmp_path):
         conn = request.getfixturevalue("s3_conn")
         server = request.getfixturevalue("s3_server")
         bucket = f"b-{uuid.uuid4().hex[:10]}"
-        client = boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
+        client = server.client()
         client.create_bucket(Bucket=bucket)
         yield Backend(
             S3Storage(bucket, "incoming", conn),
@@ -97,7 +96,7 @@ def test_unsafe_paths_are_refused(bad, tmp_path):
 
 def test_traversal_names_from_a_listing_are_dropped(s3_server, s3_conn):
     """Only S3 keys can carry '..' segments (filesystems resolve them): a hostile key is never handed out."""
-    client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
+    client = s3_server.client()
     client.create_bucket(Bucket="hostile")
     client.put_object(Bucket="hostile", Key="incoming/ok.jpg", Body=b"1")
     client.put_object(Bucket="hostile", Key="incoming/../../escape.jpg", Body=b"2")
