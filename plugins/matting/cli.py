@@ -16,6 +16,7 @@ from pathlib import Path
 from matting.atomic import atomic_write_bytes, is_temp_name
 from matting.errors import MattingError, ModelError
 from matting.images import looks_like_image
+from matting.naming import plan_outputs
 
 log = logging.getLogger("matting.cli")
 
@@ -59,25 +60,6 @@ def collect_inputs(inputs: list[str], outdir: Path | None = None) -> list[tuple[
                 seen.add(p.resolve())
                 found.append((p, p.name))
     return found
-
-
-def plan_outputs(names: list[str], extension: str) -> dict[str, str]:
-    """Map each relative input name to an output name with ``extension``; names kept, clashes
-    (a.jpg and a.png both -> a.png) resolved by adding the source extension to the later one."""
-    plan: dict[str, str] = {}
-    used: set[str] = set()
-    for name in names:
-        stem, src_ext = os.path.splitext(name)
-        candidate = stem + extension
-        if candidate.lower() in used:
-            candidate = f"{stem}_{src_ext.lstrip('.').lower() or 'noext'}{extension}"
-            n = 2
-            while candidate.lower() in used:
-                candidate = f"{stem}_{n}{extension}"
-                n += 1
-        used.add(candidate.lower())
-        plan[name] = candidate
-    return plan
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -159,12 +141,7 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
     )
     progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
     for path, name in inputs:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            data = b""
-            log.warning("cannot read %s: %s", path, exc)
-        outcome = process_portrait(engine, data, name, plan[name], options, args.sheet, args.max_pixels)
+        outcome = process_portrait(engine, path.read_bytes, name, plan[name], options, args.sheet, args.max_pixels)
         for rel, blob in outcome.files.items():
             written = atomic_write_bytes(outdir / rel, blob)
             if rel == outcome.result.output:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -235,9 +236,9 @@ class IdPhotoOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         import json
 
-        from matting.cli import plan_outputs
         from matting.engine import Engine, RuntimeOptions
         from matting.idphoto.batch import process_portrait
+        from matting.naming import plan_outputs
 
         options = self._options()
         sheet = None if self.sheet in (None, "", "none", "None") else str(self.sheet)
@@ -260,7 +261,8 @@ class IdPhotoOperator(BaseOperator):
         progress = BatchProgress(total=len(infos), log=logging.getLogger("matting.task"), every_s=5.0)
         reports = []
         for info in infos:
-            outcome = process_portrait(engine, src.read(info.path), info.path, plan[info.path], options, sheet)
+            load = functools.partial(src.read, info.path)
+            outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
             for rel, blob in outcome.files.items():
                 dest.write(rel, blob)
             reports.append(outcome.report)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from matting.engine.core import Engine, ImageResult
-from matting.errors import ImageError
+from matting.errors import ImageError, ProcessingError
 from matting.idphoto.compose import IdPhotoOptions, compose_id_photo
 from matting.idphoto.sheet import make_sheet
 from matting.images import decode
@@ -28,7 +29,7 @@ class PortraitOutcome:
 
 def process_portrait(
     engine: Engine,
-    data: bytes,
+    load: Callable[[], bytes],
     name: str,
     out_name: str,
     options: IdPhotoOptions,
@@ -36,22 +37,30 @@ def process_portrait(
     max_pixels: int | None = None,
 ) -> PortraitOutcome:
     """``out_name`` is the photo's relative output name (e.g. ``a/b.jpg``). Strict-mode failures and
-    rejections go under ``review/`` with their report; the report always says why."""
+    rejections go under ``review/`` with their report; the report always says why. ``load`` returns
+    the file's bytes: an unreadable file, like any failure on this portrait, fails only itself."""
     stem = out_name.rsplit(".", 1)[0]
     try:
-        photo = compose_id_photo(engine, decode(data, name=name, max_pixels=max_pixels), options)
-    except ImageError as exc:
+        photo = compose_id_photo(engine, decode(load(), name=name, max_pixels=max_pixels), options)
+    except Exception as exc:
+        if isinstance(exc, ImageError):
+            code, message = exc.code, str(exc)
+        elif isinstance(exc, OSError):
+            code, message = ProcessingError.code, f"{name}: cannot read: {exc}"
+        else:  # a bug or runtime failure on this portrait must not end the batch
+            log.exception("unexpected failure on %s", name)
+            code, message = ProcessingError.code, f"{name}: {type(exc).__name__}: {exc}"
         report = {
             "spec": options.spec.name,
             "source": name,
             "passed": False,
-            "rejected": exc.code,
-            "reasons": [str(exc)],
+            "rejected": code,
+            "reasons": [message],
             "head_ratio": None,
             "top_margin_ratio": None,
         }
         return PortraitOutcome(
-            result=ImageResult(source=name, ok=False, error_type=exc.code, error=str(exc)),
+            result=ImageResult(source=name, ok=False, error_type=code, error=message),
             files={f"review/{stem}.report.json": json.dumps(report, indent=2, ensure_ascii=False).encode()},
             report=report,
         )
