@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Param
-from matting.dag_defaults import data_dir, deadline, default_args, matting_task_args, run_prefix, var
+from matting.dag_defaults import data_dir, deadline, default_args, matting_task_args, var
 from matting.operators import IdPhotoOperator
 
 # the preset names are part of the form; kept in step with include/idphoto_specs.yaml by a test
@@ -94,6 +94,5 @@ with DAG(
         sheet="{{ params.sheet }}",
         strict="{{ params.mode }}",
         model=var("matting_idphoto_model", ""),
-        run_prefix=run_prefix(),
         **matting_task_args(),
     )

@@ -11,7 +11,9 @@ skipped, not failed.
 Connections: `aws_default` / `sftp_default` (or the Variables below). Variables (optional):
 `matting_<kind>_source` (`s3://incoming/photos`, `sftp:///upload/photos`), `matting_<kind>_conn_id`,
 `matting_destination`, `matting_destination_conn_id`, `matting_model`, `matting_scenario`,
-`matting_format`, `matting_background`, `matting_batch_size`.
+`matting_format`, `matting_background`, `matting_batch_size`. Parse-time environment: `MATTING_<KIND>_SCHEDULE`
+(cron, default every 15 min), `MATTING_POKE_INTERVAL_S` (30), `MATTING_SETTLE_SECONDS` (10: a file must
+keep its size and mtime this long), `MATTING_MAX_FILES_PER_RUN` (500).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ for kind, sensor_cls, default_source, default_conn in (
             location=source,
             conn_id=conn,
             deferrable=True,
-            poke_interval=30,
+            poke_interval=float(os.environ.get("MATTING_POKE_INTERVAL_S", "30")),
+            settle_seconds=float(os.environ.get("MATTING_SETTLE_SECONDS", "10")),
             timeout=14 * 60,
             soft_fail=True,
             max_files=int(os.environ.get("MATTING_MAX_FILES_PER_RUN", "500")),

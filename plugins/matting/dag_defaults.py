@@ -25,14 +25,6 @@ def var(name: str, default: str) -> str:
     return "{{ var.value.get('" + name + "', '" + escaped + "') }}"
 
 
-def run_prefix() -> str:
-    """``YYYY/MM/DD/<run_id>`` (manual runs have no logical date in Airflow 3: use run_after)."""
-    return (
-        "{{ (logical_date or dag_run.run_after).strftime('%Y/%m/%d') }}/"
-        "{{ run_id | replace(':', '-') | replace('+', '_') }}"
-    )
-
-
 def default_args() -> dict:
     return {
         "owner": "matting",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from matting.dag_defaults import data_dir, matting_task_args, run_prefix, var
+from matting.dag_defaults import data_dir, matting_task_args, var
 from matting.operators import ArchiveOperator, RemoveBackgroundOperator
 
 
@@ -25,7 +25,6 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any) -> Archiv
         scenario=var("matting_scenario", "default"),
         output_format=var("matting_format", "png"),
         background=var("matting_background", ""),
-        run_prefix=run_prefix(),
         **matting_task_args(),
     ).expand(files=batches)
     archive = ArchiveOperator(
@@ -34,7 +33,6 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any) -> Archiv
         destination_conn_id=destination_conn_id,
         source=source,
         source_conn_id=source_conn_id,
-        run_prefix=run_prefix(),
         trigger_rule="all_done",
     )
     removed >> archive

@@ -19,10 +19,15 @@ from matting.storage import FileInfo, open_storage
 
 
 def default_run_prefix(context: Any) -> str:
-    """``YYYY/MM/DD/<run_id>`` from the run's logical date (or now, for runs without one)."""
-    when = context.get("logical_date") or context.get("data_interval_start")
+    """``YYYY/MM/DD/<run_id>``: the day the run was due (``logical_date``; manual runs in Airflow 3
+    have none, so ``dag_run.run_after``) and the run id made path-safe. Every task of a run computes
+    the same prefix, so mapped batches and the archive step meet in one folder."""
+    dag_run = context.get("dag_run")
+    when = context.get("logical_date") or getattr(dag_run, "run_after", None) or context.get("data_interval_start")
     day = when.strftime("%Y/%m/%d") if when else time.strftime("%Y/%m/%d", time.gmtime())
-    run_id = str(context.get("run_id") or "manual").replace("/", "_").replace(":", "-")
+    run_id = str(context.get("run_id") or "manual")
+    for char, repl in (("/", "_"), (":", "-"), ("+", "_")):
+        run_id = run_id.replace(char, repl)
     return f"{day}/{run_id}"
 
 
@@ -149,7 +154,7 @@ class ArchiveOperator(BaseOperator):
         self,
         *,
         destination: str,
-        run_prefix: str,
+        run_prefix: str | None = None,
         destination_conn_id: str | None = None,
         source: str | None = None,
         source_conn_id: str | None = None,
@@ -163,14 +168,15 @@ class ArchiveOperator(BaseOperator):
         self.run_prefix, self.make_zip, self.contact_sheet = run_prefix, make_zip, contact_sheet
 
     def execute(self, context: Any) -> dict:
-        run = open_storage(self.destination, self.destination_conn_id or None).sub(self.run_prefix)
+        prefix = self.run_prefix or default_run_prefix(context)
+        run = open_storage(self.destination, self.destination_conn_id or None).sub(prefix)
         source = open_storage(self.source, self.source_conn_id or None) if self.source else None
         if not any(f.path.startswith(f"{PARTS_DIR}/") for f in run.list()):
             self.log.info("nothing to archive under %s: no batch ran", run.describe())
             return {"files": 0, "ok": 0, "failed": 0}
         summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
         self.log.info("archived %s: %s", run.describe(), summary)
-        return {"run_prefix": self.run_prefix, **summary}
+        return {"run_prefix": prefix, **summary}
 
 
 class IdPhotoOperator(BaseOperator):

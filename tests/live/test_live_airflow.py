@@ -1,0 +1,189 @@
+"""Live end-to-end: a real Airflow (api-server, scheduler + LocalExecutor, dag-processor, triggerer
+as separate processes) runs the product's DAGs the way an operator drives them: REST calls with a
+logged-in user, a Params payload, files dropped on a real SFTP server and picked up by the deferrable
+sensor in the triggerer. Deadlines stay on (the real scheduler handles them) and retries stay as
+configured by the DAGs, except that the retry delay is short.
+
+Run alone with ``pytest -m live``; ``make test`` runs it with everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+import zipfile
+
+import paramiko
+import pytest
+from conftest import SAMPLES
+from live_airflow import ApiError, LiveAirflow
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, model_store, sshd):
+    data = tmp_path_factory.mktemp("live-data")
+    live = LiveAirflow(
+        home=tmp_path_factory.mktemp("live-airflow-home"),
+        extra_env={
+            "MATTING_DATA_DIR": str(data),
+            "MATTING_DEADLINES": "on",
+            "MATTING_RETRIES": "1",
+            "MATTING_RETRY_DELAY_S": "5",
+            "MATTING_POKE_INTERVAL_S": "3",
+            "MATTING_SETTLE_SECONDS": "2",
+            "MATTING_PROVIDERS": "cpu",
+        },
+    )
+    live.data = data
+    try:
+        live.start()
+        yield live
+    finally:
+        live.stop()
+
+
+def _run_dir(root):
+    found = sorted(p for p in root.glob("*/*/*/*") if p.is_dir())
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_rest_login_rejects_a_wrong_password(airflow):
+    with pytest.raises(ApiError) as err:
+        airflow.login(airflow.user, "not-the-password")
+    assert err.value.status == 401
+
+
+def test_id_photo_batch_triggered_through_the_rest_api(airflow):
+    src = airflow.data / "portraits"
+    src.mkdir()
+    (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (src / "cup.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    dest = airflow.data / "id-photos"
+
+    airflow.wait_for_dag("id_photo_batch")
+    airflow.api("PATCH", "dags/id_photo_batch", {"is_paused": False})
+    # the Params form is validated before a run is created: a bad standard is refused at once
+    with pytest.raises(ApiError) as bad:
+        airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": {"spec": "mars-passport"}})
+    assert bad.value.status in (400, 422), bad.value
+    conf = {
+        "source": str(src),
+        "destination": str(dest),
+        "spec": "us-passport",
+        "background": "white",
+        "sheet": "4x6",
+        "mode": "strict",
+    }
+    run = airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": conf})
+    assert run["conf"]["spec"] == "us-passport"
+    airflow.wait_for_run("id_photo_batch", run["dag_run_id"], timeout=300)
+
+    run_dir = _run_dir(dest)
+    names = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    assert names == [
+        "astronaut.jpg",
+        "astronaut.report.json",
+        "astronaut.sheet-4x6.jpg",
+        "manifest.json",
+        "review/cup.report.json",
+    ]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1}
+    assert manifest["params"]["spec"] == "us-passport"
+    report = json.loads((run_dir / "astronaut.report.json").read_text())
+    assert report["passed"], report
+    # the task log is reachable through the API, as the UI shows it
+    log = airflow.api("GET", f"dags/id_photo_batch/dagRuns/{run['dag_run_id']}/taskInstances/make_id_photos/logs/1")
+    assert "astronaut" in json.dumps(log)
+
+
+def _sftp_put(sshd, remote_dir: str, files: dict[str, bytes]) -> None:
+    """Upload like a kiosk would: over SFTP, each file under a temporary name, then renamed."""
+    key = paramiko.Ed25519Key.from_private_key_file(str(sshd.key_file))
+    with paramiko.SSHClient() as ssh:
+        ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - throwaway loopback server
+        ssh.connect("127.0.0.1", port=sshd.port, username=sshd.user, pkey=key, allow_agent=False, look_for_keys=False)
+        with ssh.open_sftp() as sftp:
+            for name, data in files.items():
+                with sftp.open(f"{remote_dir}/{name}.part", "wb") as fh:
+                    fh.write(data)
+                sftp.rename(f"{remote_dir}/{name}.part", f"{remote_dir}/{name}")
+
+
+def test_sftp_files_picked_up_by_the_deferrable_sensor_in_the_triggerer(airflow, sshd):
+    dag_id = "matting_sftp_ingest"
+    incoming = sshd.root / f"live-{uuid.uuid4().hex[:6]}"
+    incoming.mkdir()
+    archive = airflow.data / "archive"
+    airflow.api(
+        "POST",
+        "connections",
+        {
+            "connection_id": "sftp_live",
+            "conn_type": "sftp",
+            "host": "127.0.0.1",
+            "port": sshd.port,
+            "login": sshd.user,
+            "extra": json.dumps({"key_file": str(sshd.key_file), "no_host_key_check": True}),
+        },
+    )
+    for key, value in {
+        "matting_sftp_source": f"sftp://{incoming}",
+        "matting_sftp_conn_id": "sftp_live",
+        "matting_destination": str(archive),
+        "matting_batch_size": "2",
+    }.items():
+        airflow.api("POST", "variables", {"key": key, "value": value})
+
+    airflow.wait_for_dag(dag_id)
+    airflow.api("PATCH", f"dags/{dag_id}", {"is_paused": False})  # the scheduler creates the latest cron run
+    run_id = airflow.wait_for(
+        "the scheduled run",
+        lambda: next(iter(r["dag_run_id"] for r in airflow.api("GET", f"dags/{dag_id}/dagRuns")["dag_runs"]), None),
+        timeout=120,
+    )
+    ti_path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait_for_new_files"
+    airflow.wait_for(
+        "the sensor to defer to the triggerer",
+        lambda: airflow.api("GET", ti_path)["state"] == "deferred",
+        timeout=180,
+    )
+    time.sleep(4)  # at least one empty check in the triggerer before anything arrives
+    assert airflow.api("GET", ti_path)["state"] == "deferred"
+
+    _sftp_put(
+        sshd,
+        str(incoming),
+        {
+            "astronaut.jpg": (SAMPLES / "astronaut.jpg").read_bytes(),
+            "rocket.jpg": (SAMPLES / "rocket.jpg").read_bytes(),
+            "broken.jpg": b"\xff\xd8\xff\xe0 not really a jpeg",
+        },
+    )
+    airflow.wait_for_run(dag_id, run_id, timeout=300)
+    airflow.api("PATCH", f"dags/{dag_id}", {"is_paused": True})
+
+    ti = airflow.api("GET", ti_path)
+    assert ti["state"] == "success" and ti["try_number"] == 1
+    sensor_log = json.dumps(airflow.api("GET", f"{ti_path}/logs/1"))
+    assert "trigger found files" in sensor_log and "new=3" in sensor_log
+
+    run_dir = _run_dir(archive)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["counts"] == {"files": 3, "ok": 2, "failed": 1}, manifest["counts"]
+    assert len(manifest["parts"]) == 2  # batch size 2: two mapped batches
+    with zipfile.ZipFile(run_dir / "outputs.zip") as zf:
+        pngs = sorted(n.rsplit("/", 1)[-1] for n in zf.namelist() if n.endswith(".png"))
+        assert pngs == ["astronaut.png", "rocket.png"], zf.namelist()
+    assert (run_dir / "contact_sheet.jpg").stat().st_size > 0
+    left = sorted(p.relative_to(incoming).as_posix() for p in incoming.rglob("*") if p.is_file())
+    assert left == [
+        "processed/astronaut.jpg",
+        "processed/rocket.jpg",
+        "quarantine/broken.jpg",
+        "quarantine/broken.jpg.error.json",
+    ]
