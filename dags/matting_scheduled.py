@@ -14,11 +14,10 @@ Variables (all optional): `matting_source`, `matting_source_conn_id`, `matting_d
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from airflow.sdk import DAG
-from matting.dag_defaults import data_dir, deadline, default_args, var
+from matting.dag_defaults import data_dir, deadline, default_args, setting, var
 from matting.flows import remove_and_archive
 from matting.tasks import list_new_files, split_batches
 
@@ -27,7 +26,7 @@ SOURCE_CONN = var("matting_source_conn_id", "")
 
 with DAG(
     dag_id="matting_scheduled",
-    schedule=os.environ.get("MATTING_SCHEDULE", "0 9,13,18 * * *"),
+    schedule=setting("MATTING_SCHEDULE", "0 9,13,18 * * *"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -14,9 +14,15 @@ from datetime import timedelta
 from matting.notifiers import WebhookNotifier
 
 
+def setting(name: str, default: str) -> str:
+    """A parse-time setting from the environment; unset or empty means the default (a compose file
+    passes ``${VAR:-}`` through as an empty string)."""
+    return os.environ.get(name) or default
+
+
 def data_dir() -> str:
     """Default root for local incoming/ and archive/ folders (env MATTING_DATA_DIR), read per parse."""
-    return os.environ.get("MATTING_DATA_DIR", "/opt/airflow/data")
+    return setting("MATTING_DATA_DIR", "/opt/airflow/data")
 
 
 def var(name: str, default: str) -> str:
@@ -28,8 +34,8 @@ def var(name: str, default: str) -> str:
 def default_args() -> dict:
     return {
         "owner": "matting",
-        "retries": int(os.environ.get("MATTING_RETRIES", "3")),
-        "retry_delay": timedelta(seconds=int(os.environ.get("MATTING_RETRY_DELAY_S", "60"))),
+        "retries": int(setting("MATTING_RETRIES", "3")),
+        "retry_delay": timedelta(seconds=int(setting("MATTING_RETRY_DELAY_S", "60"))),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
@@ -41,21 +47,21 @@ def matting_task_args() -> dict:
     """Pool and queue for the matting tasks. With a GPU worker set MATTING_POOL=matting_gpu (slots =
     GPUs x sessions per GPU) and MATTING_QUEUE=gpu; the defaults run on any single local worker."""
     return {
-        "pool": os.environ.get("MATTING_POOL", "default_pool"),
-        "queue": os.environ.get("MATTING_QUEUE", "default"),
+        "pool": setting("MATTING_POOL", "default_pool"),
+        "queue": setting("MATTING_QUEUE", "default"),
     }
 
 
 def deadline(default_minutes: int):
     """The run-level SLA as an Airflow 3 Deadline Alert (SLAs were removed in 3.0), or None when
     MATTING_DEADLINES=off (``dag.test()`` in 3.3.2 fails at the end of a run that declares one)."""
-    if os.environ.get("MATTING_DEADLINES", "on").lower() in ("off", "0", "false", "no"):
+    if setting("MATTING_DEADLINES", "on").lower() in ("off", "0", "false", "no"):
         return None
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-    minutes = int(os.environ.get("MATTING_SLA_MINUTES", str(default_minutes)))
+    minutes = float(setting("MATTING_SLA_MINUTES", str(default_minutes)))
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(minutes=minutes),
-        callback=AsyncCallback("matting.notifiers.deadline_missed", kwargs={"sla": f"{minutes} min"}),
+        callback=AsyncCallback("matting.notifiers.deadline_missed", kwargs={"sla": f"{minutes:g} min"}),
     )

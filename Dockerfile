@@ -1,0 +1,42 @@
+# The product's Airflow image: the official Airflow 3.3 image + the tested runtime pins + the
+# package (plugins/), DAGs, include/ data and checksum-verified model weights.
+#
+#   CPU (scheduler, api-server, triggerer, default worker):  docker compose build
+#   GPU worker:  built by the compose service airflow-worker-gpu with MATTING_VARIANT=gpu
+#
+# Build args:
+#   AIRFLOW_VERSION   must match apache-airflow in requirements-runtime.txt (a test checks)
+#   MATTING_VARIANT   cpu | gpu  (gpu swaps onnxruntime for onnxruntime-gpu with NVIDIA's CUDA/cuDNN wheels)
+#   MATTING_MODELS    models fetched into the image at build time, checksums verified (see models/manifest.json)
+ARG AIRFLOW_VERSION=3.3.2
+FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
+
+ARG AIRFLOW_VERSION=3.3.2
+ARG MATTING_VARIANT=cpu
+ARG MATTING_MODELS="u2netp isnet-general-use"
+ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]==1.31.1"
+
+ENV PYTHONPATH=/opt/airflow/plugins \
+    MATTING_MODEL_DIR=/opt/airflow/models \
+    MATTING_DATA_DIR=/opt/airflow/data \
+    MATTING_VARIANT=${MATTING_VARIANT}
+
+USER airflow
+# mount points owned by the airflow user: a fresh named volume takes this ownership
+RUN mkdir -p /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache
+COPY --chown=airflow:0 requirements-runtime.txt requirements-nodeps.txt constraints.txt /opt/matting/
+# keep Airflow itself at the image's version; everything else at the set the tests ran with
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/matting/requirements-runtime.txt \
+ && pip install --no-cache-dir --no-deps -r /opt/matting/requirements-nodeps.txt \
+ && if [ "${MATTING_VARIANT}" = "gpu" ]; then \
+        pip uninstall -y onnxruntime && pip install --no-cache-dir "${ONNXRUNTIME_GPU}"; \
+    fi \
+ && python -c "import onnxruntime as ort; print('onnxruntime', ort.__version__, ort.get_available_providers())"
+
+COPY --chown=airflow:0 plugins /opt/airflow/plugins
+COPY --chown=airflow:0 dags /opt/airflow/dags
+COPY --chown=airflow:0 include /opt/airflow/include
+COPY --chown=airflow:0 models/manifest.json /opt/airflow/models/manifest.json
+# weights come from rembg's release URLs (the manifest's first source) and are checked against the
+# manifest's checksum; a mismatch fails the build
+RUN python -m matting models fetch ${MATTING_MODELS} && python -m matting models list

@@ -1,0 +1,252 @@
+"""docker-compose.yaml, Dockerfile and .env.example checked against the code.
+
+There is no container engine here, so nothing is started from the compose file; what can be checked
+is: Docker Compose v2 itself resolves it (``docker compose config``, the real Go binary that
+``make tools`` installs), every service has a health check, the Airflow components agree on their
+settings, the GPU worker is wired to the engine's settings, every MATTING_* name exists in the code,
+and the init service's script runs against a real Airflow (SQLite) and creates the pool, connections
+and Variables the DAGs read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = ROOT / ".env.example"
+AIRFLOW_COMPONENTS = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
+    "airflow-worker-gpu": "celery worker",
+}
+ONE_SHOT = {"airflow-init", "minio-init"}
+
+
+def compose_bin() -> str:
+    found = shutil.which("docker-compose", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose missing: `make tools` installs it")
+        pytest.skip("docker-compose not installed (make tools)")
+    return found
+
+
+def compose(*args: str, env_file: Path = ENV_EXAMPLE) -> subprocess.CompletedProcess:
+    # a clean environment: no variable from this shell may fill in for .env
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
+    return subprocess.run(
+        [compose_bin(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    proc = compose("--profile", "gpu", "config", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _dotenv(path: Path) -> dict:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    return {k: v for k, v in pairs}
+
+
+def test_compose_resolves_and_refuses_missing_secrets(tmp_path):
+    assert compose("config", "--quiet").returncode == 0
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    proc = compose("config", "--quiet", env_file=empty)
+    assert proc.returncode != 0 and "in .env" in proc.stderr, proc.stderr
+    # every required secret has a value in .env.example
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE_FILE.read_text()))
+    example = _dotenv(ENV_EXAMPLE)
+    assert required and all(example.get(name) for name in required), required - set(example)
+
+
+def test_services_health_checks_and_dependencies(config):
+    services = config["services"]
+    expected = set(AIRFLOW_COMPONENTS) | ONE_SHOT | {"postgres", "redis", "minio", "sftp"}
+    assert set(services) == expected
+    for name, svc in services.items():
+        if name in ONE_SHOT:
+            continue
+        assert svc.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        assert svc.get("restart") == "always", name
+    for name, svc in services.items():
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            want = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
+            assert cond["condition"] == want, (name, dep)
+    for name, command in AIRFLOW_COMPONENTS.items():
+        assert " ".join(services[name]["command"]).startswith(command), name
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    assert "airflow-init" in services["airflow-init"]["command"][-1]
+
+
+def test_airflow_components_share_one_configuration(config):
+    services = config["services"]
+    envs = {name: services[name]["environment"] for name in [*AIRFLOW_COMPONENTS, "airflow-init"]}
+    shared = (
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        "MATTING_POOL",
+        "MATTING_QUEUE",
+        "MATTING_DATA_DIR",
+    )
+    for key in shared:
+        values = {name: env.get(key) for name, env in envs.items()}
+        assert len(set(values.values())) == 1 and None not in values.values(), (key, values)
+    env = envs["airflow-scheduler"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # the execution API URL names the api-server service and its container port
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert services["airflow-apiserver"]["ports"][0]["target"] == 8080
+    assert (
+        "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        and "redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    )
+    # the CPU image and the GPU image are two variants of one Dockerfile
+    cpu, gpu = services["airflow-worker"], services["airflow-worker-gpu"]
+    assert cpu["build"]["args"]["MATTING_VARIANT"] == "cpu" and gpu["build"]["args"]["MATTING_VARIANT"] == "gpu"
+    assert gpu["image"] == cpu["image"] + "-gpu"
+    assert {services[n]["image"] for n in AIRFLOW_COMPONENTS if n != "airflow-worker-gpu"} == {cpu["image"]}
+
+
+def test_gpu_worker_is_wired_to_the_engine_settings(config, monkeypatch):
+    from matting.dag_defaults import matting_task_args
+    from matting.engine.session import RuntimeOptions
+
+    gpu = config["services"]["airflow-worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    device = gpu["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and int(device["count"]) >= 1
+    command = gpu["command"]
+    assert command[command.index("--queues") + 1] == "gpu"
+    env = gpu["environment"]
+    assert int(command[command.index("--concurrency") + 1]) == int(_dotenv(ENV_EXAMPLE)["MATTING_GPU_SESSIONS_PER_GPU"])
+    for key, value in env.items():
+        if key.startswith("MATTING_"):
+            monkeypatch.setenv(key, value)
+    opts = RuntimeOptions.from_env()
+    assert opts.providers[:2] == ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+    assert opts.gpu_mem_limit == 4 * 1024**3 and opts.trt_cache_dir == "/opt/airflow/trt-cache"
+    targets = {v["target"] for v in gpu["volumes"]}
+    assert {v["target"] for v in config["services"]["airflow-worker"]["volumes"]} <= targets
+    assert "/opt/airflow/trt-cache" in targets
+    # with the GPU settings of .env.example's comments, matting tasks go to the gpu queue and pool
+    monkeypatch.setenv("MATTING_POOL", "matting_gpu")
+    monkeypatch.setenv("MATTING_QUEUE", "gpu")
+    assert matting_task_args() == {"pool": "matting_gpu", "queue": "gpu"}
+    assert '"matting_gpu"' in config["services"]["airflow-init"]["command"][-1]  # the pool init creates
+
+
+def test_every_matting_setting_exists_in_the_code(config):
+    code = "\n".join(p.read_text() for p in [*ROOT.glob("plugins/matting/**/*.py"), *ROOT.glob("dags/*.py")])
+    init_script = config["services"]["airflow-init"]["command"][-1]
+    names = {
+        k for svc in config["services"].values() for k in (svc.get("environment") or {}) if k.startswith("MATTING_")
+    }
+    assert "MATTING_PROVIDERS" in names
+    for name in sorted(names):
+        scheduled = re.match(r"MATTING_(S3|SFTP)_SCHEDULE$", name)
+        in_code = name in code or (scheduled and 'f"MATTING_{kind.upper()}_SCHEDULE"' in code)
+        in_init = f'env["{name}"]' in init_script or f'env.get("{name}")' in init_script
+        assert in_code or in_init, f"{name} is set by docker-compose.yaml but read nowhere"
+
+
+def test_volumes_and_dockerfile_agree_with_the_layout(config):
+    from matting.engine.models import ModelStore
+
+    worker = config["services"]["airflow-worker"]
+    binds = {v["target"]: v.get("source") for v in worker["volumes"]}
+    for folder in ("dags", "plugins", "include"):
+        assert Path(binds[f"/opt/airflow/{folder}"]) == ROOT / folder
+    assert worker["environment"]["MATTING_DATA_DIR"] in binds
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for src, dst in re.findall(r"^COPY --chown=\S+ (\S+) (\S+)$", dockerfile, re.M):
+        assert (ROOT / src).exists(), src
+        if src in ("plugins", "dags", "include"):
+            assert dst == f"/opt/airflow/{src}"
+    airflow_pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements-runtime.txt").read_text(), re.M)[1]
+    assert re.findall(r"^ARG AIRFLOW_VERSION=(\S+)", dockerfile, re.M) == [airflow_pin, airflow_pin]
+    assert "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in dockerfile
+    models = set(re.search(r'^ARG MATTING_MODELS="([^"]+)"', dockerfile, re.M)[1].split())
+    models |= set(worker["build"]["args"]["MATTING_MODELS"].split())
+    manifest = ModelStore()
+    for name in models:
+        spec = manifest.spec(name)
+        assert spec.sha256 or spec.md5, f"{name} has no checksum to verify at build time"
+
+
+def _var_names_read_by_dags() -> set[str]:
+    text = "\n".join(p.read_text() for p in [*ROOT.glob("dags/*.py"), ROOT / "plugins/matting/flows.py"])
+    names = set(re.findall(r'var\(\s*f?"([a-z_{}]+)"', text))
+    return {n.replace("{kind}", kind) for n in names for kind in ("s3", "sftp")}
+
+
+def test_init_script_sets_up_a_real_airflow(config, tmp_path):
+    """The airflow-init script, run twice (restarts re-run it) against SQLite instead of PostgreSQL."""
+    init = config["services"]["airflow-init"]
+    assert init["entrypoint"] == ["/bin/bash"] and init["command"][0] == "-c"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        **init["environment"],
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AIRFLOW_HOME": str(tmp_path / "home"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",  # the CLI commands need no Celery broker
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "config" / "passwords.json"),
+        "MATTING_DATA_DIR": str(tmp_path / "data"),
+    }
+    env.pop("AIRFLOW__CELERY__RESULT_BACKEND")
+    script = init["command"][1].replace("$$", "$")  # `config` output keeps compose's $$ escapes
+    for attempt in (1, 2):
+        proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "airflow-init done" in proc.stdout, (
+            attempt,
+            proc.stdout[-2000:],
+            proc.stderr[-3000:],
+        )
+
+    example = _dotenv(ENV_EXAMPLE)
+    with sqlite3.connect(tmp_path / "airflow.db") as db:  # read back what the CLI stored
+        pools = dict(db.execute("SELECT pool, slots FROM slot_pool"))
+        conns = {row[0]: row[1:] for row in db.execute("SELECT conn_id, host, port, login, extra FROM connection")}
+        variables = {row[0] for row in db.execute("SELECT key FROM variable")}
+    assert pools["matting_gpu"] == int(example["MATTING_GPU_POOL_SLOTS"])
+    assert set(conns) == {"aws_default", "sftp_default"}  # no webhook URL in .env.example
+    fernet = Fernet(example["AIRFLOW_FERNET_KEY"].encode())  # extras are stored encrypted with .env's key
+    assert json.loads(fernet.decrypt(conns["aws_default"][3].encode()))["endpoint_url"] == "http://minio:9000"
+    assert conns["sftp_default"][:3] == ("sftp", 22, "matting")
+    assert json.loads(fernet.decrypt(conns["sftp_default"][3].encode())) == {"no_host_key_check": True}
+    assert variables and variables <= _var_names_read_by_dags(), variables - _var_names_read_by_dags()
+    passwords = json.loads((tmp_path / "config" / "passwords.json").read_text())
+    assert passwords == {example["AIRFLOW_ADMIN_USER"]: example["AIRFLOW_ADMIN_PASSWORD"]}
+    assert (tmp_path / "data" / "portraits").is_dir()
+    # the connection ids the ingest DAGs use by default are the ones init creates
+    ingest = (ROOT / "dags" / "matting_ingest.py").read_text()
+    assert '"aws_default"' in ingest and '"sftp_default"' in ingest
+    assert yaml.safe_load(COMPOSE_FILE.read_text())["services"]["sftp"]["command"].startswith("matting:")
