@@ -37,6 +37,27 @@ def test_gpu_options_when_cuda_is_available(monkeypatch):
     assert trt[0] == "TensorrtExecutionProvider" and trt[1]["trt_engine_cache_path"] == "/cache"
 
 
+def test_gpu_libraries_preloaded_once_and_only_for_gpu_providers(monkeypatch):
+    from matting.engine import session
+
+    calls = []
+    monkeypatch.setattr(session, "_preloaded", [])
+    monkeypatch.setattr(ort, "preload_dlls", lambda **kw: calls.append(kw), raising=False)
+    session.preload_gpu_libraries(["CPUExecutionProvider"])
+    assert calls == []  # a CPU worker never touches CUDA
+    cuda = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    session.preload_gpu_libraries(cuda)
+    session.preload_gpu_libraries(cuda)
+    assert calls == [{"directory": ""}]
+
+    def broken(**kw):
+        raise OSError("libcudnn.so.9: cannot open shared object file")
+
+    monkeypatch.setattr(session, "_preloaded", [])
+    monkeypatch.setattr(ort, "preload_dlls", broken, raising=False)
+    session.preload_gpu_libraries(cuda)  # logged, not raised: a system CUDA may still serve
+
+
 def test_env_configuration(monkeypatch):
     monkeypatch.setenv("MATTING_PROVIDERS", "CUDA, cpu")
     monkeypatch.setenv("MATTING_GPU_MEM_LIMIT", "512MiB")

@@ -143,6 +143,24 @@ class RuntimeOptions:
         return so
 
 
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+_preloaded: list[bool] = []
+
+
+def preload_gpu_libraries(providers: list) -> None:
+    """Load CUDA/cuDNN from NVIDIA's pip wheels (onnxruntime-gpu[cuda,cudnn], as the GPU image
+    installs them) before the first GPU session, once per process. Without it ONNX Runtime finds no
+    libcudart/libcudnn on a machine without a system CUDA and silently runs on CPU."""
+    names = [p if isinstance(p, str) else p[0] for p in providers]
+    if _preloaded or not any(n in _GPU_PROVIDERS for n in names) or not hasattr(ort, "preload_dlls"):
+        return
+    _preloaded.append(True)
+    try:
+        ort.preload_dlls(directory="")  # "": NVIDIA site-packages first, then the system's paths
+    except Exception as exc:  # a system CUDA install may still satisfy the provider
+        log.warning("could not preload CUDA/cuDNN libraries from NVIDIA's wheels: %s", exc)
+
+
 @dataclass
 class _Cached:
     session: ort.InferenceSession
@@ -170,6 +188,7 @@ def get_session(model_path: str | os.PathLike, options: RuntimeOptions) -> ort.I
         if cached is not None:
             log.info("model file %s changed on disk; reloading the session", path.name)
         providers = options.provider_list()
+        preload_gpu_libraries(providers)
         try:
             session = ort.InferenceSession(str(path), sess_options=options.session_options(), providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
