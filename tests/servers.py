@@ -204,3 +204,45 @@ def faulty_proxy(upstream: str, fail_first: int = 1, status: int = 500) -> Itera
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@dataclass
+class WebhookReceiver:
+    url: str
+    received: list  # JSON bodies, in arrival order
+
+    def wait_for(self, match, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = next((body for body in list(self.received) if match(body)), None)
+            if found is not None:
+                return found
+            time.sleep(0.5)
+        raise TimeoutError(f"no matching webhook call in {timeout:.0f}s; received {self.received}")
+
+
+@contextlib.contextmanager
+def run_webhook_receiver() -> Iterator[WebhookReceiver]:
+    """An HTTP server on loopback that records the JSON bodies POSTed to it (a stand-in for Slack/Teams)."""
+    import http.server
+    import json
+    import threading
+
+    received: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield WebhookReceiver(f"http://127.0.0.1:{srv.server_address[1]}/hook", received)
+    finally:
+        srv.shutdown()
+        srv.server_close()

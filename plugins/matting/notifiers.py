@@ -82,14 +82,26 @@ class WebhookNotifier(BaseNotifier):
 
 
 async def deadline_missed(conn_id: str = DEFAULT_WEBHOOK_CONN, sla: str = "", **kwargs: Any) -> None:
-    """Deadline Alert callback (runs in the triggerer): a run was not done within its SLA."""
+    """Deadline Alert callback (runs in the triggerer): a run was not done within its SLA.
+
+    The scheduler hands the callback ``context={"dag_run": <DAGRunResponse as JSON>, "deadline":
+    {...}}`` (Airflow 3.3): the run id is under ``dag_run_id`` there, ``run_id`` on a DagRun object."""
     context = kwargs.get("context") or {}
     dag_run = context.get("dag_run") or {}
+
+    def field(*names: str) -> Any:
+        for name in names:
+            value = dag_run.get(name) if isinstance(dag_run, dict) else getattr(dag_run, name, None)
+            if value:
+                return value
+        return None
+
     payload = {
         "event": "deadline_missed",
         "sla": sla,
-        "dag_id": getattr(dag_run, "dag_id", None) or (dag_run.get("dag_id") if isinstance(dag_run, dict) else None),
-        "run_id": getattr(dag_run, "run_id", None) or (dag_run.get("run_id") if isinstance(dag_run, dict) else None),
+        "dag_id": field("dag_id"),
+        "run_id": field("dag_run_id", "run_id"),
+        "deadline_time": str((context.get("deadline") or {}).get("deadline_time") or "") or None,
     }
     log.error("deadline missed: %s", json.dumps(payload))
     import asyncio

@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
-import json
-import threading
 
 import pytest
 from matting.notifiers import WebhookNotifier, deadline_missed
+from servers import run_webhook_receiver
 
 
 @pytest.fixture
 def webhook(monkeypatch):
-    received: list[dict] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", f"http://127.0.0.1:{srv.server_address[1]}/hook")
-    yield received
-    srv.shutdown()
-    srv.server_close()
+    with run_webhook_receiver() as receiver:
+        monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", receiver.url)
+        yield receiver.received
 
 
 class _TI:
@@ -62,7 +46,28 @@ def test_deadline_callback_posts(webhook):
         dag_id, run_id = "matting_s3_ingest", "r2"
 
     asyncio.run(deadline_missed(sla="90 min", context={"dag_run": Run()}))
-    assert webhook == [{"event": "deadline_missed", "sla": "90 min", "dag_id": "matting_s3_ingest", "run_id": "r2"}]
+    # the shape the 3.3 scheduler really sends: the run as DAGRunResponse JSON, plus the deadline
+    scheduler_context = {
+        "dag_run": {"dag_id": "id_photo_batch", "dag_run_id": "manual__2026-11-23", "state": "running"},
+        "deadline": {"id": "x", "deadline_time": "2026-11-23T12:00:00+00:00"},
+    }
+    asyncio.run(deadline_missed(sla="60 min", context=scheduler_context))
+    assert webhook == [
+        {
+            "event": "deadline_missed",
+            "sla": "90 min",
+            "dag_id": "matting_s3_ingest",
+            "run_id": "r2",
+            "deadline_time": None,
+        },
+        {
+            "event": "deadline_missed",
+            "sla": "60 min",
+            "dag_id": "id_photo_batch",
+            "run_id": "manual__2026-11-23",
+            "deadline_time": "2026-11-23T12:00:00+00:00",
+        },
+    ]
 
 
 def test_without_a_webhook_it_only_logs(monkeypatch):

@@ -1,9 +1,9 @@
 """Live end-to-end: a real Airflow (api-server, scheduler + LocalExecutor, dag-processor, triggerer
 as separate processes) runs the product's DAGs the way an operator drives them: REST calls with a
 logged-in user, a Params payload, files dropped on a real SFTP server and picked up by the deferrable
-sensor in the triggerer. Deadlines stay on (the real scheduler handles them) and retries stay as
-configured by the DAGs, except that the retry delay is short.
+sensor in the triggerer. Retries stay as configured by the DAGs, except that the retry delay is short.
 
+Deadline Alerts are real too: a 1.2-second SLA that no run can meet, reported to a loopback webhook.
 Run alone with ``pytest -m live``; ``make test`` runs it with everything else.
 """
 
@@ -18,18 +18,28 @@ import paramiko
 import pytest
 from conftest import SAMPLES
 from live_airflow import ApiError, LiveAirflow
+from servers import run_webhook_receiver
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory, model_store, sshd):
+def webhook():
+    with run_webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, model_store, sshd, webhook):
     data = tmp_path_factory.mktemp("live-data")
     live = LiveAirflow(
         home=tmp_path_factory.mktemp("live-airflow-home"),
         extra_env={
             "MATTING_DATA_DIR": str(data),
             "MATTING_DEADLINES": "on",
+            # a 1.2-second SLA: no run can meet it, so the Deadline Alert fires for real
+            "MATTING_SLA_MINUTES": "0.02",
+            "AIRFLOW_CONN_MATTING_WEBHOOK": webhook.url,
             "MATTING_RETRIES": "1",
             "MATTING_RETRY_DELAY_S": "5",
             "MATTING_POKE_INTERVAL_S": "3",
@@ -57,7 +67,7 @@ def test_rest_login_rejects_a_wrong_password(airflow):
     assert err.value.status == 401
 
 
-def test_id_photo_batch_triggered_through_the_rest_api(airflow):
+def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
     src = airflow.data / "portraits"
     src.mkdir()
     (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
@@ -96,6 +106,11 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow):
     assert manifest["params"]["spec"] == "us-passport"
     report = json.loads((run_dir / "astronaut.report.json").read_text())
     assert report["passed"], report
+    # the run took longer than its 1.2-second SLA: the scheduler saw the deadline pass and the
+    # triggerer ran the AsyncCallback, which posted to the webhook
+    alert = webhook.wait_for(lambda b: b.get("event") == "deadline_missed" and b.get("run_id") == run["dag_run_id"])
+    assert alert["dag_id"] == "id_photo_batch" and alert["sla"] == "0.02 min"
+    assert not [b for b in webhook.received if b.get("event") == "task_failed"]
     # the task log is reachable through the API, as the UI shows it
     log = airflow.api("GET", f"dags/id_photo_batch/dagRuns/{run['dag_run_id']}/taskInstances/make_id_photos/logs/1")
     assert "astronaut" in json.dumps(log)
