@@ -44,12 +44,17 @@ def default_args() -> dict:
 
 
 def matting_task_args() -> dict:
-    """Pool and queue for the matting tasks. With a GPU worker set MATTING_POOL=matting_gpu (slots =
-    GPUs x sessions per GPU) and MATTING_QUEUE=gpu; the defaults run on any single local worker."""
-    return {
+    """Pool, queue and (optionally) executor for the matting tasks. With a GPU worker set
+    MATTING_POOL=matting_gpu (slots = GPUs x sessions per GPU) and MATTING_QUEUE=gpu; with Airflow 3's
+    multiple executors MATTING_EXECUTOR (e.g. KubernetesExecutor) sends only these tasks there. The
+    defaults run on any single local worker."""
+    args = {
         "pool": setting("MATTING_POOL", "default_pool"),
         "queue": setting("MATTING_QUEUE", "default"),
     }
+    if setting("MATTING_EXECUTOR", ""):
+        args["executor"] = setting("MATTING_EXECUTOR", "")
+    return args
 
 
 def deadline(default_minutes: int):

@@ -50,6 +50,27 @@ def test_dags_import_with_retries_deadline_tags_docs(product_dags):
     assert product_dags.get_dag("matting_scheduled").schedule == "0 9,13,18 * * *"
 
 
+def test_matting_tasks_routed_by_pool_queue_and_executor(airflow_db, monkeypatch):
+    """What a GPU deployment sets: the matting tasks (only they) go to the GPU pool, queue, executor."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MATTING_POOL", "matting_gpu")
+    monkeypatch.setenv("MATTING_QUEUE", "gpu")
+    monkeypatch.setenv("MATTING_EXECUTOR", "LocalExecutor")  # must be one of [core] executor
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    routed = {}
+    for dag_id in ("matting_scheduled", "matting_sftp_ingest", "id_photo_batch"):
+        for task in bag.get_dag(dag_id).tasks:
+            routed[(dag_id, task.task_id)] = (task.pool, task.queue, task.executor)
+    gpu = ("matting_gpu", "gpu", "LocalExecutor")
+    assert routed[("matting_scheduled", "remove_background")] == gpu
+    assert routed[("matting_sftp_ingest", "remove_background")] == gpu
+    assert routed[("id_photo_batch", "make_id_photos")] == gpu
+    assert routed[("matting_sftp_ingest", "wait_for_new_files")] == ("default_pool", "default", None)
+    assert routed[("matting_sftp_ingest", "archive")][0] == "default_pool"
+
+
 def test_dag_files_do_no_io_at_import(tmp_path):
     """Parsing a DAG file must not touch storage or the model: run it with no network, no model dir."""
     code = "import runpy, sys; [runpy.run_path(p) for p in sys.argv[1:]]"
