@@ -23,7 +23,9 @@ ENV PYTHONPATH=/opt/airflow/plugins \
 
 USER airflow
 # mount points owned by the airflow user: a fresh named volume takes this ownership
-RUN mkdir -p /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache
+# (group-writable: the compose file runs as any AIRFLOW_UID with group 0)
+RUN mkdir -p /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache \
+ && chmod -R g+rwX /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache
 COPY --chown=airflow:0 requirements-runtime.txt requirements-nodeps.txt constraints.txt /opt/matting/
 # keep Airflow itself at the image's version; everything else at the set the tests ran with
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/matting/requirements-runtime.txt \
