@@ -1,7 +1,8 @@
 """A real Airflow on this machine for the live end-to-end tests: the four components a deployment
-runs (api-server, scheduler with the LocalExecutor, dag-processor, triggerer) as separate processes
-on a throwaway SQLite home, the project's dags/ and plugins/, and a REST client that logs in the way
-the UI does (SimpleAuthManager user + password -> JWT).
+runs (api-server, scheduler, dag-processor, triggerer) as separate processes on a throwaway SQLite
+home, the project's dags/ and plugins/, and a REST client that logs in the way the UI does
+(SimpleAuthManager user + password -> JWT). The executor is the LocalExecutor, or the
+CeleryExecutor with one ``airflow celery worker`` per queue in ``workers``.
 
 Everything binds 127.0.0.1; ``stop()`` ends every process group it started.
 """
@@ -41,6 +42,7 @@ class LiveAirflow:
     user: str = "admin"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     extra_env: dict = field(default_factory=dict)
+    workers: dict = field(default_factory=dict)  # Celery: worker name -> queue it serves
     procs: dict = field(default_factory=dict)
     token: str | None = None
 
@@ -92,12 +94,20 @@ class LiveAirflow:
         migrate = subprocess.run([airflow, "db", "migrate"], env=self.env, capture_output=True, text=True, timeout=300)
         if migrate.returncode:
             raise RuntimeError("airflow db migrate failed:\n" + migrate.stdout[-2000:] + migrate.stderr[-2000:])
-        for name in COMPONENTS:
+        commands = {name: [airflow, name] for name in COMPONENTS}
+        for name, queue in self.workers.items():
+            # one node name per worker; no log-serving port (two would clash, and the api-server
+            # reads task logs from the shared home)
+            commands[name] = [airflow, "celery", "worker", "--queues", queue, "--concurrency", "1"]
+            commands[name] += ["--celery-hostname", f"{name}@%h", "--skip-serve-logs"]
+        for name, command in commands.items():
             log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
             self.procs[name] = subprocess.Popen(
-                [airflow, name], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.wait_healthy(timeout)
+        for name in self.workers:
+            self.wait_for(f"Celery worker {name}", lambda n=name: " ready." in self.log_of(n), timeout=120)
         self.token = self.login(self.user, self.password)
 
     def wait_healthy(self, timeout: float) -> dict:
@@ -121,13 +131,12 @@ class LiveAirflow:
         if dead:
             raise RuntimeError(f"Airflow component(s) exited: {dead}\n{self.logs_tail()}")
 
+    def log_of(self, name: str) -> str:
+        path = self.home / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def logs_tail(self, chars: int = 3000) -> str:
-        out = []
-        for name in COMPONENTS:
-            path = self.home / f"{name}.log"
-            if path.exists():
-                out.append(f"--- {name}.log ---\n{path.read_text(errors='replace')[-chars:]}")
-        return "\n".join(out)
+        return "\n".join(f"--- {name}.log ---\n{self.log_of(name)[-chars:]}" for name in self.procs)
 
     def task_logs_tail(self, dag_id: str, chars: int = 4000) -> str:
         files = sorted((self.home / "logs").glob(f"dag_id={dag_id}/**/*.log"))

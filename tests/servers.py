@@ -207,6 +207,34 @@ def faulty_proxy(upstream: str, fail_first: int = 1, status: int = 500) -> Itera
 
 
 @dataclass
+class Redis:
+    port: int
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+@contextlib.contextmanager
+def run_redis(workdir: Path) -> Iterator[Redis]:
+    """Debian's redis-server on a free loopback port, in memory only (the Celery broker)."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.path.exists(binary):
+        raise RuntimeError("redis-server not found: install Debian's redis-server (.ci/run does)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    log = open(workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen([binary, *args], stdout=log, stderr=log)
+    try:
+        wait_port(port)
+        yield Redis(port)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@dataclass
 class WebhookReceiver:
     url: str
     received: list  # JSON bodies, in arrival order

@@ -1,0 +1,96 @@
+"""Live end-to-end on the CeleryExecutor, wired as docker-compose.yaml wires it: a Redis broker, one
+worker on queue ``default`` and one on queue ``gpu``, and MATTING_QUEUE=gpu / MATTING_POOL=matting_gpu
+as a GPU deployment sets them (the "gpu" worker runs on CPU here: what is tested is the routing).
+
+The scheduled DAG's listing and archive tasks must run on the default worker, its mapped matting
+tasks on the gpu worker, one at a time because the pool has one slot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+
+import pytest
+from conftest import SAMPLES
+from live_airflow import LiveAirflow
+from servers import run_redis
+
+pytestmark = pytest.mark.live
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, model_store):
+    data = tmp_path_factory.mktemp("celery-data")
+    with run_redis(tmp_path_factory.mktemp("redis")) as redis:
+        live = LiveAirflow(
+            home=tmp_path_factory.mktemp("celery-airflow-home"),
+            workers={"worker-default": "default", "worker-gpu": "gpu"},
+            extra_env={
+                "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                "AIRFLOW__CELERY__BROKER_URL": redis.url(0),
+                "AIRFLOW__CELERY__RESULT_BACKEND": redis.url(1),
+                "MATTING_QUEUE": "gpu",
+                "MATTING_POOL": "matting_gpu",
+                "MATTING_DATA_DIR": str(data),
+                "MATTING_RETRIES": "0",
+                "MATTING_PROVIDERS": "cpu",
+                "MATTING_THREADS": "1",
+            },
+        )
+        live.data = data
+        try:
+            live.start()
+            yield live
+        finally:
+            live.stop()
+
+
+def _celery_tasks(log: str) -> set[str]:
+    """task ids a Celery worker's log says it ran (Airflow logs each workload it executes)."""
+    return set(re.findall(r"task_id='([a-z_]+)'", log))
+
+
+def test_matting_tasks_go_to_the_gpu_queue_and_pool(cluster):
+    incoming = cluster.data / "incoming"
+    incoming.mkdir()
+    for name in ("astronaut.jpg", "coffee.jpg", "rocket.jpg"):
+        (incoming / name).write_bytes((SAMPLES / name).read_bytes())
+    (incoming / "truncated.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes()[:600])
+
+    cluster.api("POST", "pools", {"name": "matting_gpu", "slots": 1, "description": "GPUs x sessions per GPU"})
+    cluster.api("POST", "variables", {"key": "matting_batch_size", "value": "2"})
+    dag_id = "matting_scheduled"
+    cluster.wait_for_dag(dag_id)
+    cluster.api("PATCH", f"dags/{dag_id}", {"is_paused": False})  # the latest cron run starts
+    run_id = cluster.wait_for(
+        "the scheduled run",
+        lambda: next(iter(r["dag_run_id"] for r in cluster.api("GET", f"dags/{dag_id}/dagRuns")["dag_runs"]), None),
+        timeout=120,
+    )
+    cluster.wait_for_run(dag_id, run_id, timeout=400)
+    cluster.api("PATCH", f"dags/{dag_id}", {"is_paused": True})
+
+    tis = cluster.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    placed = {(t["task_id"], t["map_index"]): (t["queue"], t["pool"], t["state"]) for t in tis}
+    assert placed[("remove_background", 0)] == ("gpu", "matting_gpu", "success")
+    assert placed[("remove_background", 1)] == ("gpu", "matting_gpu", "success")
+    for task_id in ("list_new_files", "split_batches", "archive"):
+        assert placed[(task_id, -1)] == ("default", "default_pool", "success"), task_id
+    # which worker really ran what
+    assert _celery_tasks(cluster.log_of("worker-gpu")) == {"remove_background"}
+    assert _celery_tasks(cluster.log_of("worker-default")) == {"list_new_files", "split_batches", "archive"}
+    # one pool slot: the two mapped batches ran one after the other
+    spans = sorted(
+        (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"]))
+        for t in tis
+        if t["task_id"] == "remove_background"
+    )
+    assert spans[0][1] <= spans[1][0], spans
+
+    run_dir = next(p for p in (cluster.data / "archive").glob("*/*/*/*") if p.is_dir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["counts"] == {"files": 4, "ok": 3, "failed": 1}, manifest["counts"]
+    assert sorted(p.name for p in (incoming / "processed").iterdir()) == ["astronaut.jpg", "coffee.jpg", "rocket.jpg"]
+    assert (incoming / "quarantine" / "truncated.jpg.error.json").exists()
