@@ -224,7 +224,9 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
     env.pop("AIRFLOW__CELERY__RESULT_BACKEND")
     script = init["command"][1].replace("$$", "$")  # `config` output keeps compose's $$ escapes
     for attempt in (1, 2):
-        proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0 and "airflow-init done" in proc.stdout, (
             attempt,
             proc.stdout[-2000:],
