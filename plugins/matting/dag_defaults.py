@@ -52,8 +52,9 @@ def matting_task_args() -> dict:
         "pool": setting("MATTING_POOL", "default_pool"),
         "queue": setting("MATTING_QUEUE", "default"),
     }
-    if setting("MATTING_EXECUTOR", ""):
-        args["executor"] = setting("MATTING_EXECUTOR", "")
+    executor = setting("MATTING_EXECUTOR", "")
+    if executor:
+        args["executor"] = executor
     return args
 
 
