@@ -180,6 +180,15 @@ class LiveAirflow:
             raise ApiError(r.status_code, r.text)
         return r.json() if r.content else {}
 
+    def set_variable(self, key: str, value: str) -> None:
+        """Create or update a Variable, as Admin > Variables does."""
+        try:
+            self.api("PATCH", f"variables/{key}", {"key": key, "value": value})
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            self.api("POST", "variables", {"key": key, "value": value})
+
     def wait_for(self, what: str, probe, timeout: float, every: float = 2.0):
         """Call ``probe()`` until it returns something truthy; fail with the components' logs."""
         deadline = time.monotonic() + timeout
@@ -201,6 +210,26 @@ class LiveAirflow:
                 raise
 
         return self.wait_for(f"DAG {dag_id} to be parsed", parsed, timeout)
+
+    def unpause_and_get_scheduled_run(self, dag_id: str, timeout: float = 120.0) -> str:
+        """Unpause a cron DAG (catchup off): the scheduler creates the latest run; its id."""
+        self.wait_for_dag(dag_id)
+        self.api("PATCH", f"dags/{dag_id}", {"is_paused": False})
+
+        def first_run():
+            runs = self.api("GET", f"dags/{dag_id}/dagRuns")["dag_runs"]
+            return runs[0]["dag_run_id"] if runs else None
+
+        return self.wait_for(f"the scheduled run of {dag_id}", first_run, timeout)
+
+    def wait_for_task_state(self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 180.0) -> dict:
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+
+        def in_state():
+            ti = self.api("GET", path)
+            return ti if ti["state"] == state else None
+
+        return self.wait_for(f"{dag_id}.{task_id} to be {state}", in_state, timeout)
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
         """The run's final state (success or failed); a failed run carries its task logs."""

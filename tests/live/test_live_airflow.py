@@ -152,21 +152,11 @@ def test_sftp_files_picked_up_by_the_deferrable_sensor_in_the_triggerer(airflow,
         "matting_destination": str(archive),
         "matting_batch_size": "2",
     }.items():
-        airflow.api("POST", "variables", {"key": key, "value": value})
+        airflow.set_variable(key, value)
 
-    airflow.wait_for_dag(dag_id)
-    airflow.api("PATCH", f"dags/{dag_id}", {"is_paused": False})  # the scheduler creates the latest cron run
-    run_id = airflow.wait_for(
-        "the scheduled run",
-        lambda: next(iter(r["dag_run_id"] for r in airflow.api("GET", f"dags/{dag_id}/dagRuns")["dag_runs"]), None),
-        timeout=120,
-    )
+    run_id = airflow.unpause_and_get_scheduled_run(dag_id)
     ti_path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/wait_for_new_files"
-    airflow.wait_for(
-        "the sensor to defer to the triggerer",
-        lambda: airflow.api("GET", ti_path)["state"] == "deferred",
-        timeout=180,
-    )
+    airflow.wait_for_task_state(dag_id, run_id, "wait_for_new_files", "deferred")
     time.sleep(4)  # at least one empty check in the triggerer before anything arrives
     assert airflow.api("GET", ti_path)["state"] == "deferred"
 
@@ -202,3 +192,53 @@ def test_sftp_files_picked_up_by_the_deferrable_sensor_in_the_triggerer(airflow,
         "quarantine/broken.jpg",
         "quarantine/broken.jpg.error.json",
     ]
+
+
+def test_s3_objects_picked_up_with_the_compose_files_settings(airflow, s3_server):
+    """matting_s3_ingest configured exactly as docker-compose.yaml's airflow-init configures it:
+    connection aws_default (an S3 endpoint), source s3://incoming/photos, destination
+    s3://archive/matting; the sensor waits in the triggerer until objects arrive."""
+    dag_id = "matting_s3_ingest"
+    s3 = s3_server.client()
+    for bucket in ("incoming", "archive"):
+        s3.create_bucket(Bucket=bucket)
+    airflow.api(
+        "POST",
+        "connections",
+        {
+            "connection_id": "aws_default",
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": json.dumps({"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"}),
+        },
+    )
+    for key, value in {
+        "matting_s3_source": "s3://incoming/photos",
+        "matting_destination": "s3://archive/matting",
+        "matting_destination_conn_id": "aws_default",
+        "matting_batch_size": "16",
+    }.items():
+        airflow.set_variable(key, value)
+
+    run_id = airflow.unpause_and_get_scheduled_run(dag_id)
+    airflow.wait_for_task_state(dag_id, run_id, "wait_for_new_files", "deferred")
+    s3.put_object(Bucket="incoming", Key="photos/kiosk-7/astronaut.jpg", Body=(SAMPLES / "astronaut.jpg").read_bytes())
+    s3.put_object(Bucket="incoming", Key="photos/notes.txt", Body=b"not an image: filtered out")
+    s3.put_object(Bucket="incoming", Key="photos/empty.jpg", Body=b"")
+    airflow.wait_for_run(dag_id, run_id, timeout=300)
+    airflow.api("PATCH", f"dags/{dag_id}", {"is_paused": True})
+
+    archived = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="archive")["Contents"])
+    manifest_key = next(k for k in archived if k.endswith("/manifest.json"))
+    assert manifest_key.startswith("matting/") and manifest_key.count("/") == 5, manifest_key  # YYYY/MM/DD/run
+    manifest = json.loads(s3.get_object(Bucket="archive", Key=manifest_key)["Body"].read())
+    assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1}, manifest["counts"]
+    assert any(k.endswith("/outputs/kiosk-7/astronaut.png") for k in archived), archived
+    left = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="incoming")["Contents"])
+    assert left == [
+        "photos/notes.txt",
+        "photos/processed/kiosk-7/astronaut.jpg",
+        "photos/quarantine/empty.jpg",
+        "photos/quarantine/empty.jpg.error.json",
+    ], left

@@ -60,15 +60,9 @@ def test_matting_tasks_go_to_the_gpu_queue_and_pool(cluster):
     (incoming / "truncated.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes()[:600])
 
     cluster.api("POST", "pools", {"name": "matting_gpu", "slots": 1, "description": "GPUs x sessions per GPU"})
-    cluster.api("POST", "variables", {"key": "matting_batch_size", "value": "2"})
+    cluster.set_variable("matting_batch_size", "2")
     dag_id = "matting_scheduled"
-    cluster.wait_for_dag(dag_id)
-    cluster.api("PATCH", f"dags/{dag_id}", {"is_paused": False})  # the latest cron run starts
-    run_id = cluster.wait_for(
-        "the scheduled run",
-        lambda: next(iter(r["dag_run_id"] for r in cluster.api("GET", f"dags/{dag_id}/dagRuns")["dag_runs"]), None),
-        timeout=120,
-    )
+    run_id = cluster.unpause_and_get_scheduled_run(dag_id)
     cluster.wait_for_run(dag_id, run_id, timeout=400)
     cluster.api("PATCH", f"dags/{dag_id}", {"is_paused": True})
 
