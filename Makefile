@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv tools models test demo airflow bench lint clean
+.PHONY: venv tools models test demo airflow bench bench-airflow lint clean
 
 $(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ demo: models
 
 bench: models
 	$(PY) -m matting bench
+
+# what a real (local) Airflow adds per task around the engine: matting_scheduled over 24 photos
+bench-airflow: models
+	$(PY) tests/live/bench_airflow.py
 
 lint: venv
 	$(VENV)/bin/ruff check plugins tests dags
