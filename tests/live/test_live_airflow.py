@@ -93,6 +93,9 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
     airflow.wait_for_run("id_photo_batch", run["dag_run_id"], timeout=300)
 
     run_dir = _run_dir(dest)
+    # a manual run has no logical date: its folder is the day it ran (run_after) and its run id
+    assert run_dir.relative_to(dest).parts[:3] == tuple(run["run_after"][:10].split("-"))
+    assert run_dir.name == run["dag_run_id"].replace(":", "-").replace("+", "_")
     names = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
     assert names == [
         "astronaut.jpg",
