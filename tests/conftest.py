@@ -36,6 +36,11 @@ SAMPLES = ROOT / "include" / "samples"
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def files_under(root: Path) -> list[str]:
+    """Every file below ``root`` as a sorted relative POSIX path: what a run left where."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
 @pytest.fixture(scope="session")
 def model_store():
     """The real model store with u2netp present (fetched from its offline source if missing)."""

@@ -77,7 +77,7 @@ def test_sensor_then_remove_background_sftp_to_s3(
     airflow_db, tmp_path, sshd, sftp_conn, s3_server, s3_conn, model_store
 ):
     from airflow.dag_processing.dagbag import DagBag
-    from conftest import SAMPLES
+    from conftest import SAMPLES, files_under
 
     dag = DagBag(dag_folder=str(TEST_DAGS)).get_dag("matting_test_chain")
     root = sshd.root / uuid.uuid4().hex[:8]
@@ -100,7 +100,7 @@ def test_sensor_then_remove_background_sftp_to_s3(
     assert manifest["dag_id"] == "matting_test_chain" and manifest["params"] == conf
     assert summary["manifest"].endswith("/parts/part-0000.json")
     assert {f["source"]: f["status"] for f in manifest["files"]} == {"a.jpg": "ok", "bad.jpg": "failed"}
-    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+    assert files_under(root) == [
         "processed/a.jpg",
         "quarantine/bad.jpg",
         "quarantine/bad.jpg.error.json",

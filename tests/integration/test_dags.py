@@ -10,7 +10,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import ROOT, SAMPLES
+from conftest import ROOT, SAMPLES, files_under
 from PIL import Image
 
 DAG_IDS = {"matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest", "id_photo_batch"}
@@ -116,7 +116,7 @@ def test_matting_scheduled_end_to_end(tmp_path, model_store, monkeypatch, airflo
     assert Image.open(run_dir / "outputs" / "a.png").mode == "RGBA"
     assert sorted(zipfile.ZipFile(run_dir / "outputs.zip").namelist()) == ["outputs/a.png", "outputs/sub/rocket.png"]
     assert Image.open(run_dir / "contact_sheet.jpg").width > 300
-    assert sorted(p.relative_to(incoming).as_posix() for p in incoming.rglob("*") if p.is_file()) == [
+    assert files_under(incoming) == [
         "processed/a.jpg",
         "processed/sub/rocket.jpg",
         "quarantine/bad.jpg",
@@ -161,7 +161,7 @@ def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_d
     manifest = json.loads(client.get_object(Bucket="ingest", Key=manifest_key)["Body"].read())
     assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1} and len(manifest["parts"]) == 2  # 2 mapped
     assert any(k.endswith("/outputs/a.png") for k in keys) and any(k.endswith("/contact_sheet.jpg") for k in keys)
-    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+    assert files_under(root) == [
         "processed/a.jpg",
         "quarantine/empty.jpg",
         "quarantine/empty.jpg.error.json",
@@ -198,7 +198,7 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
     run = dag.test(run_conf=conf)
     assert run.state == "success"
     run_dir = next((tmp_path / "out").glob("*/*/*/*"))
-    names = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    names = files_under(run_dir)
     assert names == [
         "astronaut.jpg",
         "astronaut.report.json",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, files_under
 from matting.detection import Ledger, ScanOptions, scan
 from matting.engine import Engine, OutputOptions
 from matting.manifest import RunManifest, utc_now
@@ -58,7 +58,7 @@ def test_crash_mid_batch_then_retry_loses_and_duplicates_nothing(tmp_path, incom
     cfg = BatchConfig(run_prefix="2026/11/23/run1", chunk_size=2)
     with pytest.raises(RuntimeError, match="worker died"):
         BatchRunner(LocalStorage(incoming), DiesAfter(tmp_path / "dest", 3), job, cfg).run(files)
-    moved = sorted(p.relative_to(incoming).as_posix() for p in incoming.rglob("*") if p.is_file())
+    moved = files_under(incoming)
     assert len([m for m in moved if m.startswith(("processed/", "quarantine/"))]) >= 3  # some were settled
 
     dest = LocalStorage(tmp_path / "dest")
@@ -71,7 +71,7 @@ def test_crash_mid_batch_then_retry_loses_and_duplicates_nothing(tmp_path, incom
     assert by_src["empty.jpg"].error_type == "empty_file"
     assert by_src["notes.png"].error_type == "not_an_image"
 
-    left = sorted(p.relative_to(incoming).as_posix() for p in incoming.rglob("*") if p.is_file())
+    left = files_under(incoming)
     assert left == sorted(
         [
             "processed/a.jpg",
@@ -159,7 +159,7 @@ def test_sftp_source_to_s3_destination(tmp_path, sshd, sftp_conn, s3_server, s3_
     assert {r.source: r.status for r in records} == {"a.jpg": "ok", "bad.jpg": "failed"}
     keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="archive")["Contents"])
     assert "out/2026/11/23/r/outputs/a.png" in keys and len([k for k in keys if "/records/" in k]) == 2
-    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+    assert files_under(root) == [
         "processed/a.jpg",
         "quarantine/bad.jpg",
         "quarantine/bad.jpg.error.json",

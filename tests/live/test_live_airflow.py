@@ -16,7 +16,7 @@ import zipfile
 
 import paramiko
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, files_under
 from live_airflow import ApiError, LiveAirflow
 from servers import run_webhook_receiver
 
@@ -96,7 +96,7 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
     # a manual run has no logical date: its folder is the day it ran (run_after) and its run id
     assert run_dir.relative_to(dest).parts[:3] == tuple(run["run_after"][:10].split("-"))
     assert run_dir.name == run["dag_run_id"].replace(":", "-").replace("+", "_")
-    names = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    names = files_under(run_dir)
     assert names == [
         "astronaut.jpg",
         "astronaut.report.json",
@@ -188,7 +188,7 @@ def test_sftp_files_picked_up_by_the_deferrable_sensor_in_the_triggerer(airflow,
         pngs = sorted(n.rsplit("/", 1)[-1] for n in zf.namelist() if n.endswith(".png"))
         assert pngs == ["astronaut.png", "rocket.png"], zf.namelist()
     assert (run_dir / "contact_sheet.jpg").stat().st_size > 0
-    left = sorted(p.relative_to(incoming).as_posix() for p in incoming.rglob("*") if p.is_file())
+    left = files_under(incoming)
     assert left == [
         "processed/astronaut.jpg",
         "processed/rocket.jpg",
