@@ -152,12 +152,13 @@ def test_sftp_source_to_s3_destination(tmp_path, sshd, sftp_conn, s3_server, s3_
     (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (root / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
     client = s3_server.client()
-    client.create_bucket(Bucket="archive")
-    src, dest = SftpStorage(str(root), sftp_conn), S3Storage("archive", "out", s3_conn)
+    # a bucket of its own: the session-wide S3 server also holds the live tests' "archive" bucket
+    client.create_bucket(Bucket="pipeline-archive")
+    src, dest = SftpStorage(str(root), sftp_conn), S3Storage("pipeline-archive", "out", s3_conn)
     files = scan(src, ScanOptions(settle_seconds=0)).new
     records = BatchRunner(src, dest, job, BatchConfig(run_prefix="2026/11/23/r")).run(files)
     assert {r.source: r.status for r in records} == {"a.jpg": "ok", "bad.jpg": "failed"}
-    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="archive")["Contents"])
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="pipeline-archive")["Contents"])
     assert "out/2026/11/23/r/outputs/a.png" in keys and len([k for k in keys if "/records/" in k]) == 2
     assert files_under(root) == [
         "processed/a.jpg",
