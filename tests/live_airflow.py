@@ -87,6 +87,18 @@ class LiveAirflow:
         return path.read_text()
 
     # ---- processes -------------------------------------------------------------------------
+    def __enter__(self) -> LiveAirflow:
+        """Started, and stopped on exit even when the start itself fails half-way."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def start(self, timeout: float = 240.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({self.user: self.password}))

@@ -22,6 +22,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def debian_binary(name: str, fallback: str, package: str) -> str:
+    """Path of a server binary from a Debian package, or a clear error naming the package."""
+    path = shutil.which(name) or fallback
+    if not os.path.exists(path):
+        raise RuntimeError(f"{name} not found: install Debian's {package} (.ci/run does)")
+    return path
+
+
 def wait_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,9 +49,10 @@ class Sshd:
     proc: subprocess.Popen | None = None
 
     def start(self) -> None:
+        sshd = debian_binary("sshd", "/usr/sbin/sshd", "openssh-server")
         log = open(self.workdir / "sshd.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
-            [shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(self.workdir / "sshd_config")],
+            [sshd, "-D", "-e", "-f", str(self.workdir / "sshd_config")],
             stdout=log,
             stderr=log,
         )
@@ -74,9 +83,7 @@ class Sshd:
 @contextlib.contextmanager
 def run_sshd(workdir: Path) -> Iterator[Sshd]:
     """sshd on a free loopback port: throwaway host key, key-only login as the current user."""
-    sshd_bin = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not os.path.exists(sshd_bin):
-        raise RuntimeError("sshd not found: install Debian's openssh-server (.ci/run does)")
+    debian_binary("sshd", "/usr/sbin/sshd", "openssh-server")
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "sftp-root"
     root.mkdir(exist_ok=True)
@@ -217,9 +224,7 @@ class Redis:
 @contextlib.contextmanager
 def run_redis(workdir: Path) -> Iterator[Redis]:
     """Debian's redis-server on a free loopback port, in memory only (the Celery broker)."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.path.exists(binary):
-        raise RuntimeError("redis-server not found: install Debian's redis-server (.ci/run does)")
+    binary = debian_binary("redis-server", "/usr/bin/redis-server", "redis-server")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]

@@ -50,8 +50,7 @@ def run_once(images: int, batch_size: int, parallelism: int) -> dict:
                 "MATTING_PROVIDERS": "cpu",
             },
         )
-        live.start()
-        try:
+        with live:
             live.set_variable("matting_batch_size", str(batch_size))
             run_id = live.unpause_and_get_scheduled_run(DAG_ID)
             live.wait_for_run(DAG_ID, run_id, timeout=1800)
@@ -75,8 +74,6 @@ def run_once(images: int, batch_size: int, parallelism: int) -> dict:
                         "end": _t(ti["end_date"]),
                     }
                 )
-        finally:
-            live.stop()
     matting = [r for r in rows if r["task"].startswith("remove_background")]
     span = (max(r["end"] for r in matting) - min(r["start"] for r in matting)).total_seconds()
     return {"rows": rows, "matting_span_s": span, "images": images, "batch_size": batch_size}

@@ -40,11 +40,8 @@ def cluster(tmp_path_factory, model_store):
             },
         )
         live.data = data
-        try:
-            live.start()
+        with live:
             yield live
-        finally:
-            live.stop()
 
 
 def _celery_tasks(log: str) -> set[str]:
