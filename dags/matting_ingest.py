@@ -22,7 +22,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 from matting.dag_defaults import deadline, default_args, setting, var
-from matting.flows import remove_and_archive
+from matting.flows import destination, remove_and_archive
 from matting.sensors import S3NewFilesSensor, SftpNewFilesSensor
 from matting.tasks import split_batches
 
@@ -43,10 +43,13 @@ for kind, sensor_cls, default_source, default_conn in (
         tags=["matting", "ingest", kind],
         doc_md=__doc__,
     ):
+        dest, dest_conn_id = destination()
         found = sensor_cls(
             task_id="wait_for_new_files",
             location=source,
             conn_id=conn,
+            ledger_location=dest,
+            ledger_conn_id=dest_conn_id,
             deferrable=True,
             poke_interval=float(setting("MATTING_POKE_INTERVAL_S", "30")),
             settle_seconds=float(setting("MATTING_SETTLE_SECONDS", "10")),

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 from matting.dag_defaults import data_dir, deadline, default_args, setting, var
-from matting.flows import remove_and_archive
+from matting.flows import destination, remove_and_archive
 from matting.tasks import list_new_files, split_batches
 
 SOURCE = var("matting_source", f"{data_dir()}/incoming")
@@ -35,6 +35,7 @@ with DAG(
     tags=["matting", "scheduled"],
     doc_md=__doc__,
 ):
-    files = list_new_files(SOURCE, SOURCE_CONN)
+    dest, dest_conn_id = destination()
+    files = list_new_files(SOURCE, SOURCE_CONN, ledger_location=dest, ledger_conn_id=dest_conn_id)
     batches = split_batches(files, var("matting_batch_size", "16"))
     remove_and_archive(SOURCE, SOURCE_CONN, batches)

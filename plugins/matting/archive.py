@@ -6,13 +6,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import tempfile
 import zipfile
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from matting.images import decode
-from matting.manifest import utc_now
+from matting.manifest import run_counts, utc_now
 from matting.storage import Storage
 
 log = logging.getLogger("matting.archive")
@@ -21,6 +23,7 @@ PARTS_DIR = "parts"
 THUMB = 160
 SHEET_COLS = 4
 SHEET_MAX_FILES = 48
+SHEET_MAX_BYTES = 64 * 1024 * 1024  # a thumbnail is never worth reading a bigger original
 
 
 def merge_parts(run: Storage) -> dict:
@@ -39,22 +42,23 @@ def merge_parts(run: Storage) -> dict:
         files=files,
         parts=parts,
         finished_at=utc_now(),
-        counts={
-            "files": len(files),
-            "ok": sum(1 for f in files if f["status"] == "ok"),
-            "failed": sum(1 for f in files if f["status"] != "ok"),
-        },
+        counts=run_counts(files),
     )
     return merged
 
 
-def build_zip(run: Storage, outputs: list[str]) -> bytes:
-    """A zip of the outputs (paths relative to the run folder), stored uncompressed: they are images."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for rel in outputs:
-            zf.writestr(rel, run.read(rel))
-    return buf.getvalue()
+def write_zip(run: Storage, outputs: list[str], name: str = "outputs.zip") -> str:
+    """Zip the outputs (paths relative to the run folder) into a local temp file, one output in
+    memory at a time, then upload it (S3: multipart): memory stays flat however big the run.
+    Stored uncompressed: they are images already."""
+    fd, tmp = tempfile.mkstemp(prefix="matting-zip-", suffix=".zip")
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+            for rel in outputs:
+                zf.writestr(rel, run.read(rel))
+        return run.write_file(name, tmp)
+    finally:
+        os.unlink(tmp)
 
 
 def _thumb(data: bytes | None, label: str) -> Image.Image:
@@ -100,18 +104,21 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
     manifest = merge_parts(run)
     prefix = manifest.get("run_prefix", "")
     outputs = [rel for f in manifest["files"] if (rel := _rel(f, prefix))]
+    # the manifest first: it never depends on the zip or the sheet (rewritten with them after)
+    run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     extra: dict = {}
     if make_zip and outputs:
-        run.write("outputs.zip", build_zip(run, outputs))
+        write_zip(run, outputs)
         extra["zip"] = "outputs.zip"
     if make_sheet and manifest["files"]:
         pairs = []
         for f in manifest["files"][:SHEET_MAX_FILES]:
             before = None
             if source is not None:
-                for where in (f.get("moved_to"), f["source"]):
-                    if where and source.exists(where):
-                        before = source.read(where)
+                for where in filter(None, (f.get("moved_to"), f["source"])):
+                    info = source.stat(where)
+                    if info is not None:
+                        before = source.read(where) if info.size <= SHEET_MAX_BYTES else None
                         break
             after = run.read(rel) if (rel := _rel(f, prefix)) else None
             pairs.append((f["source"], before, after))

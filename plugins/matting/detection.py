@@ -90,25 +90,32 @@ def wanted(info: FileInfo, opts: ScanOptions) -> bool:
     return not (opts.regex and not re.search(opts.regex, info.path))
 
 
+def pruned_dirs(exclude: tuple[str, ...]) -> tuple[str, ...]:
+    """Top-level folders an exclude pattern rules out whole (``processed/*``): never walked, so a
+    poke's cost does not grow with everything ever processed."""
+    return tuple(p[:-2] for p in exclude if p.endswith("/*") and not any(c in p[:-2] for c in "*?[/"))
+
+
 def scan(
     storage: Storage,
     opts: ScanOptions,
-    processed_keys: set[str] | frozenset[str] = frozenset(),
+    processed_ids: set[str] | frozenset[str] = frozenset(),
     sleep: Callable[[float], None] = time.sleep,
 ) -> ScanResult:
-    """List, filter, drop already-processed files, then keep only files that have settled."""
+    """List, filter, drop already-processed versions (ledger ids), then keep only settled files."""
     result = ScanResult()
     candidates = []
-    for info in storage.list(opts.recursive):
+    skip = pruned_dirs(opts.exclude)
+    for info in storage.list(opts.recursive, skip_dirs=skip):
         if not wanted(info, opts):
             result.ignored += 1
-        elif info.ledger_key in processed_keys:
+        elif info.version_id in processed_ids:
             result.processed += 1
         else:
             candidates.append(info)
     if candidates and opts.settle_seconds > 0:
         sleep(opts.settle_seconds)
-        again = {f.path: f for f in storage.list(opts.recursive)}
+        again = {f.path: f for f in storage.list(opts.recursive, skip_dirs=skip)}
         settled = []
         for info in candidates:
             if again.get(info.path) == info:
@@ -122,27 +129,39 @@ def scan(
 
 
 class Ledger:
-    """Files already processed from a read-only source, kept as JSON at the destination.
+    """Versions already settled from a source that keeps its files (read-only, or one that refused
+    a move), kept at the destination as one small marker object per version (``_ledger/<id>.json``):
+    concurrent mapped tasks each write their own markers, so none can lose another's. A file
+    replaced under the same name has a new version, so it counts as new."""
 
-    Keyed by path + size + version (ETag or size-mtime), so a file replaced under the same name
-    counts as new. Written atomically through the destination Storage."""
+    LEGACY = "processed.json"  # the single-file ledger of version 0.1, still honoured
 
-    def __init__(self, storage: Storage, path: str = "_ledger/processed.json") -> None:
-        self.storage, self.path = storage, path
+    def __init__(self, storage: Storage, folder: str = "_ledger") -> None:
+        self.storage, self.folder = storage, folder
 
-    def keys(self) -> set[str]:
-        if not self.storage.exists(self.path):
-            return set()
-        return set(json.loads(self.storage.read(self.path)).get("entries", {}))
+    def ids(self) -> set[str]:
+        found = set()
+        for f in self.storage.sub(self.folder).list():
+            if f.path == self.LEGACY:
+                for key in json.loads(self.storage.sub(self.folder).read(f.path)).get("entries", {}):
+                    path, _size, version = key.rsplit("|", 2)
+                    found.add(FileInfo(path, 0, None, version).version_id)
+            elif f.path.endswith(".json"):
+                found.add(f.path[: -len(".json")])
+        return found
+
+    keys = ids
+
+    def mark(self, info: FileInfo, status: str = "ok", run_id: str = "") -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        doc = {"source": info.path, "size": info.size, "version": info.version, "status": status, "at": stamp}
+        if run_id:
+            doc["run_id"] = run_id
+        self.storage.write(f"{self.folder}/{info.version_id}.json", json.dumps(doc).encode())
 
     def record(self, infos: list[FileInfo], run_id: str = "") -> None:
-        entries: dict = {}
-        if self.storage.exists(self.path):
-            entries = json.loads(self.storage.read(self.path)).get("entries", {})
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for info in infos:
-            entries[info.ledger_key] = {"processed_at": stamp, "run_id": run_id}
-        self.storage.write(self.path, json.dumps({"version": 1, "entries": entries}, indent=1).encode())
+            self.mark(info, run_id=run_id)
 
 
 def check_for_new_files(
@@ -156,11 +175,9 @@ def check_for_new_files(
     """One check, as the sensor's poke and the trigger's loop both run it: (result, where)."""
     from matting.storage import open_storage
 
-    storage = open_storage(location, conn_id)
-    try:
-        keys = Ledger(open_storage(ledger_location, ledger_conn_id)).keys() if ledger_location else set()
-        return scan(storage, opts, keys, sleep), storage.describe()
-    finally:
-        close = getattr(storage, "close", None)
-        if close:
-            close()
+    with open_storage(location, conn_id) as storage:
+        ids: set[str] = set()
+        if ledger_location:
+            with open_storage(ledger_location, ledger_conn_id) as ledger_storage:
+                ids = Ledger(ledger_storage).ids()
+        return scan(storage, opts, ids, sleep), storage.describe()

@@ -44,10 +44,33 @@ class CorruptImage(ImageError):
     code = "corrupt_image"
 
 
+class FileTooLarge(ImageError):
+    """Byte size over ``MATTING_MAX_BYTES``: refused from the listing, never read."""
+
+    code = "file_too_large"
+
+
 class ProcessingError(ImageError):
     """Decoding worked but inference, composition or encoding failed."""
 
     code = "processing_error"
+
+
+# --- not the file's fault --------------------------------------------------------------------
+
+
+class SourceChanged(MattingError):
+    """The file under this name is no longer the version that was detected (re-uploaded, growing):
+    it is left untouched for the next run, which sees it as a new file."""
+
+    code = "source_changed"
+
+
+class InfrastructureError(MattingError):
+    """Storage, network, disk or runtime failures that outlived the in-task retries: the task fails
+    (Airflow retries it) and the affected originals stay where they were; nothing is quarantined."""
+
+    code = "infrastructure_error"
 
 
 # --- model errors -----------------------------------------------------------------------------

@@ -112,9 +112,13 @@ def decode(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) ->
     limit = max_pixels_from_env() if max_pixels is None else max_pixels
     if not data:
         raise EmptyFile(f"{name}: file is empty (0 bytes)")
+    # our own limit is the bomb guard: Pillow's (89.5 MP warning, 179 MP error) is raised to match it,
+    # never lowered, so MATTING_MAX_PIXELS above Pillow's default takes effect
+    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
     except UnidentifiedImageError as exc:

@@ -27,6 +27,7 @@ class FileRecord:
     error_type: str | None = None
     error: str | None = None
     moved_to: str | None = None  # processed/... or quarantine/... in the source, None if kept
+    kept_reason: str | None = None  # why the original stayed in the source (e.g. a read-only account)
     timings_ms: dict[str, float] = field(default_factory=dict)
     width: int | None = None
     height: int | None = None
@@ -44,6 +45,12 @@ class FileRecord:
     @classmethod
     def from_json(cls, data: bytes) -> FileRecord:
         return cls(**json.loads(data))
+
+
+def run_counts(files: list) -> dict[str, int]:
+    """files / ok / failed over records or their dicts (manifests, parts, summaries)."""
+    statuses = [f["status"] if isinstance(f, dict) else f.status for f in files]
+    return {"files": len(statuses), "ok": statuses.count("ok"), "failed": len(statuses) - statuses.count("ok")}
 
 
 @dataclass

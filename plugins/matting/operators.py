@@ -91,12 +91,22 @@ class RemoveBackgroundOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         from matting.engine import Engine, OutputOptions, RuntimeOptions
 
-        src = open_storage(self.source, self.source_conn_id or None)
-        dest = open_storage(self.destination, self.destination_conn_id or None)
+        with (
+            open_storage(self.source, self.source_conn_id or None) as src,
+            open_storage(self.destination, self.destination_conn_id or None) as dest,
+        ):
+            return self._run(context, src, dest, Engine, OutputOptions, RuntimeOptions)
+
+    def _run(self, context: Any, src, dest, Engine, OutputOptions, RuntimeOptions) -> dict:  # noqa: N803
+        from matting.detection import Ledger
+
         if self.files is None:
-            infos = scan(src, ScanOptions(settle_seconds=0, max_files=self.max_files)).new
+            opts = ScanOptions(settle_seconds=0, max_files=self.max_files)
+            infos = scan(src, opts, Ledger(dest).ids()).new
+            planned: dict[str, str] = {}
         else:
             infos = [FileInfo.from_dict(d) for d in (self.files or [])]
+            planned = {d["path"]: d["output_stem"] for d in self.files or [] if d.get("output_stem")}
         prefix = self.run_prefix or default_run_prefix(context)
         map_index = context["ti"].map_index if context.get("ti") is not None else -1
         engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
@@ -116,15 +126,8 @@ class RemoveBackgroundOperator(BaseOperator):
         )
         progress = BatchProgress(total=len(infos), log=logger, every_s=5.0)
         started = utc_now()
-        records = BatchRunner(src, dest, job, cfg).run(infos, progress)
-        self.log.info(progress.summary())
-        stats = _stats()
-        if stats is not None:
-            stats.incr("matting.images_ok", progress.ok)
-            stats.incr("matting.images_failed", progress.failed)
-            for rec in records:
-                if rec.timings_ms:
-                    stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
+        runner = BatchRunner(src, dest, job, cfg)
+        plan = {path: stem + job.out.extension for path, stem in planned.items()}
         dag_run = context.get("dag_run")
         manifest = RunManifest(
             dag_id=getattr(context.get("dag"), "dag_id", ""),
@@ -133,14 +136,28 @@ class RemoveBackgroundOperator(BaseOperator):
             job=job.describe(),
             started_at=started,
             run_prefix=prefix,
-            files=records,
         )
         # one part per (mapped) batch; ArchiveOperator merges the parts into manifest.json
         part = f"{PARTS_DIR}/part-{max(map_index if map_index is not None else 0, 0):04d}"
-        path = write_manifest(dest, cfg, manifest, name=part)
-        for close in (getattr(src, "close", None), getattr(dest, "close", None)):
-            if close:
-                close()
+        try:
+            runner.run(infos, progress, plan=plan)
+        finally:  # also when the batch fails: what was settled is in the part, and in the manifest
+            manifest.files = runner.records
+            path = write_manifest(dest, cfg, manifest, name=part)
+            self.log.info(progress.summary())
+            if runner.left_for_next_run:
+                self.log.warning(
+                    "%d file(s) changed since detection, left for the next run: %s",
+                    len(runner.left_for_next_run),
+                    ", ".join(runner.left_for_next_run[:10]),
+                )
+        stats = _stats()
+        if stats is not None:
+            stats.incr("matting.images_ok", progress.ok)
+            stats.incr("matting.images_failed", progress.failed)
+            for rec in runner.records:
+                if rec.timings_ms:
+                    stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
         return {"run_prefix": prefix, "manifest": path, **manifest.counts}
 
 
@@ -239,20 +256,59 @@ class IdPhotoOperator(BaseOperator):
         except (ConfigError, ValueError) as exc:
             raise AirflowFailException(f"bad parameters: {exc}") from exc
 
-    def execute(self, context: Any) -> dict:
+    def _check_access(self) -> None:
+        """Source, destination and connection ids must be on the allow-list (Variables
+        ``matting_allowed_locations``, ``matting_allowed_conn_ids``; defaults: the data folder and the
+        default connections) before any storage is opened."""
         import json
 
+        from airflow.sdk import Variable
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from matting.access import check_allowed
+        from matting.dag_defaults import data_dir
+        from matting.errors import ConfigError
+
+        def listed(name: str, default: list[str]) -> list[str]:
+            raw = Variable.get(name, default=None)
+            if raw in (None, ""):
+                return default
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            return [value] if isinstance(value, str) else list(value)
+
+        try:
+            check_allowed(
+                {"source": self.source, "destination": self.destination},
+                {"source_conn_id": self.source_conn_id or "", "destination_conn_id": self.destination_conn_id or ""},
+                listed("matting_allowed_locations", [data_dir()]),
+                listed("matting_allowed_conn_ids", ["", "aws_default", "sftp_default"]),
+            )
+        except (ConfigError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def execute(self, context: Any) -> dict:
         from matting.engine import Engine, RuntimeOptions
+
+        options = self._options()
+        self._check_access()
+        engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
+        prefix = self.run_prefix or default_run_prefix(context)
+        with (
+            open_storage(self.source, self.source_conn_id or None) as src,
+            open_storage(self.destination, self.destination_conn_id or None) as root,
+        ):
+            return self._run(context, options, engine, src, root.sub(prefix), prefix)
+
+    def _run(self, context: Any, options, engine, src, dest, prefix: str) -> dict:
+        import json
+
+        from matting import limits
+        from matting.errors import InfrastructureError
         from matting.idphoto.batch import process_portrait
         from matting.naming import plan_outputs
 
-        options = self._options()
         sheet = None if self.sheet in (None, "", "none", "None") else str(self.sheet)
-        src = open_storage(self.source, self.source_conn_id or None)
-        prefix = self.run_prefix or default_run_prefix(context)
-        dest = open_storage(self.destination, self.destination_conn_id or None).sub(prefix)
         infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
-        engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
         plan = plan_outputs([f.path for f in infos], ".jpg" if options.format == "jpeg" else ".png")
         self.log.info(
             "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",
@@ -265,14 +321,26 @@ class IdPhotoOperator(BaseOperator):
             prefix,
         )
         progress = BatchProgress(total=len(infos), log=logging.getLogger("matting.task"), every_s=5.0)
-        reports = []
-        for info in infos:
-            load = functools.partial(src.read, info.path)
-            outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
-            for rel, blob in outcome.files.items():
-                dest.write(rel, blob)
-            reports.append(outcome.report)
-            progress.add(outcome.result)
+        reports, pending, errors = [], list(infos), {}
+        attempts = limits.attempts()
+        for attempt in range(1, attempts + 1):
+            errors = {}
+            for info in pending:
+                load = functools.partial(src.read, info.path, info)
+                outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
+                if outcome.result.retryable:  # storage trouble, not the photo's fault
+                    errors[info.path] = outcome.result.error
+                    continue
+                for rel, blob in outcome.files.items():
+                    dest.write(rel, blob)
+                reports.append(outcome.report)
+                progress.add(outcome.result)
+            pending = [f for f in pending if f.path in errors]
+            if not pending:
+                break
+            if attempt < attempts:
+                self.log.warning("%d portrait(s) hit infrastructure errors; retrying: %s", len(pending), errors)
+                time.sleep(limits.backoff_s(attempt))
         self.log.info(progress.summary())
         manifest = {
             "dag_id": getattr(context.get("dag"), "dag_id", ""),
@@ -285,8 +353,13 @@ class IdPhotoOperator(BaseOperator):
             "model_sha256": engine.model_sha256,
             "providers": engine.providers,
             "started_at": utc_now(),
-            "counts": {"files": len(infos), "ok": progress.ok, "failed": progress.failed},
+            "counts": {"files": len(reports), "ok": progress.ok, "failed": progress.failed},
             "photos": reports,
         }
         dest.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        if pending:
+            raise InfrastructureError(
+                f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
+                + "; ".join(f"{p}: {e}" for p, e in list(errors.items())[:5])
+            )
         return {"run_prefix": prefix, "manifest": "manifest.json", **manifest["counts"]}

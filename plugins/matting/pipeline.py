@@ -1,11 +1,20 @@
 """One batch of a pipeline run, between two Storages: read -> matte -> write outputs -> record ->
-move the original to processed/ (or quarantine/ with an .error.json). No Airflow import: the
-operators (next step) call this.
+move the original to processed/ (or quarantine/ with an .error.json). No Airflow import.
 
-Nothing is lost, nothing is done twice. Per input, in this order: the output is written (atomic),
-then the input's record (atomic), then the original is moved. A retry after a crash anywhere finds
-the record and only finishes the move; an output without a record is simply rewritten under the
-same name; an input that vanished without a record is reported, never silently skipped.
+Nothing is lost, nothing is done twice:
+- Per input, in this order: the output is written (atomic), then the input's record (atomic, it
+  names where the original goes), then the original is moved. A retry finds the record and only
+  finishes the move; an output without a record is rewritten under the same planned name.
+- Only content errors (``ImageError``: not an image, truncated, too large, ...) quarantine a file.
+  Infrastructure errors (storage, network, disk full, ONNX Runtime, out of memory) are retried in the
+  task with backoff; what still fails makes the task fail (``InfrastructureError``) so that Airflow
+  retries it, with those originals untouched and nothing quarantined.
+- Identity is the version seen at detection (size+mtime, or the ETag): a file re-uploaded under the
+  same name is a new file, never moved or recorded as the old one.
+- Nothing in processed/, quarantine/ or the outputs is ever overwritten: a taken name gets a
+  deterministic suffix from the file's version (``a~1f2e3d4c.jpg``).
+- A source that refuses moves (read-only account) keeps its originals; the destination's ledger
+  remembers each settled version so that no later run reprocesses it.
 """
 
 from __future__ import annotations
@@ -14,12 +23,15 @@ import hashlib
 import json
 import logging
 import posixpath
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+from matting import limits
 from matting.detection import Ledger
 from matting.engine.core import Engine, ImageResult, OutputOptions
-from matting.manifest import FileRecord, RunManifest, utc_now
+from matting.errors import FileTooLarge, InfrastructureError, SourceChanged
+from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
 from matting.naming import plan_outputs
 from matting.progress import BatchProgress
 from matting.storage import FileInfo, Storage
@@ -34,6 +46,8 @@ class BatchConfig:
     quarantine_dir: str = "quarantine"
     move_originals: bool = True  # False for read-only sources: keep them, record them in the ledger
     chunk_size: int = 16  # images in flight per engine batch; memory stays flat whatever the batch
+    max_bytes: int | None = None  # None: MATTING_MAX_BYTES
+    attempts: int | None = None  # in-task attempts for infrastructure errors; None: MATTING_IO_ATTEMPTS
 
     @property
     def records_dir(self) -> str:
@@ -68,100 +82,146 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 
+def unique_name(storage: Storage, rel: str, info: FileInfo) -> str:
+    """``rel`` if nothing is there yet, else the same name with this version's suffix: never overwrites,
+    and a retry of the same version picks the same name."""
+    if not storage.exists(rel):
+        return rel
+    stem, ext = posixpath.splitext(rel)
+    return f"{stem}~{info.version_id[:8]}{ext}"
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 class BatchRunner:
-    def __init__(self, source: Storage, dest: Storage, job: MattingJob, cfg: BatchConfig) -> None:
+    """Runs one batch; ``records`` holds every input settled so far (also when ``run`` raises)."""
+
+    def __init__(
+        self,
+        source: Storage,
+        dest: Storage,
+        job: MattingJob,
+        cfg: BatchConfig,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.source, self.dest, self.job, self.cfg = source, dest, job, cfg
-        self.ledger = None if cfg.move_originals else Ledger(dest)
+        self.ledger = Ledger(dest)
+        self.sleep = sleep
+        self.max_bytes = cfg.max_bytes if cfg.max_bytes is not None else limits.max_bytes()
+        self.attempts = cfg.attempts if cfg.attempts is not None else limits.attempts()
+        self.records: list[FileRecord] = []
+        self.left_for_next_run: list[str] = []  # changed since detection: untouched
 
     def _record_path(self, info: FileInfo) -> str:
-        rec = FileRecord(source=info.path, source_size=info.size, source_version=info.version)
-        return f"{self.cfg.records_dir}/{rec.record_name}"
+        return f"{self.cfg.records_dir}/{info.version_id}.json"
 
-    def _target(self, rec: FileRecord) -> str | None:
-        """Where the original goes: processed/ when ok, quarantine/ when not; None when kept."""
-        if not self.cfg.move_originals:
-            return None
-        return posixpath.join(self.cfg.processed_dir if rec.status == "ok" else self.cfg.quarantine_dir, rec.source)
+    # --- the batch ---------------------------------------------------------------------------------
 
-    def _move_original(self, rec: FileRecord) -> None:
-        """Idempotent: moves only if the original is still in the incoming root."""
-        if rec.moved_to and self.source.exists(rec.source):
-            self.source.move(rec.source, rec.moved_to)
+    def run(
+        self, files: list[FileInfo], progress: BatchProgress | None = None, plan: dict[str, str] | None = None
+    ) -> list[FileRecord]:
+        """Settle every file of the batch. ``plan`` maps each source path to its output name (planned
+        once over the whole run, so mapped batches never collide); without it the batch plans alone."""
+        plan = {**plan_outputs([f.path for f in files], self.job.out.extension), **(plan or {})}
+        pending = list(files)
+        errors: dict[str, str] = {}
+        for attempt in range(1, self.attempts + 1):
+            errors = {}
+            self._pass(pending, plan, errors, progress)
+            pending = [f for f in pending if f.path in errors]
+            if not pending:
+                break
+            if attempt < self.attempts:
+                wait = limits.backoff_s(attempt)
+                log.warning(
+                    "%d file(s) hit infrastructure errors (attempt %d/%d), retrying in %.1fs: %s",
+                    len(pending),
+                    attempt,
+                    self.attempts,
+                    wait,
+                    "; ".join(errors[f.path] for f in pending[:3]),
+                )
+                self.sleep(wait)
+        if pending:
+            raise InfrastructureError(
+                f"{len(pending)} file(s) not processed after {self.attempts} attempt(s); originals left in "
+                f"place, nothing quarantined: " + "; ".join(f"{f.path}: {errors[f.path]}" for f in pending[:5])
+            )
+        return self.records
 
-    def _quarantine_note(self, rec: FileRecord, data: bytes | None) -> None:
-        note = json.dumps(
-            {"source": rec.source, "error_type": rec.error_type, "error": rec.error, "at": rec.finished_at}, indent=1
-        ).encode()
-        where = self.source if self.cfg.move_originals else self.dest
-        where.write(posixpath.join(self.cfg.quarantine_dir, rec.source) + ".error.json", note)
-        if not self.cfg.move_originals and data is not None:  # read-only source: keep a copy with the note
-            self.dest.write(posixpath.join(self.cfg.quarantine_dir, rec.source), data)
-
-    def _finish(self, info: FileInfo, rec: FileRecord, data: bytes | None) -> FileRecord:
-        rec.finished_at = utc_now()
-        if rec.status != "ok":
-            self._quarantine_note(rec, data)
-        rec.moved_to = self._target(rec)
-        self.dest.write(self._record_path(info), rec.to_json())  # record first: a retry knows it is done
-        self._move_original(rec)
-        return rec
-
-    def run(self, files: list[FileInfo], progress: BatchProgress | None = None) -> list[FileRecord]:
-        records: list[FileRecord] = []
+    def _pass(self, files: list[FileInfo], plan: dict[str, str], errors: dict, progress) -> None:
         todo: list[FileInfo] = []
         for info in files:
-            path = self._record_path(info)
-            if self.dest.exists(path):  # done by an earlier attempt: finish its move, never redo it
-                rec = FileRecord.from_json(self.dest.read(path))
-                self._move_original(rec)
-                records.append(rec)
-                log.info("already done %s (%s)", info.path, rec.status)
-            elif not self.source.exists(info.path):
-                rec = FileRecord(
-                    source=info.path,
-                    source_size=info.size,
-                    source_version=info.version,
-                    status="failed",
-                    error_type="vanished",
-                    error=f"{info.path}: gone from the source before it was processed",
-                )
-                rec.finished_at = utc_now()
-                self.dest.write(path, rec.to_json())
-                records.append(rec)
-                log.warning("vanished %s: no record of it and no longer in the source", info.path)
-            else:
-                todo.append(info)
-        plan = plan_outputs([f.path for f in todo], self.job.out.extension)
+            try:
+                rec = self._existing_record(info)
+                if rec is not None:  # settled by an earlier attempt: finish its move, never redo it
+                    self._settle_original(info, rec)
+                    self._done(rec, "already done")
+                elif info.size > self.max_bytes:
+                    self._finish(info, self._refused_too_large(info), None)
+                else:
+                    todo.append(info)
+            except Exception as exc:  # storage trouble: this file waits for the next attempt
+                errors[info.path] = _why(exc)
         for chunk in _chunks(todo, self.cfg.chunk_size):
-            records.extend(self._run_chunk(chunk, plan, progress))
-            if self.ledger is not None:
-                self.ledger.record(chunk)
-        return records
+            self._run_chunk(chunk, plan, errors, progress)
 
-    def _run_chunk(self, chunk: list[FileInfo], plan: dict[str, str], progress) -> list[FileRecord]:
+    def _existing_record(self, info: FileInfo) -> FileRecord | None:
+        path = self._record_path(info)
+        return FileRecord.from_json(self.dest.read(path)) if self.dest.exists(path) else None
+
+    def _done(self, rec: FileRecord, how: str) -> None:
+        self.records.append(rec)
+        if how:
+            log.info("%s %s (%s)", how, rec.source, rec.status)
+
+    def _refused_too_large(self, info: FileInfo) -> FileRecord:
+        err = FileTooLarge(
+            f"{info.path}: {info.size / 1e6:.1f} MB exceeds the limit of {self.max_bytes / 1e6:.1f} MB "
+            "(set MATTING_MAX_BYTES to raise it); not read"
+        )
+        log.warning("refused %s", err)
+        return FileRecord(
+            source=info.path,
+            source_size=info.size,
+            source_version=info.version,
+            status="failed",
+            error_type=err.code,
+            error=str(err),
+        )
+
+    def _run_chunk(self, chunk: list[FileInfo], plan: dict[str, str], errors: dict, progress) -> None:
         by_path = {f.path: f for f in chunk}
         payloads: dict[str, bytes] = {}
 
-        def loader(rel: str):
+        def loader(info: FileInfo):
             def load() -> bytes:
-                data = self.source.read(rel)
-                payloads[rel] = data
+                data = self.source.read(info.path, expect=info)  # only the version that was detected
+                payloads[info.path] = data
                 return data
 
             return load
 
         def sink(name: str, data: bytes, _out) -> str:
             rel = posixpath.join(self.cfg.outputs_dir, plan[name])
-            self.dest.write(rel, data)
+            self.dest.write(rel, data)  # the name is this source's alone in the run: a retry rewrites it
             return rel
 
-        out: list[FileRecord] = []
         results: Iterator[ImageResult] = self.job.engine.run_batch(
-            [(f.path, loader(f.path)) for f in chunk], self.job.out, sink=sink
+            [(f.path, loader(f)) for f in chunk], self.job.out, sink=sink
         )
         for result in results:
             info = by_path[result.source]
             data = payloads.pop(result.source, None)
+            if result.retryable:
+                errors[info.path] = result.error or "infrastructure error"
+                continue
+            if result.error_type == SourceChanged.code:
+                log.warning("left for the next run: %s", result.error)
+                self.left_for_next_run.append(info.path)
+                continue
             rec = FileRecord(
                 source=info.path,
                 source_size=info.size,
@@ -175,18 +235,95 @@ class BatchRunner:
                 width=result.width,
                 height=result.height,
             )
-            out.append(self._finish(info, rec, data))
+            try:
+                self._finish(info, rec, data)
+            except Exception as exc:
+                errors[info.path] = _why(exc)
+                continue
             if progress is not None:
                 progress.add(result)
-        return out
+
+    # --- settling one file -------------------------------------------------------------------------
+
+    def _finish(self, info: FileInfo, rec: FileRecord, data: bytes | None) -> None:
+        """Record first (with where the original goes), then move it: a retry knows it is done."""
+        rec.finished_at = utc_now()
+        if self.cfg.move_originals and rec.error_type != "vanished":
+            base = self.cfg.processed_dir if rec.status == "ok" else self.cfg.quarantine_dir
+            rec.moved_to = unique_name(self.source, posixpath.join(base, info.path), info)
+        self.dest.write(self._record_path(info), rec.to_json())
+        self._settle_original(info, rec, data)
+        self._done(rec, "")
+
+    def _settle_original(self, info: FileInfo, rec: FileRecord, data: bytes | None = None) -> None:
+        """Move the original where its record says (idempotent), or keep it and mark it in the ledger."""
+        if rec.error_type == "vanished":
+            return
+        if rec.moved_to is None:
+            self._keep_in_source(info, rec, data)
+            return
+        try:
+            self.source.move(info.path, rec.moved_to, expect=info)
+        except FileNotFoundError:
+            if not self.source.exists(rec.moved_to):
+                log.warning("%s vanished from the source before its move to %s", info.path, rec.moved_to)
+                return
+        except SourceChanged as exc:  # re-uploaded under the same name: the new file is a new input
+            log.warning("not moving %s: %s", info.path, exc)
+            return
+        except FileExistsError:  # taken since the record was written: pick this version's own name
+            stem, ext = posixpath.splitext(rec.moved_to)
+            rec.moved_to = f"{stem}~{info.version_id[:8]}{ext}"
+            self.dest.write(self._record_path(info), rec.to_json())
+            self.source.move(info.path, rec.moved_to, expect=info)
+        except PermissionError as exc:  # a read-only source: keep the original, remember this version
+            log.warning("cannot move %s on %s (%s): kept in place and marked in the ledger", info.path, self.source.describe(), exc)
+            rec.moved_to = None
+            rec.kept_reason = f"source refused the move: {exc}"
+            self.dest.write(self._record_path(info), rec.to_json())
+            self._keep_in_source(info, rec, data)
+            return
+        if rec.status != "ok":
+            note = rec.moved_to + ".error.json"
+            if not self.source.exists(note):
+                self.source.write(note, self._note(rec))
+
+    def _keep_in_source(self, info: FileInfo, rec: FileRecord, data: bytes | None) -> None:
+        """Read-only source: a failed file's copy and note go to the destination's quarantine/."""
+        if rec.status != "ok":
+            base = posixpath.join(self.cfg.quarantine_dir, info.path)
+            stem, ext = posixpath.splitext(base)
+            for copy in (base, f"{stem}~{info.version_id[:8]}{ext}"):
+                note = copy + ".error.json"
+                if self.dest.exists(note):
+                    if json.loads(self.dest.read(note)).get("source_version") == info.version:
+                        break  # written by an earlier attempt
+                    continue  # another version's: never overwritten
+                if data is None and rec.error_type != FileTooLarge.code:
+                    try:
+                        data = self.source.read(info.path, expect=info)
+                    except (FileNotFoundError, SourceChanged):
+                        data = None
+                if data is not None:
+                    self.dest.write(copy, data)
+                self.dest.write(note, self._note(rec))
+                break
+        self.ledger.mark(info, rec.status)
+
+    @staticmethod
+    def _note(rec: FileRecord) -> bytes:
+        doc = {
+            "source": rec.source,
+            "source_version": rec.source_version,
+            "error_type": rec.error_type,
+            "error": rec.error,
+            "at": rec.finished_at,
+        }
+        return json.dumps(doc, indent=1).encode()
 
 
 def write_manifest(dest: Storage, cfg: BatchConfig, manifest: RunManifest, name: str = "manifest") -> str:
-    manifest.counts = {
-        "files": len(manifest.files),
-        "ok": sum(1 for r in manifest.files if r.status == "ok"),
-        "failed": sum(1 for r in manifest.files if r.status != "ok"),
-    }
+    manifest.counts = run_counts(manifest.files)
     manifest.finished_at = utc_now()
     path = f"{cfg.run_prefix}/{name}.json"
     dest.write(path, manifest.to_json())

@@ -24,7 +24,15 @@ class NewFilesSensor(BaseSensorOperator):
     root (the default excludes ``processed/``, ``quarantine/``, ``review/``), or, for read-only
     sources, ``ledger_location`` names the destination whose ledger lists processed files."""
 
-    template_fields: Sequence[str] = ("location", "conn_id", "include", "exclude", "regex", "ledger_location")
+    template_fields: Sequence[str] = (
+        "location",
+        "conn_id",
+        "include",
+        "exclude",
+        "regex",
+        "ledger_location",
+        "ledger_conn_id",
+    )
     default_conn_id: str | None = None
     default_settle_seconds: float = 10.0
 

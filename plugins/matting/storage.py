@@ -7,6 +7,10 @@ else is a local folder. The hooks own connections and credentials (Airflow conne
 root and checked, so a remote name such as ``../../x`` or ``/etc/passwd`` can never escape it.
 
 Writes are atomic: local and SFTP write a temp name then rename; S3 objects appear whole on PUT.
+Moves never overwrite (``FileExistsError``) and, given the version seen at detection, move only that
+version (``SourceChanged`` otherwise). Every remote operation has a timeout (``MATTING_IO_TIMEOUT_S``).
+One SFTP connection per Storage, and its requests are serialised: paramiko's client must not be
+used from two threads at once (the engine reads on one thread while it writes on another).
 """
 
 from __future__ import annotations
@@ -16,15 +20,17 @@ import io
 import logging
 import os
 import posixpath
+import shutil
 import stat
-import time
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from matting.atomic import atomic_write_bytes
-from matting.errors import MattingError
+from matting import limits
+from matting.atomic import atomic_open, atomic_write_bytes
+from matting.errors import MattingError, SourceChanged
 
 log = logging.getLogger("matting.storage")
 
@@ -49,12 +55,22 @@ class FileInfo:
     def ledger_key(self) -> str:
         return f"{self.path}|{self.size}|{self.version}"
 
+    @property
+    def version_id(self) -> str:
+        """A short stable id of this path + version (record, ledger and unique-name suffixes)."""
+        import hashlib
+
+        return hashlib.sha1(f"{self.path}|{self.version}".encode()).hexdigest()[:16]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> FileInfo:
         return cls(path=d["path"], size=int(d["size"]), mtime=d.get("mtime"), version=str(d["version"]))
+
+    def same_version(self, other: FileInfo | None) -> bool:
+        return other is not None and other.size == self.size and other.version == self.version
 
 
 def safe_relpath(rel: str) -> str:
@@ -71,27 +87,45 @@ def safe_relpath(rel: str) -> str:
 
 
 class Storage(ABC):
-    """list / read / write (atomic) / move / delete, all with root-relative posix paths."""
+    """list / stat / read / write (atomic) / move (never overwriting) / delete, with root-relative posix
+    paths. A context manager: ``close()`` releases connections."""
 
     kind = "abstract"
 
     @abstractmethod
-    def list(self, recursive: bool = True) -> list[FileInfo]: ...
+    def list(self, recursive: bool = True, skip_dirs: tuple[str, ...] = ()) -> list[FileInfo]:
+        """Every regular file below the root; ``skip_dirs`` (top-level folder names) are not walked."""
 
     @abstractmethod
-    def read(self, rel: str) -> bytes: ...
+    def stat(self, rel: str) -> FileInfo | None:
+        """The file's current size and version, or None when there is no regular file there."""
+
+    @abstractmethod
+    def _read(self, rel: str) -> bytes: ...
+
+    def read(self, rel: str, expect: FileInfo | None = None) -> bytes:
+        """The file's bytes; with ``expect``, only if it is still that version (else ``SourceChanged``)."""
+        if expect is not None:
+            self._check_version(rel, expect)
+        return self._read(rel)
 
     @abstractmethod
     def write(self, rel: str, data: bytes) -> str: ...
 
     @abstractmethod
-    def move(self, rel: str, dest_rel: str) -> None: ...
+    def write_file(self, rel: str, local_path: str | os.PathLike) -> str:
+        """Write a local file's content (streamed: memory stays flat whatever its size), atomically."""
+
+    @abstractmethod
+    def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
+        """Move without ever overwriting (``FileExistsError``); with ``expect`` only that version.
+        A move interrupted half-way (destination already holds this very file) is finished."""
 
     @abstractmethod
     def delete(self, rel: str) -> None: ...
 
-    @abstractmethod
-    def exists(self, rel: str) -> bool: ...
+    def exists(self, rel: str) -> bool:
+        return self.stat(rel) is not None
 
     @abstractmethod
     def describe(self) -> str: ...
@@ -100,12 +134,36 @@ class Storage(ABC):
     def sub(self, rel_dir: str) -> Storage:
         """The same backend and connection, rooted at a sub-folder."""
 
+    def close(self) -> None:
+        """Release connections (a no-op where there are none)."""
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def relpath(self, rel: str) -> str:
+        """The checked form of a root-relative path on this backend."""
+        return safe_relpath(rel)
+
+    def _check_version(self, rel: str, expect: FileInfo) -> FileInfo:
+        now = self.stat(rel)
+        if now is None:
+            raise FileNotFoundError(f"{rel}: gone from {self.describe()}")
+        if not expect.same_version(now):
+            raise SourceChanged(
+                f"{rel}: changed since it was detected (size {expect.size} -> {now.size}, "
+                f"version {expect.version} -> {now.version}); left for the next run"
+            )
+        return now
+
     def _checked(self, infos: list[FileInfo]) -> list[FileInfo]:
         """Drop (with a warning) any listed name that would escape the root."""
         out = []
         for info in infos:
             try:
-                out.append(FileInfo(safe_relpath(info.path), info.size, info.mtime, info.version))
+                out.append(FileInfo(self.relpath(info.path), info.size, info.mtime, info.version))
             except UnsafePath as exc:
                 log.warning("ignoring listed name on %s: %s", self.describe(), exc)
         return sorted(out, key=lambda f: f.path)
@@ -126,13 +184,19 @@ class LocalStorage(Storage):
     def _full(self, rel: str) -> Path:
         return self.root / safe_relpath(rel)
 
-    def list(self, recursive: bool = True) -> list[FileInfo]:
+    @staticmethod
+    def _info(rel: str, st: os.stat_result) -> FileInfo:
+        return FileInfo(rel, st.st_size, st.st_mtime, f"{st.st_size}-{st.st_mtime_ns}")
+
+    def list(self, recursive: bool = True, skip_dirs: tuple[str, ...] = ()) -> list[FileInfo]:
         infos = []
         if not self.root.is_dir():
             return []
         for dirpath, dirs, files in os.walk(self.root):
             if not recursive:
                 dirs[:] = []
+            elif Path(dirpath) == self.root:
+                dirs[:] = [d for d in dirs if d not in skip_dirs]
             dirs.sort()
             for name in files:
                 full = Path(dirpath) / name
@@ -140,33 +204,73 @@ class LocalStorage(Storage):
                     st = full.lstat()
                 except FileNotFoundError:  # vanished between walk and stat
                     continue
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                rel = full.relative_to(self.root).as_posix()
-                infos.append(FileInfo(rel, st.st_size, st.st_mtime, f"{st.st_size}-{st.st_mtime_ns}"))
+                if stat.S_ISREG(st.st_mode):
+                    infos.append(self._info(full.relative_to(self.root).as_posix(), st))
         return self._checked(infos)
 
-    def read(self, rel: str) -> bytes:
+    def stat(self, rel: str) -> FileInfo | None:
+        try:
+            st = self._full(rel).lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return self._info(safe_relpath(rel), st) if stat.S_ISREG(st.st_mode) else None
+
+    def _read(self, rel: str) -> bytes:
         return self._full(rel).read_bytes()
 
     def write(self, rel: str, data: bytes) -> str:
         return str(atomic_write_bytes(self._full(rel), data))
 
-    def move(self, rel: str, dest_rel: str) -> None:
-        dest = self._full(dest_rel)
+    def write_file(self, rel: str, local_path: str | os.PathLike) -> str:
+        target = self._full(rel)
+        with open(local_path, "rb") as src, atomic_open(target) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        return str(target)
+
+    def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
+        src, dest = self._full(rel), self._full(dest_rel)
+        if expect is not None:
+            self._check_version(rel, expect)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._full(rel), dest)
+        try:
+            os.link(src, dest)  # fails if dest exists: never overwrites
+        except FileExistsError:
+            if src.exists() and os.path.samefile(src, dest):  # linked, not yet unlinked: finish
+                src.unlink()
+                return
+            raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting") from None
+        except OSError as exc:  # a filesystem without hard links: check, then rename
+            if isinstance(exc, FileNotFoundError):
+                raise
+            if dest.exists():
+                raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting") from exc
+            os.rename(src, dest)
+            return
+        src.unlink()
 
     def delete(self, rel: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._full(rel).unlink()
 
-    def exists(self, rel: str) -> bool:
-        return self._full(rel).is_file()
+
+def verbatim_relpath(rel: str) -> str:
+    """An S3 key below the prefix, used exactly as listed (``a//b.jpg`` and ``./c.jpg`` are keys of
+    their own); refused only where it would escape a local or SFTP destination."""
+    if not rel or rel.startswith("/") or "\x00" in rel or any(p == ".." for p in rel.split("/")):
+        raise UnsafePath(f"refusing key {rel!r}: empty, absolute or it would leave the root")
+    return rel
 
 
 class S3Storage(Storage):
+    """Objects under ``s3://bucket/prefix`` through the amazon provider's S3Hook.
+
+    botocore retries in its *standard* mode (5 attempts, exponential backoff with jitter, on
+    throttling such as SlowDown, 5xx and connection errors); each retry is logged. Timeouts:
+    ``MATTING_IO_TIMEOUT_S`` for connect and for each read of a response."""
+
     kind = "s3"
+    MAX_ATTEMPTS = 5
+    SOURCE_TAG = "matting-source-etag"  # set on moved copies: an interrupted move can be finished
 
     def __init__(self, bucket: str, prefix: str = "", conn_id: str = "aws_default") -> None:
         self.bucket, self.prefix, self.conn_id = bucket, prefix.strip("/"), conn_id
@@ -178,7 +282,8 @@ class S3Storage(Storage):
     def sub(self, rel_dir: str) -> S3Storage:
         return S3Storage(self.bucket, self._key(rel_dir), self.conn_id)
 
-    RETRIES = 3
+    def relpath(self, rel: str) -> str:
+        return verbatim_relpath(rel)
 
     @property
     def client(self):
@@ -186,96 +291,160 @@ class S3Storage(Storage):
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
             from botocore.config import Config
 
-            # botocore's silent retries are off: _retry() retries and says so in the task log
-            config = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
+            timeout = limits.io_timeout_s()
+            config = Config(
+                retries={"mode": "standard", "max_attempts": self.MAX_ATTEMPTS},
+                connect_timeout=timeout,
+                read_timeout=timeout,
+            )
             self._client = S3Hook(aws_conn_id=self.conn_id, config=config).get_conn()
+            self._client.meta.events.register("needs-retry.s3", self._log_retry)
         return self._client
 
-    def _retry(self, what: str, fn):
-        """Retry throttling, 5xx and connection errors with backoff, logging each failure."""
-        from botocore.exceptions import ClientError
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-
-        for attempt in range(1, self.RETRIES + 1):
-            try:
-                return fn()
-            except (ClientError, BotoConnectionError) as exc:
-                status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                transient = isinstance(exc, BotoConnectionError) or status >= 500 or status == 429
-                if not transient or attempt == self.RETRIES:
-                    raise
-                log.warning(
-                    "S3 %s on %s failed (attempt %d/%d): %s; retrying",
-                    what,
-                    self.describe(),
-                    attempt,
-                    self.RETRIES,
-                    exc,
-                )
-                time.sleep(0.5 * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
+    def _log_retry(self, response=None, attempts=None, caught_exception=None, operation=None, **_) -> None:
+        """Say in the task log what botocore is about to retry (it says nothing above DEBUG)."""
+        status = (response or (None, {}))[1].get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
+        if caught_exception is not None or (status and (status >= 500 or status == 429)):
+            code = (response or (None, {}))[1].get("Error", {}).get("Code") if response else None
+            why = f"{type(caught_exception).__name__}: {caught_exception}" if caught_exception else f"{status} {code}"
+            name = getattr(operation, "name", "request")
+            log.warning("S3 %s on %s failed (attempt %s/%d): %s", name, self.describe(), attempts, self.MAX_ATTEMPTS, why)
 
     def _key(self, rel: str) -> str:
-        rel = safe_relpath(rel)
+        rel = verbatim_relpath(rel)
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
-    def list(self, recursive: bool = True) -> list[FileInfo]:
-        base = f"{self.prefix}/" if self.prefix else ""
+    def _list_under(self, base: str, delimiter: bool) -> tuple[list[FileInfo], list[str]]:
         kwargs = {"Bucket": self.bucket, "Prefix": base}
-        if not recursive:
+        if delimiter:
             kwargs["Delimiter"] = "/"
+        infos, dirs = [], []
+        root = f"{self.prefix}/" if self.prefix else ""
+        for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+            dirs.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/"):
+                    continue
+                rel = key[len(root) :]
+                infos.append(FileInfo(rel, int(obj["Size"]), obj["LastModified"].timestamp(), obj["ETag"].strip('"')))
+        return infos, dirs
 
-        def listing() -> list[FileInfo]:
-            infos = []
-            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
-                for obj in page.get("Contents", []):
-                    key = obj["Key"]
-                    if key.endswith("/"):
-                        continue
-                    infos.append(
-                        FileInfo(
-                            key[len(base) :], int(obj["Size"]), obj["LastModified"].timestamp(), obj["ETag"].strip('"')
-                        )
-                    )
-            return infos
+    def list(self, recursive: bool = True, skip_dirs: tuple[str, ...] = ()) -> list[FileInfo]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        if recursive and not skip_dirs:
+            return self._checked(self._list_under(base, delimiter=False)[0])
+        infos, dirs = self._list_under(base, delimiter=True)  # top level, then each folder not skipped
+        if recursive:
+            for d in dirs:
+                if d[len(base) :].rstrip("/") not in skip_dirs:
+                    infos.extend(self._list_under(d, delimiter=False)[0])
+        return self._checked(infos)
 
-        return self._checked(self._retry("listing", listing))
+    def _head(self, key: str) -> dict | None:
+        from botocore.exceptions import ClientError
 
-    def read(self, rel: str) -> bytes:
-        key = self._key(rel)
-        return self._retry("read", lambda: self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def stat(self, rel: str) -> FileInfo | None:
+        head = self._head(self._key(rel))
+        if head is None:
+            return None
+        return FileInfo(rel, int(head["ContentLength"]), head["LastModified"].timestamp(), head["ETag"].strip('"'))
+
+    def _read(self, rel: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+
+    def read(self, rel: str, expect: FileInfo | None = None) -> bytes:
+        if expect is None:
+            return self._read(rel)
+        from botocore.exceptions import ClientError
+
+        try:  # one request: the object only if its ETag is still the detected one
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel), IfMatch=expect.version)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                raise SourceChanged(f"{rel}: replaced since it was detected; left for the next run") from exc
+            if code in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"{rel}: gone from {self.describe()}") from exc
+            raise
 
     def write(self, rel: str, data: bytes) -> str:
         key = self._key(rel)
-        self.client.upload_fileobj(io.BytesIO(data), self.bucket, key)  # visible only once complete
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)  # visible only once complete
         return f"s3://{self.bucket}/{key}"
 
-    def move(self, rel: str, dest_rel: str) -> None:
+    def write_file(self, rel: str, local_path: str | os.PathLike) -> str:
+        key = self._key(rel)
+        self.client.upload_file(str(local_path), self.bucket, key)  # multipart above 8 MB
+        return f"s3://{self.bucket}/{key}"
+
+    def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
         src, dst = self._key(rel), self._key(dest_rel)
-        self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)  # copy, then delete
-        self.client.delete_object(Bucket=self.bucket, Key=src)
+        head = self._head(src)
+        there = self._head(dst)
+        if there is not None:
+            tag = expect.version if expect is not None else (head or {}).get("ETag", "").strip('"')
+            if there.get("Metadata", {}).get(self.SOURCE_TAG) == tag and head is not None:
+                self._delete_version(src, tag)  # copied, not yet deleted: finish the move
+                return
+            raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting")
+        if head is None:
+            raise FileNotFoundError(f"{rel}: gone from {self.describe()}")
+        tag = head["ETag"].strip('"')
+        if expect is not None and tag != expect.version:
+            raise SourceChanged(f"{rel}: replaced since it was detected; left for the next run")
+        extra = {"ContentType": head["ContentType"]} if head.get("ContentType") else {}
+        self.client.copy_object(
+            Bucket=self.bucket,
+            Key=dst,
+            CopySource={"Bucket": self.bucket, "Key": src},
+            CopySourceIfMatch=head["ETag"],
+            IfNoneMatch="*",
+            MetadataDirective="REPLACE",
+            Metadata={**head.get("Metadata", {}), self.SOURCE_TAG: tag},
+            **extra,
+        )
+        self._delete_version(src, tag)
+
+    def _delete_version(self, key: str, etag: str) -> None:
+        """Delete ``key`` only while it is still that version: a re-upload under the name survives."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=f'"{etag}"')
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+            log.warning("kept s3://%s/%s: replaced while it was being moved", self.bucket, key)
 
     def delete(self, rel: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(rel))
 
-    def exists(self, rel: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
+    def close(self) -> None:
+        self._client = None
 
 
 class SftpStorage(Storage):
+    """A directory on an SFTP server through the sftp provider's SFTPHook.
+
+    One connection, its requests serialised by a lock (paramiko's SFTPClient is not thread-safe:
+    two threads on one channel can each swallow the other's reply and wait forever). Connect,
+    banner and auth are bounded by ``MATTING_IO_TIMEOUT_S``, and so is every request on the channel;
+    a dropped or stalled connection is replaced once per operation, then the error propagates."""
+
     kind = "sftp"
 
     def __init__(self, root: str, conn_id: str = "sftp_default") -> None:
         self.root, self.conn_id = root.rstrip("/") or "/", conn_id
         self._hook = None
+        self._lock = threading.RLock()
 
     def describe(self) -> str:
         return f"sftp://{self.root} (connection {self.conn_id})"
@@ -286,34 +455,54 @@ class SftpStorage(Storage):
     def _sftp(self, fresh: bool = False):
         from airflow.providers.sftp.hooks.sftp import SFTPHook
 
-        if fresh and self._hook is not None:
-            with contextlib.suppress(Exception):
-                self._hook.close_conn()
-            self._hook = None
+        if fresh:
+            self.close()
         if self._hook is None:
-            self._hook = SFTPHook(ssh_conn_id=self.conn_id, use_managed_conn=False)
+            timeout = limits.io_timeout_s()
+            self._hook = SFTPHook(
+                ssh_conn_id=self.conn_id,
+                use_managed_conn=False,
+                conn_timeout=max(1, int(timeout)),
+                banner_timeout=timeout,
+                auth_timeout=max(1, int(timeout)),
+            )
+            client = self._hook.get_conn()
+            client.get_channel().settimeout(timeout)  # every request: a stalled server raises
+            return client
         return self._hook.get_conn()
 
     def _call(self, fn):
-        """Run ``fn(sftp_client)``; on a dropped connection (server restart) reconnect once."""
-        try:
-            return fn(self._sftp())
-        except (EOFError, OSError) as exc:
-            if isinstance(exc, (FileNotFoundError, PermissionError)):
-                raise
-            log.warning("SFTP connection to %s lost (%s); reconnecting", self.describe(), exc)
-            return fn(self._sftp(fresh=True))
+        """Run ``fn(sftp_client)`` under the lock; on a dropped/stalled connection reconnect once."""
+        from paramiko.ssh_exception import SSHException
+
+        with self._lock:
+            try:
+                return fn(self._sftp())
+            except (EOFError, OSError, SSHException) as exc:
+                if isinstance(exc, (FileNotFoundError, PermissionError, FileExistsError)):
+                    raise
+                log.warning("SFTP connection to %s lost (%s: %s); reconnecting", self.describe(), type(exc).__name__, exc)
+                return fn(self._sftp(fresh=True))
 
     def _full(self, rel: str) -> str:
         return posixpath.join(self.root, safe_relpath(rel))
 
     def close(self) -> None:
-        if self._hook is not None:
-            with contextlib.suppress(Exception):
-                self._hook.close_conn()
-            self._hook = None
+        with self._lock:
+            if self._hook is not None:
+                with contextlib.suppress(Exception):
+                    self._hook.close_conn()
+                ssh = getattr(self._hook, "client", None)  # the SSH session under the SFTP channel
+                if ssh is not None:
+                    with contextlib.suppress(Exception):
+                        ssh.close()
+                self._hook = None
 
-    def list(self, recursive: bool = True) -> list[FileInfo]:
+    @staticmethod
+    def _info(rel: str, attrs) -> FileInfo:
+        return FileInfo(rel, int(attrs.st_size or 0), float(attrs.st_mtime or 0), f"{attrs.st_size}-{attrs.st_mtime}")
+
+    def list(self, recursive: bool = True, skip_dirs: tuple[str, ...] = ()) -> list[FileInfo]:
         def walk(sftp) -> list[FileInfo]:
             infos: list[FileInfo] = []
             stack = [""]
@@ -326,17 +515,25 @@ class SftpStorage(Storage):
                 for e in entries:
                     rel = posixpath.join(rel_dir, e.filename) if rel_dir else e.filename
                     if stat.S_ISDIR(e.st_mode or 0):
-                        if recursive:
+                        if recursive and not (rel_dir == "" and e.filename in skip_dirs):
                             stack.append(rel)
                     elif stat.S_ISREG(e.st_mode or 0):
-                        infos.append(
-                            FileInfo(rel, int(e.st_size or 0), float(e.st_mtime or 0), f"{e.st_size}-{e.st_mtime}")
-                        )
+                        infos.append(self._info(rel, e))
             return infos
 
         return self._checked(self._call(walk))
 
-    def read(self, rel: str) -> bytes:
+    def stat(self, rel: str) -> FileInfo | None:
+        def check(sftp) -> FileInfo | None:
+            try:
+                attrs = sftp.stat(self._full(rel))
+            except FileNotFoundError:
+                return None
+            return self._info(safe_relpath(rel), attrs) if stat.S_ISREG(attrs.st_mode or 0) else None
+
+        return self._call(check)
+
+    def _read(self, rel: str) -> bytes:
         def get(sftp) -> bytes:
             with sftp.open(self._full(rel), "rb") as fh:
                 fh.prefetch()
@@ -353,31 +550,66 @@ class SftpStorage(Storage):
             except FileNotFoundError:
                 sftp.mkdir(path)
 
-    def write(self, rel: str, data: bytes) -> str:
+    def _put(self, rel: str, fill) -> str:
+        """Write through a temp name, then rename it over the target (atomic where the server has
+        OpenSSH's posix-rename; elsewhere remove + rename)."""
         target = self._full(rel)
         tmp = posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp-{uuid.uuid4().hex[:8]}")
 
         def put(sftp) -> str:
             self._makedirs(sftp, posixpath.dirname(target))
-            with sftp.open(tmp, "wb") as fh:
-                fh.set_pipelined(True)
-                fh.write(data)
             try:
-                sftp.posix_rename(tmp, target)  # atomic replace (OpenSSH extension)
-            except OSError:
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(target)
-                sftp.rename(tmp, target)
+                with sftp.open(tmp, "wb") as fh:
+                    fh.set_pipelined(True)
+                    fill(fh)
+                try:
+                    sftp.posix_rename(tmp, target)
+                except OSError:
+                    with contextlib.suppress(FileNotFoundError):
+                        sftp.remove(target)
+                    sftp.rename(tmp, target)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    sftp.remove(tmp)
+                raise
             return target
 
         return self._call(put)
 
-    def move(self, rel: str, dest_rel: str) -> None:
+    def write(self, rel: str, data: bytes) -> str:
+        return self._put(rel, lambda fh: fh.write(data))
+
+    def write_file(self, rel: str, local_path: str | os.PathLike) -> str:
+        def fill(fh) -> None:
+            with open(local_path, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 20)
+
+        return self._put(rel, fill)
+
+    def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
         src, dst = self._full(rel), self._full(dest_rel)
 
         def mv(sftp) -> None:
+            try:
+                now = self._info(rel, sftp.stat(src))
+            except FileNotFoundError:
+                now = None
+            try:
+                there = self._info(dest_rel, sftp.stat(dst))
+            except FileNotFoundError:
+                there = None
+            if there is not None:
+                if now is not None and now.same_version(there) and (expect is None or expect.same_version(now)):
+                    # a hard link left by an interrupted server-side rename: finish it
+                    sftp.remove(src)
+                    return
+                raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting")
+            if now is None:
+                raise FileNotFoundError(f"{rel}: gone from {self.describe()}")
+            if expect is not None and not expect.same_version(now):
+                raise SourceChanged(f"{rel}: changed since it was detected; left for the next run")
             self._makedirs(sftp, posixpath.dirname(dst))
-            sftp.posix_rename(src, dst)
+            sftp.rename(src, dst)  # SFTP v3 rename: fails if the target exists (no posix-rename needed)
 
         self._call(mv)
 
@@ -387,15 +619,6 @@ class SftpStorage(Storage):
                 sftp.remove(self._full(rel))
 
         self._call(rm)
-
-    def exists(self, rel: str) -> bool:
-        def check(sftp) -> bool:
-            try:
-                return stat.S_ISREG(sftp.stat(self._full(rel)).st_mode or 0)
-            except FileNotFoundError:
-                return False
-
-        return self._call(check)
 
 
 def open_storage(location: str, conn_id: str | None = None) -> Storage:

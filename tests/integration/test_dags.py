@@ -184,6 +184,7 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
     (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (src / "cup.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
     monkeypatch.setenv("MATTING_DEADLINES", "off")
+    monkeypatch.setenv("MATTING_DATA_DIR", str(tmp_path))  # the default allow-list: the data folder
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
     conf = {
         "source": str(src),
@@ -221,3 +222,31 @@ def test_id_photo_batch_bad_params_fail_fast(tmp_path, airflow_db, monkeypatch):
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
     with pytest.raises(Exception, match="spec|enum|not one of"):
         dag.test(run_conf={"source": str(tmp_path), "spec": "mars-passport"})
+
+
+def test_id_photo_batch_refuses_locations_and_connections_off_the_allow_list(tmp_path, airflow_db, monkeypatch):
+    """Anyone allowed to trigger the form must not read or write wherever the worker can."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    data, outside = tmp_path / "data", tmp_path / "elsewhere"
+    (data / "portraits").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    monkeypatch.setenv("MATTING_DEADLINES", "off")
+    monkeypatch.setenv("MATTING_RETRIES", "0")
+    monkeypatch.setenv("MATTING_DATA_DIR", str(data))
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
+    for conf in (
+        {"source": str(outside), "destination": str(data / "out")},  # read from outside
+        {"source": str(data / "portraits"), "destination": str(outside / "out")},  # write outside
+        {"source": f"{data}/portraits/../../elsewhere", "destination": str(data / "out")},  # climb out
+        {"source": str(data / "portraits"), "source_conn_id": "prod_db_admin", "destination": str(data / "out")},
+    ):
+        run = dag.test(run_conf={"source_conn_id": "", **conf, "spec": "cn-1inch"})
+        assert run.state == "failed", conf
+    assert files_under(outside) == ["secret.jpg"] and not (data / "out").exists()  # nothing touched
+
+    # an admin widens the list with a Variable: the same outside source is then accepted
+    monkeypatch.setenv("AIRFLOW_VAR_MATTING_ALLOWED_LOCATIONS", json.dumps([str(data), str(outside)]))
+    conf = {"source": str(outside), "source_conn_id": "", "destination": str(data / "out"), "spec": "cn-1inch"}
+    assert dag.test(run_conf=conf).state == "success"

@@ -14,6 +14,10 @@ from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifes
 from matting.storage import LocalStorage
 
 
+class WorkerKilled(BaseException):
+    """What a SIGKILL looks like from inside: nothing the runner could catch and retry."""
+
+
 class DiesAfter(LocalStorage):
     """A destination whose worker dies after ``n`` record writes (as a killed task would)."""
 
@@ -24,7 +28,7 @@ class DiesAfter(LocalStorage):
     def write(self, rel, data):
         if "/records/" in rel:
             if self.left == 0:
-                raise RuntimeError("worker died")
+                raise WorkerKilled("worker died")
             self.left -= 1
         return super().write(rel, data)
 
@@ -56,7 +60,7 @@ def test_crash_mid_batch_then_retry_loses_and_duplicates_nothing(tmp_path, incom
     files = _files(incoming)
     assert len(files) == 6
     cfg = BatchConfig(run_prefix="2026/11/23/run1", chunk_size=2)
-    with pytest.raises(RuntimeError, match="worker died"):
+    with pytest.raises(WorkerKilled, match="worker died"):
         BatchRunner(LocalStorage(incoming), DiesAfter(tmp_path / "dest", 3), job, cfg).run(files)
     moved = files_under(incoming)
     assert len([m for m in moved if m.startswith(("processed/", "quarantine/"))]) >= 3  # some were settled

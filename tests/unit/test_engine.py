@@ -190,8 +190,12 @@ def test_batch_goes_on_past_bad_files(engine, tmp_path, astronaut_bytes):
     assert by_name["empty.jpg"].error_type == "empty_file"
     assert by_name["notes.png"].error_type == "not_an_image"
     assert by_name["half.jpg"].error_type == "truncated_image"
-    assert not by_name["b.jpg"].ok and "disk full" in by_name["b.jpg"].error
-    assert by_name["missing.jpg"].error_type == "processing_error" and "cannot read" in by_name["missing.jpg"].error
+    # a failing write is not the file's fault: retryable, never a content error
+    b = by_name["b.jpg"]
+    assert not b.ok and "disk full" in b.error and b.retryable and b.error_type == "infrastructure_error"
+    missing = by_name["missing.jpg"]
+    assert missing.error_type == "vanished" and "cannot read" in missing.error and not missing.retryable
+    assert not any(r.retryable for r in results if r.source.split("/")[-1] != "b.jpg")
     assert len(written) == 1
 
 

@@ -196,14 +196,15 @@ def test_print_sheet(id_engine, sheet, size):
     assert (arr[0, 0] == 255).all()  # white paper in the corner
 
 
-def test_unreadable_portrait_fails_itself_with_the_reason(id_engine):
+def test_unreadable_portrait_fails_itself_as_retryable_with_the_reason(id_engine):
     from matting.idphoto.batch import options_from, process_portrait
 
     def load():
         raise PermissionError("permission denied")
 
     outcome = process_portrait(id_engine, load, "locked.jpg", "locked.jpg", options_from("cn-1inch", "blue"))
-    assert not outcome.result.ok and outcome.result.error_type == "processing_error"
-    assert "cannot read" in outcome.result.error
+    # a storage failure is not the photo's fault: retryable (the operator retries, then fails the task)
+    assert not outcome.result.ok and outcome.result.error_type == "infrastructure_error"
+    assert outcome.result.retryable and "permission denied" in outcome.result.error
     assert list(outcome.files) == ["review/locked.report.json"]
     assert outcome.report["reasons"] == [outcome.result.error]

@@ -20,7 +20,7 @@ from matting.engine import postprocess as pp
 from matting.engine.models import ModelSpec, ModelStore
 from matting.engine.scenarios import Scenario, get_scenario
 from matting.engine.session import RuntimeOptions, get_session
-from matting.errors import ConfigError, ImageError, ProcessingError
+from matting.errors import ConfigError, ImageError, SourceChanged
 from matting.images import FORMAT_EXTENSIONS, PNG_ENCODERS, DecodedImage, decode, encode
 
 log = logging.getLogger("matting.engine")
@@ -69,6 +69,7 @@ class ImageResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     error_type: str | None = None
     error: str | None = None
+    retryable: bool = False  # an infrastructure failure (storage, network, runtime): not the file's fault
 
     @property
     def total_ms(self) -> float:
@@ -232,15 +233,29 @@ class Engine:
 
     @staticmethod
     def _failure(name: str, exc: Exception, timings: dict, size: tuple[int, int] | None = None) -> ImageResult:
-        """A failed result: typed errors keep their code; anything else is a processing error, logged."""
+        """A failed result. Content errors (the typed ``ImageError``s) are the file's fault; a file that
+        vanished or changed since detection is reported as such; anything else (storage, network, disk,
+        ONNX Runtime, out of memory, a bug) is *retryable*: the caller must not blame the file for it."""
+        retryable = False
         if isinstance(exc, ImageError):
             code, message = exc.code, str(exc)
-        else:  # a bug or runtime failure on this image must not end the batch
-            log.exception("unexpected failure on %s", name)
-            code, message = getattr(exc, "code", ProcessingError.code), f"{name}: {type(exc).__name__}: {exc}"
+        elif isinstance(exc, SourceChanged):
+            code, message = exc.code, str(exc)
+        elif isinstance(exc, FileNotFoundError):
+            code, message = "vanished", f"{name}: cannot read: no such file (gone from the source)"
+        else:
+            log.warning("infrastructure error on %s: %s: %s", name, type(exc).__name__, exc, exc_info=exc)
+            code, message, retryable = "infrastructure_error", f"{name}: {type(exc).__name__}: {exc}", True
         width, height = size or (None, None)
         return ImageResult(
-            source=name, ok=False, width=width, height=height, timings_ms=timings, error_type=code, error=message
+            source=name,
+            ok=False,
+            width=width,
+            height=height,
+            timings_ms=timings,
+            error_type=code,
+            error=message,
+            retryable=retryable,
         )
 
     # --- many images ------------------------------------------------------------------------------
@@ -296,10 +311,7 @@ class Engine:
     def _read_stage(self, name: str, loader: Callable[[], bytes], decode_too: bool):
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        try:
-            data = loader()
-        except OSError as exc:
-            raise ProcessingError(f"{name}: cannot read: {exc}") from exc
+        data = loader()  # storage errors propagate: _failure tells them from content errors
         timings["read"] = _ms(t0)
         return (self._decode(data, name, timings) if decode_too else data), timings
 

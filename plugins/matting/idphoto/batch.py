@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from matting.engine.core import Engine, ImageResult
-from matting.errors import ImageError, ProcessingError
 from matting.idphoto.compose import IdPhotoOptions, compose_id_photo
 from matting.idphoto.sheet import make_sheet
 from matting.images import decode
@@ -42,14 +41,9 @@ def process_portrait(
     stem = out_name.rsplit(".", 1)[0]
     try:
         photo = compose_id_photo(engine, decode(load(), name=name, max_pixels=max_pixels), options)
-    except Exception as exc:
-        if isinstance(exc, ImageError):
-            code, message = exc.code, str(exc)
-        elif isinstance(exc, OSError):
-            code, message = ProcessingError.code, f"{name}: cannot read: {exc}"
-        else:  # a bug or runtime failure on this portrait must not end the batch
-            log.exception("unexpected failure on %s", name)
-            code, message = ProcessingError.code, f"{name}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # one classification with the engine: content error, vanished, or retryable
+        result = Engine._failure(name, exc, {})
+        code, message = result.error_type, result.error
         report = {
             "spec": options.spec.name,
             "source": name,
@@ -60,7 +54,7 @@ def process_portrait(
             "top_margin_ratio": None,
         }
         return PortraitOutcome(
-            result=ImageResult(source=name, ok=False, error_type=code, error=message),
+            result=result,
             files={f"review/{stem}.report.json": json.dumps(report, indent=2, ensure_ascii=False).encode()},
             report=report,
         )
