@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv tools models test demo airflow bench bench-airflow lint clean
+.PHONY: venv tools models test faults demo airflow bench bench-airflow lint clean
 
 $(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ models: venv
 test: models tools
 	$(PY) -m pytest
 
+# the fault-injection scenarios alone (also part of make test), ending with the audit table
+faults: models
+	$(PY) -m pytest tests/faults -q -p no:cacheprovider
+
 DEMO_DATA := $(CURDIR)/out/demo-data
 DEMO_ENV  := AIRFLOW_HOME=$(CURDIR)/airflow_home AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
              AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
@@ -49,6 +53,7 @@ demo: models
 	rm -rf $(DEMO_DATA) && mkdir -p $(DEMO_DATA)/incoming
 	cp include/samples/astronaut.jpg include/samples/coffee.jpg include/samples/rocket.jpg $(DEMO_DATA)/incoming/
 	printf 'this is not a photo' > $(DEMO_DATA)/incoming/corrupt.jpg
+	touch -d '1 hour ago' $(DEMO_DATA)/incoming/corrupt.jpg  # past the upload grace period: quarantined now
 	$(DEMO_ENV) airflow db migrate > /dev/null
 	$(DEMO_ENV) airflow dags test matting_scheduled > out/demo-dag-run.log 2>&1 || (tail -40 out/demo-dag-run.log; exit 1)
 	@grep -E "checked|ok     |failed |summary:|run closed" out/demo-dag-run.log | sed -E 's/ \[[a-z._]+\].*//' | cut -c1-160

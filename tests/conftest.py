@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import backdate  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -122,3 +123,18 @@ def airflow_db():
         [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ.copy(), timeout=300
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault-injection table (tests/faults), when those scenarios ran: also in out/faults.md."""
+    rows = getattr(sys.modules.get("scenario"), "ROWS", None)
+    if not rows:
+        return
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    terminalreporter.write_sep("=", "fault injection: every input accounted for")
+    for line in lines:
+        terminalreporter.write_line(line)
+    (ROOT / "out").mkdir(exist_ok=True)
+    (ROOT / "out" / "faults.md").write_text("\n".join(lines) + "\n")

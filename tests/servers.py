@@ -69,8 +69,40 @@ class Sshd:
         self.proc = None
 
     def restart(self) -> None:
+        """Stop the listener *and* every live session (as a server reboot would), then start again:
+        clients must really reconnect."""
+        self.kill_sessions()
         self.stop()
         self.start()
+
+    def sessions(self) -> list[int]:
+        """PIDs of the per-connection sshd processes (children of the listener, and theirs)."""
+        if not self.proc:
+            return []
+        found, todo = [], [self.proc.pid]
+        while todo:
+            out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True).stdout
+            kids = [int(x) for x in out.split()]
+            found += kids
+            todo += kids
+        return found
+
+    def kill_sessions(self) -> int:
+        """SIGKILL every live session (a dropped connection mid-transfer); the listener stays up."""
+        import signal
+
+        pids = self.sessions()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def signal_sessions(self, sig: int) -> list[int]:
+        pids = self.sessions()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        return pids
 
     @property
     def conn_uri(self) -> str:
@@ -81,8 +113,10 @@ class Sshd:
 
 
 @contextlib.contextmanager
-def run_sshd(workdir: Path) -> Iterator[Sshd]:
-    """sshd on a free loopback port: throwaway host key, key-only login as the current user."""
+def run_sshd(workdir: Path, sftp_flags: str = "") -> Iterator[Sshd]:
+    """sshd on a free loopback port: throwaway host key, key-only login as the current user.
+    ``sftp_flags`` go to internal-sftp: ``-R`` (a read-only account), ``-P posix-rename@openssh.com``
+    (a server without OpenSSH's posix-rename extension)."""
     debian_binary("sshd", "/usr/sbin/sshd", "openssh-server")
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "sftp-root"
@@ -108,7 +142,7 @@ PermitRootLogin prohibit-password
 UsePAM no
 StrictModes no
 AllowUsers {user}
-Subsystem sftp internal-sftp -d {root}
+Subsystem sftp internal-sftp -d {root} {sftp_flags}
 LogLevel ERROR
 """
     )
@@ -153,64 +187,136 @@ def run_moto() -> Iterator[S3Server]:
         server.stop()
 
 
-@contextlib.contextmanager
-def faulty_proxy(upstream: str, fail_first: int = 1, status: int = 500) -> Iterator[tuple[str, list]]:
-    """An HTTP proxy on loopback in front of ``upstream`` that answers the first ``fail_first``
-    GET requests with ``status`` (an S3 5xx on a listing), then forwards everything."""
-    import http.server
-    import threading
-    import urllib.error
-    import urllib.request
+@dataclass
+class Fault:
+    """Every ``every``-th request of ``kind`` (GET, PUT, HEAD, DELETE, POST or LIST: a bucket listing)
+    gets ``mode``: an HTTP ``status`` with an S3 error ``code``, a connection ``reset`` without an
+    answer, or a ``stall`` of ``seconds`` before it is forwarded. ``limit`` caps how many it injects."""
 
-    seen: list[int] = []
+    kind: str
+    every: int = 1
+    mode: str = "status"  # status | reset | stall
+    status: int = 503
+    code: str = "SlowDown"
+    seconds: float = 0.0
+    limit: int | None = None
+    injected: int = 0
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
 
-        def _forward(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
-            if self.command == "GET" and sum(1 for s in seen if s == status) < fail_first:
-                seen.append(status)
-                payload = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                return
-            req = urllib.request.Request(
-                upstream + self.path,
-                data=body,
-                method=self.command,
-                headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
-            )
-            try:
-                with urllib.request.urlopen(req, timeout=30) as resp:
-                    code, headers, data = resp.status, resp.headers, resp.read()
-            except urllib.error.HTTPError as err:
-                code, headers, data = err.code, err.headers, err.read()
-            seen.append(code)
-            self.send_response(code)
-            for k, v in headers.items():
-                if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+class FaultProxy:
+    """An HTTP proxy on loopback in front of an S3 server that injects faults by rule (``Fault``).
+    ``seen`` lists (kind, status or 'reset'/'stall') for every request, in order."""
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+    def __init__(self, upstream: str, faults: list[Fault] | None = None) -> None:
+        self.upstream, self.faults = upstream, list(faults or [])
+        self.seen: list[tuple[str, object]] = []
+        self.counts: dict[str, int] = {}
+        self.url = ""
+        self._srv = None
 
-        def log_message(self, *args):
-            pass
+    def injected(self) -> int:
+        return sum(f.injected for f in self.faults)
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", seen
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    def _kind(self, command: str, path: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(path)
+        if command == "GET" and (parts.path.strip("/").count("/") == 0 or "list-type" in parts.query):
+            return "LIST"
+        return command
+
+    def __enter__(self) -> FaultProxy:
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        proxy = self
+        parts = urlsplit(self.upstream)
+        self.host, self.port = parts.hostname, parts.port
+        lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                kind = proxy._kind(self.command, self.path)
+                action = None
+                with lock:
+                    n = proxy.counts[kind] = proxy.counts.get(kind, 0) + 1
+                    for fault in proxy.faults:
+                        if fault.kind == kind and n % fault.every == 0:
+                            if fault.limit is None or fault.injected < fault.limit:
+                                fault.injected += 1
+                                action = fault
+                                break
+                if action is not None and action.mode == "reset":
+                    proxy.seen.append((kind, "reset"))
+                    self.close_connection = True
+                    import socket
+
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if action is not None and action.mode == "status":
+                    proxy.seen.append((kind, action.status))
+                    payload = f"<Error><Code>{action.code}</Code><Message>injected</Message></Error>".encode()
+                    self.send_response(action.status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload) if self.command != "HEAD" else 0))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    return
+                if action is not None and action.mode == "stall":
+                    proxy.seen.append((kind, "stall"))
+                    time.sleep(action.seconds)
+                # forwarded as is with http.client (urllib would add a form Content-Type and drop bodies)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "expect", "connection")}
+                upstream = http.client.HTTPConnection(proxy.host, proxy.port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    resp = upstream.getresponse()
+                    code, rheaders, data = resp.status, resp.headers, resp.read()
+                finally:
+                    upstream.close()
+                proxy.seen.append((kind, code))
+                try:
+                    self.send_response(code)
+                    for k, v in rheaders.items():
+                        if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                            self.send_header(k, v)
+                    self.send_header(
+                        "Content-Length",
+                        str(len(data)) if self.command != "HEAD" else rheaders.get("Content-Length", "0"),
+                    )
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except OSError:  # the client gave up (a stall past its timeout)
+                    self.close_connection = True
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self._srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._srv.daemon_threads = True
+        threading.Thread(target=self._srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._srv.server_address[1]}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._srv.shutdown()
+        self._srv.server_close()
+
+    def conn_uri(self) -> str:
+        from urllib.parse import quote
+
+        return "aws://testing:testing@/?region_name=us-east-1&endpoint_url=" + quote(self.url, safe="")
 
 
 @dataclass

@@ -20,7 +20,10 @@ def run_cli(*args, cwd=None):
 
 
 def test_core_imports_nothing_from_airflow():
-    modules = "matting.engine, matting.images, matting.cli, matting.progress, matting.bench, matting.idphoto"
+    modules = (
+        "matting.engine, matting.images, matting.cli, matting.progress, matting.bench, matting.idphoto, "
+        "matting.archive, matting.naming, matting.access, matting.limits, matting.manifest"
+    )
     code = (
         f"import sys, {modules}, matting.detection, matting.pipeline; "
         "bad = [m for m in sys.modules if m.split('.')[0] == 'airflow']; print(bad); assert not bad"
@@ -169,3 +172,32 @@ def test_bench_pipeline_smoke(model_store):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["images"] == 3 and report["pipeline_s"] > 0 and report["engine_s"] > 0
+
+
+def test_output_folder_equal_to_the_input_folder_is_refused(tmp_path, model_store):
+    """-o pointing at the input folder would write cut-outs over input PNGs: refused, nothing touched."""
+    src = tmp_path / "in"
+    src.mkdir()
+    png = tmp_path / "orig.png"
+    Image.open(SAMPLES / "coffee.jpg").save(png)
+    (src / "coffee.png").write_bytes(png.read_bytes())
+    (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    proc = run_cli("remove", str(src), "-o", str(src))
+    assert proc.returncode == 2, proc.stderr
+    assert "would overwrite an input" in proc.stderr and "coffee.png" in proc.stderr
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_two_inputs_with_the_same_name_get_two_outputs(tmp_path, model_store):
+    for folder, sample in (("x", "astronaut.jpg"), ("y", "coffee.jpg")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "photo.jpg").write_bytes((SAMPLES / sample).read_bytes())
+    out = tmp_path / "out"
+    proc = run_cli("remove", str(tmp_path / "x" / "photo.jpg"), str(tmp_path / "y" / "photo.jpg"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "2 ok, 0 failed" in proc.stdout
+    made = sorted(p.name for p in out.iterdir())
+    assert made == ["photo.png", "photo_jpg.png"]
+    sizes = {Image.open(out / name).size for name in made}
+    assert sizes == {Image.open(SAMPLES / "astronaut.jpg").size, Image.open(SAMPLES / "coffee.jpg").size}

@@ -45,6 +45,7 @@ def check_allowed(
             problems.append(f"{field} {conn!r} is not an allowed connection id {allowed_conn_ids}")
     if problems:
         raise ConfigError(
-            "refused before touching any storage: " + "; ".join(problems)
+            "refused before touching any storage: "
+            + "; ".join(problems)
             + " (an admin can extend the Variables matting_allowed_locations / matting_allowed_conn_ids)"
         )

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from matting.atomic import atomic_write_bytes, is_temp_name
-from matting.errors import MattingError, ModelError
+from matting.errors import ConfigError, MattingError, ModelError
 from matting.images import looks_like_image
-from matting.naming import plan_outputs
+from matting.naming import plan_named, plan_outputs  # noqa: F401 - plan_outputs re-exported for callers
 
 log = logging.getLogger("matting.cli")
 
@@ -62,6 +62,22 @@ def collect_inputs(inputs: list[str], outdir: Path | None = None) -> list[tuple[
     return found
 
 
+def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tuple[list[str], dict[str, str]]:
+    """Source names (the relative name; the path as given where two inputs share one) and their
+    output names. Refuses (``ConfigError``) an output that would land on an input file."""
+    keys: list[str] = []
+    for path, rel in inputs:
+        keys.append(rel if rel not in keys else str(path))
+    plan = plan_named([(key, rel) for key, (_, rel) in zip(keys, inputs, strict=True)], extension)
+    sources = {p.resolve() for p, _ in inputs}
+    clash = [f"{key} -> {outdir / plan[key]}" for key in keys if (outdir / plan[key]).resolve() in sources]
+    if clash:
+        raise ConfigError(
+            f"the output would overwrite an input ({'; '.join(clash[:3])}): choose another output folder (-o)"
+        )
+    return keys, plan
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
@@ -82,7 +98,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if not inputs:
         log.error("no input images found in %s", ", ".join(args.inputs))
         return 2
-    plan = plan_outputs([name for _, name in inputs], out.extension)
+    keys, plan = plan_cli(inputs, outdir, out.extension)
     log.info(
         "removing backgrounds from %d file(s) with model=%s scenario=%s providers=%s format=%s -> %s",
         len(inputs),
@@ -101,7 +117,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from matting.engine import file_sources
 
     progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
-    sources = file_sources([p for p, _ in inputs], [name for _, name in inputs])
+    sources = file_sources([p for p, _ in inputs], keys)
     for result in engine.run_batch(sources, out, sink=sink, prefetch=args.prefetch):
         progress.add(result)
     log.info(progress.summary())
@@ -126,7 +142,7 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
     if not inputs:
         log.error("no input images found in %s", ", ".join(args.inputs))
         return 2
-    plan = plan_outputs([name for _, name in inputs], ".jpg" if options.format == "jpeg" else ".png")
+    keys, plan = plan_cli(inputs, outdir, ".jpg" if options.format == "jpeg" else ".png")
     log.info(
         "ID photos: %d file(s), spec %s (%s, %dx%d px @ %d dpi), background %s, %s mode -> %s",
         len(inputs),
@@ -140,7 +156,7 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
         outdir,
     )
     progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
-    for path, name in inputs:
+    for (path, _), name in zip(inputs, keys, strict=True):
         outcome = process_portrait(engine, path.read_bytes, name, plan[name], options, args.sheet, args.max_pixels)
         for rel, blob in outcome.files.items():
             written = atomic_write_bytes(outdir / rel, blob)

@@ -42,3 +42,15 @@ def attempts() -> int:
 def backoff_s(attempt: int) -> float:
     """Seconds to wait before in-task attempt ``attempt + 1`` (``MATTING_IO_BACKOFF_S`` x 2^(n-1))."""
     return env_number("MATTING_IO_BACKOFF_S", 2.0) * 2 ** (attempt - 1)
+
+
+def upload_grace_s() -> float:
+    """A local/SFTP file that looks incomplete (truncated, empty, not yet an image) and was modified
+    less than this long ago (``MATTING_UPLOAD_GRACE_S``) is left for a later run, not quarantined: it
+    may still be uploading. OpenSSH's `sftp -l` writes a burst, then pauses longer than any settle time."""
+    return env_number("MATTING_UPLOAD_GRACE_S", 300.0)
+
+
+def s3_max_attempts() -> int:
+    """botocore's attempts per S3 request in its standard retry mode (``MATTING_S3_MAX_ATTEMPTS``)."""
+    return max(1, int(env_number("MATTING_S3_MAX_ATTEMPTS", 5)))

@@ -17,9 +17,15 @@ def plan_outputs(names: list[str], extension: str) -> dict[str, str]:
     whole run (every mapped batch and every retry then agrees). Names are kept; clashes (``a.jpg`` and
     ``a.png`` both -> ``a.png``, or ``a//b.jpg`` and ``a/b.jpg``) are resolved by adding the source
     extension, then a number, to the later one, case-insensitively."""
+    return plan_named([(n, n) for n in dict.fromkeys(names)], extension)
+
+
+def plan_named(pairs: list[tuple[str, str]], extension: str) -> dict[str, str]:
+    """``(key, relative name)`` pairs -> ``{key: unique output name}``; two keys may share a name
+    (``x/a.jpg`` and ``y/a.jpg`` given as files): each still gets an output of its own."""
     plan: dict[str, str] = {}
     used: set[str] = set()
-    for name in dict.fromkeys(names):
+    for key, name in pairs:
         stem, src_ext = os.path.splitext(_clean(name))
         candidate = stem + extension
         if candidate.lower() in used:
@@ -29,5 +35,5 @@ def plan_outputs(names: list[str], extension: str) -> dict[str, str]:
                 candidate = f"{stem}_{n}{extension}"
                 n += 1
         used.add(candidate.lower())
-        plan[name] = candidate
+        plan[key] = candidate
     return plan

@@ -111,6 +111,7 @@ class BatchRunner:
         self.sleep = sleep
         self.max_bytes = cfg.max_bytes if cfg.max_bytes is not None else limits.max_bytes()
         self.attempts = cfg.attempts if cfg.attempts is not None else limits.attempts()
+        self.grace_s = limits.upload_grace_s()
         self.records: list[FileRecord] = []
         self.left_for_next_run: list[str] = []  # changed since detection: untouched
 
@@ -222,6 +223,16 @@ class BatchRunner:
                 log.warning("left for the next run: %s", result.error)
                 self.left_for_next_run.append(info.path)
                 continue
+            if self._maybe_still_uploading(info, result):
+                age = time.time() - (info.mtime or 0)
+                log.warning(
+                    "left for the next run: %s looks incomplete (%s) and changed %.0fs ago: it may still be uploading",
+                    info.path,
+                    result.error_type,
+                    age,
+                )
+                self.left_for_next_run.append(info.path)
+                continue
             rec = FileRecord(
                 source=info.path,
                 source_size=info.size,
@@ -242,6 +253,15 @@ class BatchRunner:
                 continue
             if progress is not None:
                 progress.add(result)
+
+    INCOMPLETE = frozenset({"empty_file", "truncated_image", "not_an_image", "corrupt_image"})
+
+    def _maybe_still_uploading(self, info: FileInfo, result: ImageResult) -> bool:
+        """Filesystems show a file while it is written (S3 never does): a fresh, incomplete-looking
+        file gets the benefit of the doubt until it is ``MATTING_UPLOAD_GRACE_S`` old."""
+        if result.ok or self.source.kind == "s3" or result.error_type not in self.INCOMPLETE or info.mtime is None:
+            return False
+        return time.time() - info.mtime < self.grace_s
 
     # --- settling one file -------------------------------------------------------------------------
 
@@ -277,7 +297,12 @@ class BatchRunner:
             self.dest.write(self._record_path(info), rec.to_json())
             self.source.move(info.path, rec.moved_to, expect=info)
         except PermissionError as exc:  # a read-only source: keep the original, remember this version
-            log.warning("cannot move %s on %s (%s): kept in place and marked in the ledger", info.path, self.source.describe(), exc)
+            log.warning(
+                "cannot move %s on %s (%s): kept in place and marked in the ledger",
+                info.path,
+                self.source.describe(),
+                exc,
+            )
             rec.moved_to = None
             rec.kept_reason = f"source refused the move: {exc}"
             self.dest.write(self._record_path(info), rec.to_json())

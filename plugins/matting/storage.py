@@ -16,7 +16,6 @@ used from two threads at once (the engine reads on one thread while it writes on
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import os
 import posixpath
@@ -134,7 +133,7 @@ class Storage(ABC):
     def sub(self, rel_dir: str) -> Storage:
         """The same backend and connection, rooted at a sub-folder."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: backends with connections override it
         """Release connections (a no-op where there are none)."""
 
     def __enter__(self) -> Storage:
@@ -264,12 +263,13 @@ def verbatim_relpath(rel: str) -> str:
 class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix`` through the amazon provider's S3Hook.
 
-    botocore retries in its *standard* mode (5 attempts, exponential backoff with jitter, on
-    throttling such as SlowDown, 5xx and connection errors); each retry is logged. Timeouts:
-    ``MATTING_IO_TIMEOUT_S`` for connect and for each read of a response."""
+    botocore retries in its *standard* mode (``MATTING_S3_MAX_ATTEMPTS``, default 5 attempts, exponential
+    backoff with jitter, on throttling such as SlowDown, 5xx, timeouts and connection errors); each retry
+    is logged. Standard rather than adaptive: adaptive's client-side rate limiter helps many clients
+    hammering one prefix, but it slows every later request of the process after one throttle.
+    Timeouts: ``MATTING_IO_TIMEOUT_S`` for connect and for each read of a response."""
 
     kind = "s3"
-    MAX_ATTEMPTS = 5
     SOURCE_TAG = "matting-source-etag"  # set on moved copies: an interrupted move can be finished
 
     def __init__(self, bucket: str, prefix: str = "", conn_id: str = "aws_default") -> None:
@@ -292,8 +292,9 @@ class S3Storage(Storage):
             from botocore.config import Config
 
             timeout = limits.io_timeout_s()
+            self.max_attempts = limits.s3_max_attempts()
             config = Config(
-                retries={"mode": "standard", "max_attempts": self.MAX_ATTEMPTS},
+                retries={"mode": "standard", "max_attempts": self.max_attempts},
                 connect_timeout=timeout,
                 read_timeout=timeout,
             )
@@ -308,7 +309,9 @@ class S3Storage(Storage):
             code = (response or (None, {}))[1].get("Error", {}).get("Code") if response else None
             why = f"{type(caught_exception).__name__}: {caught_exception}" if caught_exception else f"{status} {code}"
             name = getattr(operation, "name", "request")
-            log.warning("S3 %s on %s failed (attempt %s/%d): %s", name, self.describe(), attempts, self.MAX_ATTEMPTS, why)
+            log.warning(
+                "S3 %s on %s failed (attempt %s/%d): %s", name, self.describe(), attempts, self.max_attempts, why
+            )
 
     def _key(self, rel: str) -> str:
         rel = verbatim_relpath(rel)
@@ -481,7 +484,9 @@ class SftpStorage(Storage):
             except (EOFError, OSError, SSHException) as exc:
                 if isinstance(exc, (FileNotFoundError, PermissionError, FileExistsError)):
                     raise
-                log.warning("SFTP connection to %s lost (%s: %s); reconnecting", self.describe(), type(exc).__name__, exc)
+                log.warning(
+                    "SFTP connection to %s lost (%s: %s); reconnecting", self.describe(), type(exc).__name__, exc
+                )
                 return fn(self._sftp(fresh=True))
 
     def _full(self, rel: str) -> str:

@@ -77,13 +77,14 @@ def test_sensor_then_remove_background_sftp_to_s3(
     airflow_db, tmp_path, sshd, sftp_conn, s3_server, s3_conn, model_store
 ):
     from airflow.dag_processing.dagbag import DagBag
-    from conftest import SAMPLES, files_under
+    from conftest import SAMPLES, backdate, files_under
 
     dag = DagBag(dag_folder=str(TEST_DAGS)).get_dag("matting_test_chain")
     root = sshd.root / uuid.uuid4().hex[:8]
     root.mkdir()
     (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (root / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    backdate(root)  # dropped an hour ago: past the upload grace period
     client = s3_server.client()
     client.create_bucket(Bucket="chain")
     conf = {

@@ -10,7 +10,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import ROOT, SAMPLES, files_under
+from conftest import ROOT, SAMPLES, backdate, files_under
 from PIL import Image
 
 DAG_IDS = {"matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest", "id_photo_batch"}
@@ -95,9 +95,7 @@ def test_matting_scheduled_end_to_end(tmp_path, model_store, monkeypatch, airflo
     (incoming / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (incoming / "sub" / "rocket.jpg").write_bytes((SAMPLES / "rocket.jpg").read_bytes())
     (incoming / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
-    old = (incoming / "a.jpg").stat().st_mtime - 60
-    for p in incoming.rglob("*.jpg"):
-        os.utime(p, (old, old))  # settled long ago
+    backdate(incoming)  # dropped an hour ago: settled, and past the upload grace period
     monkeypatch.setenv("MATTING_DATA_DIR", str(data))
     monkeypatch.setenv("MATTING_DEADLINES", "off")  # the 3.3.2 dag.test() trap; declared-deadline test above
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("matting_scheduled")
@@ -139,9 +137,7 @@ def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_d
     (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (root / "empty.jpg").write_bytes(b"")
     (root / "upload.jpg.part").write_bytes(b"still coming")
-    old = (root / "a.jpg").stat().st_mtime - 60
-    os.utime(root / "a.jpg", (old, old))
-    os.utime(root / "empty.jpg", (old, old))
+    backdate(root / "a.jpg", root / "empty.jpg")  # dropped an hour ago
     client = s3_server.client()
     client.create_bucket(Bucket="ingest")
     for key, value in {

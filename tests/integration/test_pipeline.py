@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SAMPLES, files_under
+from conftest import SAMPLES, backdate, files_under
 from matting.detection import Ledger, ScanOptions, scan
 from matting.engine import Engine, OutputOptions
 from matting.manifest import RunManifest, utc_now
@@ -44,6 +44,7 @@ def incoming(tmp_path):
     (src / "broken.jpg").write_bytes(astro[: len(astro) // 3])
     (src / "empty.jpg").write_bytes(b"")
     (src / "notes.png").write_bytes(b"not an image")
+    backdate(src)  # dropped an hour ago: past the upload grace period
     return src
 
 
@@ -155,6 +156,7 @@ def test_sftp_source_to_s3_destination(tmp_path, sshd, sftp_conn, s3_server, s3_
     root.mkdir()
     (root / "a.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (root / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut")
+    backdate(root)
     client = s3_server.client()
     # a bucket of its own: the session-wide S3 server also holds the live tests' "archive" bucket
     client.create_bucket(Bucket="pipeline-archive")

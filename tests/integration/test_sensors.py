@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 import uuid
-from urllib.parse import quote
 
 import pytest
 from matting.detection import Ledger, ScanOptions, scan
@@ -200,18 +199,16 @@ def test_sftp_sensor_survives_server_restart_between_pokes(sshd, sftp_conn):
 
 
 def test_s3_sensor_retries_a_5xx_listing(s3_server, monkeypatch, caplog):
-    from servers import faulty_proxy
+    from servers import Fault, FaultProxy
 
     client = s3_server.client()
     client.create_bucket(Bucket="flaky")
     client.put_object(Bucket="flaky", Key="in/a.jpg", Body=JPG)
-    with faulty_proxy(s3_server.endpoint, fail_first=1) as (url, seen):
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_AWS_FLAKY",
-            "aws://testing:testing@/?region_name=us-east-1&endpoint_url=" + quote(url, safe=""),
-        )
+    with FaultProxy(s3_server.endpoint, [Fault("LIST", status=500, code="InternalError", limit=1)]) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_FLAKY", proxy.conn_uri())
         caplog.set_level(logging.WARNING)
         poked = S3NewFilesSensor(task_id="wait", location="s3://flaky/in", conn_id="aws_flaky").poke({})
     assert [f["path"] for f in poked.xcom_value] == ["a.jpg"]
+    seen = [status for _, status in proxy.seen]
     assert seen[0] == 500 and 200 in seen
     assert "failed (attempt 1/5)" in caplog.text and "InternalError" in caplog.text

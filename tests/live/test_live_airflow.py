@@ -120,7 +120,8 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
 
 
 def _sftp_put(sshd, remote_dir: str, files: dict[str, bytes]) -> None:
-    """Upload like a kiosk would: over SFTP, each file under a temporary name, then renamed."""
+    """Upload like a kiosk would: over SFTP, each file under a temporary name, then renamed, keeping
+    its capture time (an hour ago, as `sftp put -p` does): past the upload grace period."""
     key = paramiko.Ed25519Key.from_private_key_file(str(sshd.key_file))
     with paramiko.SSHClient() as ssh:
         ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - throwaway loopback server
@@ -129,6 +130,8 @@ def _sftp_put(sshd, remote_dir: str, files: dict[str, bytes]) -> None:
             for name, data in files.items():
                 with sftp.open(f"{remote_dir}/{name}.part", "wb") as fh:
                     fh.write(data)
+                taken = time.time() - 3600
+                sftp.utime(f"{remote_dir}/{name}.part", (taken, taken))
                 sftp.rename(f"{remote_dir}/{name}.part", f"{remote_dir}/{name}")
 
 

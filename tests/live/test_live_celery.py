@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, backdate
 from live_airflow import LiveAirflow
 from servers import run_redis
 
@@ -55,6 +55,7 @@ def test_matting_tasks_go_to_the_gpu_queue_and_pool(cluster):
     for name in ("astronaut.jpg", "coffee.jpg", "rocket.jpg"):
         (incoming / name).write_bytes((SAMPLES / name).read_bytes())
     (incoming / "truncated.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes()[:600])
+    backdate(incoming)  # dropped an hour ago: past the upload grace period
 
     cluster.api("POST", "pools", {"name": "matting_gpu", "slots": 1, "description": "GPUs x sessions per GPU"})
     cluster.set_variable("matting_batch_size", "2")

@@ -140,19 +140,34 @@ def test_pixel_limit(to_bytes):
     assert images.decode(data, max_pixels=2_000_000).width == 2000
 
 
-def test_decompression_bomb_header_refused_before_decoding():
-    # a 100000 x 100000 PNG header with almost no data: refused on the header, never allocated
+def _png_header_only(width: int, height: int) -> bytes:
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
 
-    png = (
+    return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
         + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
         + chunk(b"IEND", b"")
     )
+
+
+def test_decompression_bomb_header_refused_before_decoding():
+    # a 100000 x 100000 PNG header with almost no data: refused on the header, never allocated
     with pytest.raises(ImageTooLarge):
-        images.decode(png, name="bomb.png")
+        images.decode(_png_header_only(100000, 100000), name="bomb.png")
+
+
+@pytest.mark.parametrize("width,height", [(10000, 9500), (20000, 10000)])  # 95 MP, 200 MP
+def test_a_raised_pixel_limit_above_pillows_own_takes_effect(width, height):
+    """Pillow warns at 89.5 MP and refuses at 179 MP; our limit, when raised, is the one that counts."""
+    data = _png_header_only(width, height)
+    mp = width * height / 1e6
+    with pytest.raises(ImageTooLarge, match=f"exceeds the limit of {mp - 1:.1f} MP"):
+        images.decode(data, name="big.png", max_pixels=int((mp - 1) * 1e6))
+    # above our (raised) limit check, it is decoded: this one then fails on its missing data, not its size
+    with pytest.raises(TruncatedImage):
+        images.decode(data, name="big.png", max_pixels=int((mp + 1) * 1e6))
 
 
 def test_max_pixels_env(monkeypatch, to_bytes):
