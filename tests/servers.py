@@ -113,7 +113,7 @@ class Sshd:
 
 
 @contextlib.contextmanager
-def run_sshd(workdir: Path, sftp_flags: str = "") -> Iterator[Sshd]:
+def run_sshd(workdir: Path, sftp_flags: str = "", host_key: Path | None = None) -> Iterator[Sshd]:
     """sshd on a free loopback port: throwaway host key, key-only login as the current user.
     ``sftp_flags`` go to internal-sftp: ``-R`` (a read-only account), ``-P posix-rename@openssh.com``
     (a server without OpenSSH's posix-rename extension)."""
@@ -124,6 +124,9 @@ def run_sshd(workdir: Path, sftp_flags: str = "") -> Iterator[Sshd]:
     for name in ("host_key", "user_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / name)], check=True)
     (workdir / "authorized_keys").write_text((workdir / "user_key.pub").read_text())
+    if host_key is not None:  # serve a given host key (e.g. the one a deployment pinned)
+        shutil.copyfile(host_key, workdir / "host_key")
+        os.chmod(workdir / "host_key", 0o600)
     os.makedirs("/run/sshd", exist_ok=True)
     port = free_port()
     import getpass

@@ -223,6 +223,7 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
     }
     env.pop("AIRFLOW__CELERY__RESULT_BACKEND")
     script = init["command"][1].replace("$$", "$")  # `config` output keeps compose's $$ escapes
+    hostkey = tmp_path / "data" / ".sftp-host-keys" / "ssh_host_ed25519_key"
     for attempt in (1, 2):
         proc = subprocess.run(
             ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
@@ -232,18 +233,35 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
             proc.stdout[-2000:],
             proc.stderr[-3000:],
         )
+        if attempt == 1:  # an admin edits a Variable and a connection in the UI; a restart must keep both
+            first_key = hostkey.read_bytes()
+            edit = subprocess.run(
+                ["airflow", "variables", "set", "matting_batch_size", "4"], env=env, capture_output=True, timeout=120
+            )
+            assert edit.returncode == 0, edit.stderr
+            with sqlite3.connect(tmp_path / "airflow.db") as db:
+                db.execute("UPDATE connection SET login = 'kiosk' WHERE conn_id = 'sftp_default'")
+    assert hostkey.read_bytes() == first_key  # generated once, never replaced
+    assert oct(hostkey.stat().st_mode & 0o777) == "0o600"
 
     example = _dotenv(ENV_EXAMPLE)
     with sqlite3.connect(tmp_path / "airflow.db") as db:  # read back what the CLI stored
         pools = dict(db.execute("SELECT pool, slots FROM slot_pool"))
         conns = {row[0]: row[1:] for row in db.execute("SELECT conn_id, host, port, login, extra FROM connection")}
         variables = {row[0] for row in db.execute("SELECT key FROM variable")}
+        batch_size = db.execute("SELECT val, is_encrypted FROM variable WHERE key = 'matting_batch_size'").fetchone()
     assert pools["matting_gpu"] == int(example["MATTING_GPU_POOL_SLOTS"])
     assert set(conns) == {"aws_default", "sftp_default"}  # no webhook URL in .env.example
     fernet = Fernet(example["AIRFLOW_FERNET_KEY"].encode())  # extras are stored encrypted with .env's key
     assert json.loads(fernet.decrypt(conns["aws_default"][3].encode()))["endpoint_url"] == "http://minio:9000"
-    assert conns["sftp_default"][:3] == ("sftp", 22, "matting")
-    assert json.loads(fernet.decrypt(conns["sftp_default"][3].encode())) == {"no_host_key_check": True}
+    assert conns["sftp_default"][:3] == ("sftp", 22, "kiosk")  # the admin's edit survived the restart
+    value = fernet.decrypt(batch_size[0].encode()).decode() if batch_size[1] else batch_size[0]
+    assert value == "4"
+    # the SFTP server's host key is pinned (no more no_host_key_check) and is the key the init generated
+    pinned = json.loads(fernet.decrypt(conns["sftp_default"][3].encode()))
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(hostkey)], capture_output=True, text=True, check=True)
+    assert pinned == {"host_key": " ".join(derived.stdout.split()[:2])}
+    _pinned_key_accepts_that_server_only(hostkey, pinned["host_key"], tmp_path)
     assert variables and variables <= _var_names_read_by_dags(), variables - _var_names_read_by_dags()
     passwords = json.loads((tmp_path / "config" / "passwords.json").read_text())
     assert passwords == {example["AIRFLOW_ADMIN_USER"]: example["AIRFLOW_ADMIN_PASSWORD"]}
@@ -252,3 +270,30 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
     ingest = (ROOT / "dags" / "matting_ingest.py").read_text()
     assert '"aws_default"' in ingest and '"sftp_default"' in ingest
     assert yaml.safe_load(COMPOSE_FILE.read_text())["services"]["sftp"]["command"].startswith("matting:")
+
+
+def _pinned_key_accepts_that_server_only(hostkey: Path, pinned: str, tmp_path: Path) -> None:
+    """An sshd serving the generated host key is accepted through the pinned connection; the same
+    connection refuses a server with any other key."""
+    from urllib.parse import quote
+
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+    from servers import run_sshd
+
+    for name, key in (("right", hostkey), ("impostor", None)):
+        with run_sshd(tmp_path / f"sshd-{name}", host_key=key) as server:
+            uri = (
+                f"sftp://{server.user}@127.0.0.1:{server.port}/?key_file={quote(str(server.key_file), safe='')}"
+                f"&host_key={quote(pinned, safe='')}"
+            )
+            os.environ["AIRFLOW_CONN_SFTP_PINNED"] = uri
+            try:
+                hook = SFTPHook(ssh_conn_id="sftp_pinned")
+                if name == "right":
+                    assert hook.get_conn().listdir(str(server.root)) == []
+                else:
+                    with pytest.raises(Exception, match="(?i)host key|not found in known_hosts|BadHostKey"):
+                        hook.get_conn()
+                hook.close_conn()
+            finally:
+                os.environ.pop("AIRFLOW_CONN_SFTP_PINNED")
