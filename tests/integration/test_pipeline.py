@@ -220,7 +220,9 @@ def test_mapped_batches_and_retries_never_collide_on_output_names(tmp_path, job)
     for batch in batches + batches[:1]:  # the first batch is retried after the second ran
         plan = {d["path"]: d["output_stem"] + ".png" for d in batch}
         infos = [FileInfo.from_dict(d) for d in batch]
-        outputs += [r.outputs[0] for r in BatchRunner(LocalStorage(src), dest, job, BatchConfig("r")).run(infos, plan=plan)]
+        outputs += [
+            r.outputs[0] for r in BatchRunner(LocalStorage(src), dest, job, BatchConfig("r")).run(infos, plan=plan)
+        ]
     assert outputs[0] == outputs[2] and len(set(outputs)) == 2
     made = sorted(p.name for p in (tmp_path / "d" / "r" / "outputs").iterdir())
     assert made == ["a.png", "a_png.png"]
