@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv tools models test faults demo airflow bench bench-airflow lint clean
+.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage lint clean
 
 $(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,10 @@ bench: models
 # what a real (local) Airflow adds per task around the engine: matting_scheduled over 24 photos
 bench-airflow: models
 	$(PY) tests/live/bench_airflow.py
+
+# the same photos through the batch runner from a local folder and from a real sshd on loopback
+bench-storage: models
+	$(PY) tests/live/bench_storage.py
 
 lint: venv
 	$(VENV)/bin/ruff check plugins tests dags

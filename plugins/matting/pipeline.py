@@ -82,13 +82,17 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 
-def unique_name(storage: Storage, rel: str, info: FileInfo) -> str:
-    """``rel`` if nothing is there yet, else the same name with this version's suffix: never overwrites,
-    and a retry of the same version picks the same name."""
-    if not storage.exists(rel):
-        return rel
+def versioned_name(rel: str, info: FileInfo) -> str:
+    """``rel`` with this version's suffix (``a.jpg`` -> ``a~1f2e3d4c.jpg``); idempotent."""
+    tag = f"~{info.version_id[:8]}"
     stem, ext = posixpath.splitext(rel)
-    return f"{stem}~{info.version_id[:8]}{ext}"
+    return rel if stem.endswith(tag) else f"{stem}{tag}{ext}"
+
+
+def unique_name(storage: Storage, rel: str, info: FileInfo) -> str:
+    """``rel`` if nothing is there yet, else the versioned name: never overwrites, and a retry of the
+    same version picks the same name."""
+    return rel if not storage.exists(rel) else versioned_name(rel, info)
 
 
 def _why(exc: BaseException) -> str:
@@ -282,32 +286,36 @@ class BatchRunner:
         if rec.moved_to is None:
             self._keep_in_source(info, rec, data)
             return
-        try:
-            self.source.move(info.path, rec.moved_to, expect=info)
-        except FileNotFoundError:
-            if not self.source.exists(rec.moved_to):
-                log.warning("%s vanished from the source before its move to %s", info.path, rec.moved_to)
+        suffixed = versioned_name(rec.moved_to, info)
+        while True:
+            try:
+                self.source.move(info.path, rec.moved_to, expect=info)
+                break
+            except FileNotFoundError:  # moved by an earlier attempt, or deleted by someone
+                if not self.source.exists(rec.moved_to):
+                    log.warning("%s vanished from the source before its move to %s", info.path, rec.moved_to)
+                    return
+                break
+            except SourceChanged as exc:  # re-uploaded under the same name: the new file is a new input
+                log.warning("not moving %s: %s", info.path, exc)
                 return
-        except SourceChanged as exc:  # re-uploaded under the same name: the new file is a new input
-            log.warning("not moving %s: %s", info.path, exc)
-            return
-        except FileExistsError:  # taken since the record was written: pick this version's own name
-            stem, ext = posixpath.splitext(rec.moved_to)
-            rec.moved_to = f"{stem}~{info.version_id[:8]}{ext}"
-            self.dest.write(self._record_path(info), rec.to_json())
-            self.source.move(info.path, rec.moved_to, expect=info)
-        except PermissionError as exc:  # a read-only source: keep the original, remember this version
-            log.warning(
-                "cannot move %s on %s (%s): kept in place and marked in the ledger",
-                info.path,
-                self.source.describe(),
-                exc,
-            )
-            rec.moved_to = None
-            rec.kept_reason = f"source refused the move: {exc}"
-            self.dest.write(self._record_path(info), rec.to_json())
-            self._keep_in_source(info, rec, data)
-            return
+            except FileExistsError:  # taken since the record was written: this version's own name
+                if rec.moved_to == suffixed:
+                    raise
+                rec.moved_to = suffixed
+                self.dest.write(self._record_path(info), rec.to_json())
+            except PermissionError as exc:  # a read-only source: keep the original, remember this version
+                log.warning(
+                    "cannot move %s on %s (%s): kept in place and marked in the ledger",
+                    info.path,
+                    self.source.describe(),
+                    exc,
+                )
+                rec.moved_to = None
+                rec.kept_reason = f"source refused the move: {exc}"
+                self.dest.write(self._record_path(info), rec.to_json())
+                self._keep_in_source(info, rec, data)
+                return
         if rec.status != "ok":
             note = rec.moved_to + ".error.json"
             if not self.source.exists(note):
@@ -317,8 +325,7 @@ class BatchRunner:
         """Read-only source: a failed file's copy and note go to the destination's quarantine/."""
         if rec.status != "ok":
             base = posixpath.join(self.cfg.quarantine_dir, info.path)
-            stem, ext = posixpath.splitext(base)
-            for copy in (base, f"{stem}~{info.version_id[:8]}{ext}"):
+            for copy in (base, versioned_name(base, info)):
                 note = copy + ".error.json"
                 if self.dest.exists(note):
                     if json.loads(self.dest.read(note)).get("source_version") == info.version:

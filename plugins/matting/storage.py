@@ -391,18 +391,17 @@ class S3Storage(Storage):
     def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
         src, dst = self._key(rel), self._key(dest_rel)
         head = self._head(src)
-        there = self._head(dst)
-        if there is not None:
-            tag = expect.version if expect is not None else (head or {}).get("ETag", "").strip('"')
-            if there.get("Metadata", {}).get(self.SOURCE_TAG) == tag and head is not None:
-                self._delete_version(src, tag)  # copied, not yet deleted: finish the move
-                return
-            raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting")
         if head is None:
             raise FileNotFoundError(f"{rel}: gone from {self.describe()}")
         tag = head["ETag"].strip('"')
         if expect is not None and tag != expect.version:
             raise SourceChanged(f"{rel}: replaced since it was detected; left for the next run")
+        there = self._head(dst)
+        if there is not None:
+            if there.get("Metadata", {}).get(self.SOURCE_TAG) == tag:
+                self._delete_version(src, tag)  # copied, not yet deleted: finish the move
+                return
+            raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting")
         extra = {"ContentType": head["ContentType"]} if head.get("ContentType") else {}
         self.client.copy_object(
             Bucket=self.bucket,
@@ -598,21 +597,15 @@ class SftpStorage(Storage):
             try:
                 now = self._info(rel, sftp.stat(src))
             except FileNotFoundError:
-                now = None
-            try:
-                there = self._info(dest_rel, sftp.stat(dst))
-            except FileNotFoundError:
-                there = None
-            if there is not None:
-                if now is not None and now.same_version(there) and (expect is None or expect.same_version(now)):
-                    # a hard link left by an interrupted server-side rename: finish it
-                    sftp.remove(src)
-                    return
-                raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting")
-            if now is None:
-                raise FileNotFoundError(f"{rel}: gone from {self.describe()}")
+                raise FileNotFoundError(f"{rel}: gone from {self.describe()}") from None
             if expect is not None and not expect.same_version(now):
                 raise SourceChanged(f"{rel}: changed since it was detected; left for the next run")
+            try:
+                sftp.stat(dst)
+            except FileNotFoundError:
+                pass
+            else:
+                raise FileExistsError(f"{dest_rel} already exists in {self.describe()}; not overwriting")
             self._makedirs(sftp, posixpath.dirname(dst))
             sftp.rename(src, dst)  # SFTP v3 rename: fails if the target exists (no posix-rename needed)
 

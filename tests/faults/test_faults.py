@@ -6,6 +6,7 @@ runs these and prints the table (also written to out/faults.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -97,21 +98,35 @@ def when(predicate, then, timeout: float = 120.0) -> threading.Thread:
     return thread
 
 
+def retry_locally(job, src_root: Path, dest_root: Path, files, inputs: list[Input], prefix: str = "run"):
+    """Airflow's retry (or the next run) of a local batch, then the final audit: nothing may be left."""
+    BatchRunner(LocalStorage(src_root), LocalStorage(dest_root), job, BatchConfig(run_prefix=prefix)).run(files)
+    result = audit(inputs, local_snapshot(src_root), local_snapshot(dest_root))
+    result.assert_clean(finished=True)
+    return result
+
+
 def fast_retries(monkeypatch, timeout: float = 2.0) -> None:
     monkeypatch.setenv("MATTING_IO_TIMEOUT_S", str(timeout))
     monkeypatch.setenv("MATTING_IO_BACKOFF_S", "0.2")
+
+
+def s3_inputs(s3_server, name: str):
+    """A fresh bucket with the scenario's inputs under in/: (client, bucket, inputs)."""
+    client = s3_server.client()
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    inputs = scenario_inputs()
+    for item in inputs:
+        client.put_object(Bucket=bucket, Key=f"in/{item.path}", Body=item.data)
+    return client, bucket, inputs
 
 
 def test_s3_throttling_resets_and_stalls(s3_server, monkeypatch, job, report):
     """503 SlowDown on listings and GETs, connection resets on PUTs, 500s on DELETEs, stalls past the
     read timeout on HEADs: botocore's standard retries and the in-task retry absorb them all."""
     fast_retries(monkeypatch, timeout=1.0)
-    client = s3_server.client()
-    bucket = f"faults-{uuid.uuid4().hex[:8]}"
-    client.create_bucket(Bucket=bucket)
-    inputs = scenario_inputs()
-    for item in inputs:
-        client.put_object(Bucket=bucket, Key=f"in/{item.path}", Body=item.data)
+    client, bucket, inputs = s3_inputs(s3_server, "faults")
     faults = [
         Fault("LIST", every=2),
         Fault("GET", every=3),
@@ -148,12 +163,7 @@ def test_s3_outage_fails_the_task_then_the_retry_finishes(s3_server, monkeypatch
     fast_retries(monkeypatch)
     monkeypatch.setenv("MATTING_S3_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("MATTING_IO_ATTEMPTS", "2")
-    client = s3_server.client()
-    bucket = f"outage-{uuid.uuid4().hex[:8]}"
-    client.create_bucket(Bucket=bucket)
-    inputs = scenario_inputs()
-    for item in inputs:
-        client.put_object(Bucket=bucket, Key=f"in/{item.path}", Body=item.data)
+    client, bucket, inputs = s3_inputs(s3_server, "outage")
     with FaultProxy(s3_server.endpoint, [Fault("PUT", every=1, status=503, code="ServiceUnavailable")]) as proxy:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN", proxy.conn_uri())
         src, dest = S3Storage(bucket, "in", "aws_down"), S3Storage(bucket, "out", "aws_down")
@@ -176,15 +186,21 @@ def test_s3_outage_fails_the_task_then_the_retry_finishes(s3_server, monkeypatch
     )
 
 
-def test_sftp_sessions_killed_mid_transfer(sshd, sftp_conn, tmp_path, monkeypatch, job, report):
-    """The sshd session process is SIGKILLed twice while the batch reads, writes and moves over it."""
-    fast_retries(monkeypatch)
-    root = sshd.root / f"kill-{uuid.uuid4().hex[:6]}"
+def sftp_to_local(sshd, conn: str, tmp_path: Path, name: str):
+    """The scenario's inputs on the session-wide sshd; (inputs, source root, destination root, source,
+    destination, the detected files)."""
+    root = sshd.root / f"{name}-{uuid.uuid4().hex[:6]}"
     inputs = scenario_inputs()
     put_local(root, inputs)
     dest_root = tmp_path / "dest"
-    src, dest = SftpStorage(str(root), sftp_conn), LocalStorage(dest_root)
-    files = scan(src, NOW).new
+    src = SftpStorage(str(root), conn)
+    return inputs, root, dest_root, src, LocalStorage(dest_root), scan(src, NOW).new
+
+
+def test_sftp_sessions_killed_mid_transfer(sshd, sftp_conn, tmp_path, monkeypatch, job, report):
+    """The sshd session process is SIGKILLed twice while the batch reads, writes and moves over it."""
+    fast_retries(monkeypatch)
+    inputs, root, dest_root, src, dest, files = sftp_to_local(sshd, sftp_conn, tmp_path, "kill")
     killed: list[int] = []
     when(lambda: count_records(dest_root) >= 2, lambda: killed.append(sshd.kill_sessions()))
     when(lambda: count_records(dest_root) >= 6, lambda: killed.append(sshd.kill_sessions()))
@@ -200,12 +216,7 @@ def test_stalled_sftp_server_fails_the_request_not_the_task(sshd, sftp_conn, tmp
     """SIGSTOP on the session: the channel timeout fails the request in seconds, the storage
     reconnects, the batch finishes. Nothing waits for the 2-hour execution_timeout."""
     fast_retries(monkeypatch, timeout=2.0)
-    root = sshd.root / f"stall-{uuid.uuid4().hex[:6]}"
-    inputs = scenario_inputs()
-    put_local(root, inputs)
-    dest_root = tmp_path / "dest"
-    src, dest = SftpStorage(str(root), sftp_conn), LocalStorage(dest_root)
-    files = scan(src, NOW).new
+    inputs, root, dest_root, src, dest, files = sftp_to_local(sshd, sftp_conn, tmp_path, "stall")
     stopped: list[int] = []
     when(lambda: count_records(dest_root) >= 3, lambda: stopped.extend(sshd.signal_sessions(signal.SIGSTOP)))
     t0 = time.monotonic()
@@ -213,7 +224,7 @@ def test_stalled_sftp_server_fails_the_request_not_the_task(sshd, sftp_conn, tmp
         BatchRunner(src, dest, job, BatchConfig(run_prefix="run")).run(files)
     finally:
         for pid in stopped:
-            with pytest.raises(ProcessLookupError) if False else _ignore():
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
         src.close()
     took = time.monotonic() - t0
@@ -222,14 +233,6 @@ def test_stalled_sftp_server_fails_the_request_not_the_task(sshd, sftp_conn, tmp
     result = audit(inputs, local_snapshot(root), local_snapshot(dest_root))
     result.assert_clean(finished=True)
     report("SFTP server stalled (SIGSTOP) mid-batch", result, "1 stall, 2 s timeout", 1, f"batch {took:.0f} s")
-
-
-class _ignore:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return exc[0] is ProcessLookupError
 
 
 WORKER = """
@@ -259,10 +262,8 @@ def test_worker_killed_mid_batch_then_retried(tmp_path, job, report):
     assert proc.returncode == -signal.SIGKILL
     during = audit(inputs, local_snapshot(src_root), local_snapshot(dest_root))
     during.assert_clean(finished=False)
-    files = [f for f in scan(LocalStorage(src_root), NOW).new]  # what is left, as the retry's batch
-    BatchRunner(LocalStorage(src_root), LocalStorage(dest_root), job, BatchConfig(run_prefix="run")).run(files)
-    result = audit(inputs, local_snapshot(src_root), local_snapshot(dest_root))
-    result.assert_clean(finished=True)
+    files = scan(LocalStorage(src_root), NOW).new  # what is left, as the retry's batch
+    result = retry_locally(job, src_root, dest_root, files, inputs)
     report(
         "worker SIGKILLed mid-batch, task retried",
         result,
@@ -368,9 +369,7 @@ def test_same_name_reuploaded_during_a_run(tmp_path, job, report):
     # the next run picks both new uploads up as new files
     nxt = scan(LocalStorage(src_root), NOW).new
     assert sorted(f.path for f in nxt) == ["astronaut.jpg", "rocket.jpg"]
-    BatchRunner(LocalStorage(src_root), LocalStorage(dest_root), job, BatchConfig(run_prefix="run2")).run(nxt)
-    result = audit(everyone, local_snapshot(src_root), local_snapshot(dest_root))
-    result.assert_clean(finished=True)
+    result = retry_locally(job, src_root, dest_root, nxt, everyone, prefix="run2")
     report(
         "same name re-uploaded: after the record, and before the read",
         result,

@@ -7,6 +7,7 @@ import time
 import uuid
 
 import pytest
+from matting.errors import SourceChanged
 from matting.storage import LocalStorage, S3Storage, SftpStorage, UnsafePath, open_storage, safe_relpath
 
 
@@ -123,3 +124,43 @@ def test_sftp_survives_a_server_restart(sshd, sftp_conn):
     assert [f.path for f in s.list()] == ["a.jpg", "b.jpg"]  # reconnected once, transparently
     s.close()
     assert os.path.exists(sshd.workdir / "sshd.log")
+
+
+def test_move_never_overwrites_and_moves_only_the_detected_version(backend):
+    s = backend.storage
+    backend.put("x.jpg", b"new upload")
+    backend.put("processed/x.jpg", b"an older original")
+    detected = s.stat("x.jpg")
+    assert detected is not None and detected.size == len(b"new upload")
+    with pytest.raises(FileExistsError):
+        s.move("x.jpg", "processed/x.jpg", expect=detected)
+    assert s.read("processed/x.jpg") == b"an older original" and s.read("x.jpg") == b"new upload"
+    time.sleep(1.1)  # mtime resolution of some servers is one second
+    backend.put("x.jpg", b"replaced after detection")
+    with pytest.raises(SourceChanged):
+        s.move("x.jpg", "processed/x2.jpg", expect=detected)
+    with pytest.raises(SourceChanged):
+        s.read("x.jpg", expect=detected)
+    assert s.read("x.jpg") == b"replaced after detection" and not s.exists("processed/x2.jpg")
+    now = s.stat("x.jpg")
+    s.move("x.jpg", "processed/x2.jpg", expect=now)
+    with pytest.raises(FileNotFoundError):  # a retry after the move finished: nothing to move
+        s.move("x.jpg", "processed/x2.jpg", expect=now)
+    assert s.read("processed/x2.jpg") == b"replaced after detection"
+
+
+def test_s3_move_interrupted_between_copy_and_delete_is_finished(s3_server, s3_conn):
+    client = s3_server.client()
+    client.create_bucket(Bucket="half-moved")
+    client.put_object(Bucket="half-moved", Key="in/a.jpg", Body=b"photo")
+    s = S3Storage("half-moved", "in", s3_conn)
+    info = s.stat("a.jpg")
+    client.copy_object(  # what the killed task had done: the tagged copy, no delete yet
+        Bucket="half-moved",
+        Key="in/processed/a.jpg",
+        CopySource={"Bucket": "half-moved", "Key": "in/a.jpg"},
+        MetadataDirective="REPLACE",
+        Metadata={S3Storage.SOURCE_TAG: info.version},
+    )
+    s.move("a.jpg", "processed/a.jpg", expect=info)
+    assert not s.exists("a.jpg") and s.read("processed/a.jpg") == b"photo"
