@@ -208,3 +208,57 @@ def test_unreadable_portrait_fails_itself_as_retryable_with_the_reason(id_engine
     assert outcome.result.retryable and "permission denied" in outcome.result.error
     assert list(outcome.files) == ["review/locked.report.json"]
     assert outcome.report["reasons"] == [outcome.result.error]
+
+
+def _leak_test_scene():
+    """A red subject on a saturated green old background (what transparent pixels still hold)."""
+    h, w = 500, 500
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = np.clip((180.0 - np.hypot(yy - 250, xx - 250)) * 255 / 4, 0, 255).astype(np.uint8)  # soft edge
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:] = (0, 255, 0)
+    rgb[alpha > 0] = (230, 0, 0)
+    m = np.array([[0.2, 0, 0], [0, 0.2, 0]], np.float64)  # a 5x downscale, as for a 1-inch photo
+    return rgb, alpha, m
+
+
+def test_placed_photo_carries_none_of_the_old_background():
+    """Downscaling colour and alpha separately lets the old background's green into edge pixels;
+    the placed photo over blue must be mixes of red and blue only."""
+    from matting.engine import postprocess as pp
+    from matting.idphoto.compose import _warp, render_over
+
+    rgb, alpha, m = _leak_test_scene()
+    blue = (0, 0, 255)
+    composed, out_alpha = render_over(rgb, alpha, m, (100, 100), blue)
+    edge = (out_alpha > 0) & (out_alpha < 255)
+    assert edge.sum() > 20
+    assert composed[..., 1].max() <= 2, composed[..., 1].max()  # no green anywhere
+    naive = pp.over_background(_warp(rgb, m, (100, 100), (0, 0, 0)), _warp(alpha, m, (100, 100), 0), blue)
+    assert naive[..., 1][edge].max() > 10  # what the old order leaked (21-50/255 on real photos)
+
+
+def test_first_id_photo_in_a_fresh_process_compiles_nothing(tmp_path):
+    """A new worker container's first ID photo: no numba JIT on the way (pymatting is not imported)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    code = (
+        "import sys, time; t0 = time.perf_counter()\n"
+        "from matting.cli import main\n"
+        f"rc = main(['idphoto', {str(SAMPLES / 'astronaut.jpg')!r}, '-o', {str(tmp_path)!r}, '--spec', 'cn-1inch'])\n"
+        "print('numba' in sys.modules, 'pymatting' in sys.modules, round(time.perf_counter() - t0, 2))\n"
+        "sys.exit(rc)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    numba, pymatting, took = proc.stdout.split()[-3:]
+    assert (numba, pymatting) == ("False", "False")
+    assert Image.open(tmp_path / "astronaut.jpg").size == (295, 413)
+    print(f"first ID photo in a fresh process: {took} s in-process, {time.perf_counter() - t0:.1f} s with start-up")

@@ -188,8 +188,8 @@ class Engine:
         alpha = pp.refine_alpha(model_rgb, alpha, sc)
         if image.alpha is not None:  # already-transparent pixels stay transparent
             alpha = ((alpha.astype(np.uint16) * image.alpha + 127) // 255).astype(np.uint8)
-        if sc.foreground == "ml":
-            rgb = pp.estimate_foreground(rgb, alpha, sc.fg_max_pixels)
+        if sc.foreground != "none":
+            rgb = pp.estimate_foreground(rgb, alpha, sc.fg_max_pixels, sc.foreground)
         timings["refine"] = _ms(t0)
         return Matte(rgb=rgb, alpha=alpha, dpi=image.dpi)
 

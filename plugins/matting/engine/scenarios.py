@@ -14,7 +14,7 @@ from matting.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_SCENARIOS = REPO_ROOT / "include" / "scenarios.yaml"
 
-FOREGROUND_METHODS = ("none", "ml")
+FOREGROUND_METHODS = ("none", "ml", "blur_fusion")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class Scenario:
     am_bg_threshold: int = 10
     am_erode: int = 10
     am_max_pixels: int = 500_000  # refinement runs at most at this size, then is upscaled
-    foreground: str = "none"  # "ml": pymatting's estimate_foreground_ml removes the old background's halo
+    # remove the old background's colour from edge pixels: "blur_fusion" (vectorised, no JIT: a cold
+    # worker pays nothing) or "ml" (pymatting's multilevel estimator: numba-compiled, ~40 s on first use)
+    foreground: str = "none"
     fg_max_pixels: int = 2_000_000
 
     def __post_init__(self) -> None:

@@ -160,6 +160,17 @@ def _warp(arr: np.ndarray, m: np.ndarray, size: tuple[int, int], border) -> np.n
     return out
 
 
+def render_over(
+    rgb: np.ndarray, alpha: np.ndarray, m: np.ndarray, size: tuple[int, int], colour: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The subject over ``colour``, placed by ``m``, and the placed alpha. Composited *before* it is
+    resampled: compositing is linear in (alpha x colour, alpha), so this equals resampling
+    premultiplied colour and alpha, and no colour of the old background (which transparent pixels
+    still hold) can leak into the edge pixels of a downscaled photo."""
+    composed = pp.over_background(rgb, alpha, colour)
+    return _warp(composed, m, size, tuple(int(c) for c in colour)), _warp(alpha, m, size, 0)
+
+
 # --- encoding within limits -----------------------------------------------------------------------
 
 
@@ -282,9 +293,7 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
             f"framing the head at {spec.name}'s proportions would cut the face "
             f"(crown at {placement.crown_y:.0f} px, chin at {placement.chin_y:.0f} px of {h})"
         )
-    out_rgb = _warp(rgb, placement.matrix, (w, h), (0, 0, 0))
-    out_alpha = _warp(alpha, placement.matrix, (w, h), 0)
-    composed = pp.over_background(out_rgb, out_alpha, options.background)
+    composed, out_alpha = render_over(rgb, alpha, placement.matrix, (w, h), options.background)
     timings["place"] = round((time.perf_counter() - t0) * 1000, 1)
 
     t0 = time.perf_counter()
