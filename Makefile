@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage lint clean
+.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage idphoto-eval lint clean
 
 $(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ tools: $(COMPOSE)
 
 # model weights are fetched and checksum-verified, never committed (models/*.onnx is git-ignored)
 models: venv
-	$(PY) -m matting models fetch u2netp
+	$(PY) -m matting models fetch u2netp face_landmark iris_landmark
 
 test: models tools
 	$(PY) -m pytest
@@ -61,10 +61,13 @@ demo: models
 	$(PY) -m matting remove include/samples -o out/demo
 	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-cn-1inch --spec cn-1inch --bg blue --sheet 4x6
 	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-us --spec us-passport --bg white
-	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-schengen --spec schengen --bg light-grey
+	@# Schengen asks for a neutral expression: the smiling sample is held for review, with the reason
+	$(PY) -m matting idphoto include/samples/astronaut.jpg -o out/id-schengen --spec schengen --bg light-grey \
+	  || echo "schengen: held for review as a passport office would (out/id-schengen/review/astronaut.report.json)"
 	@echo "DAG run log:                       $(CURDIR)/out/demo-dag-run.log"
 	@echo "cut-outs (CLI, transparent PNG):   $(CURDIR)/out/demo"
-	@echo "ID photos (+ reports, 4x6 sheet):  $(CURDIR)/out/id-cn-1inch $(CURDIR)/out/id-us $(CURDIR)/out/id-schengen"
+	@echo "ID photos (+ reports, 4x6 sheet):  $(CURDIR)/out/id-cn-1inch $(CURDIR)/out/id-us"
+	@echo "held for review (report says why): $(CURDIR)/out/id-schengen/review"
 
 bench: models
 	$(PY) -m matting bench
@@ -76,6 +79,10 @@ bench-airflow: models
 # the same photos through the batch runner from a local folder and from a real sshd on loopback
 bench-storage: models
 	$(PY) tests/live/bench_storage.py
+
+# the ID-photo evaluation set: each case's verdict and the per-rule table (README "ID photos")
+idphoto-eval: models
+	$(PY) tests/idphoto/eval_set.py
 
 lint: venv
 	$(VENV)/bin/ruff check plugins tests dags

@@ -89,13 +89,23 @@ def test_user_presets_without_code(tmp_path, monkeypatch):
         get_spec("nope")
 
 
+def assert_verdict(report: dict, spec) -> None:
+    """The astronaut smiles with her teeth showing: accepted where a natural smile is (US, Chinese
+    studio sizes), refused for that reason alone where a neutral expression is required."""
+    failed = [r["rule"] for r in report["rules"] if not r["passed"]]
+    if spec.expression == "natural_smile":
+        assert report["passed"], report["reasons"]
+    else:
+        assert failed == ["mouth_opening"] and report["reasons"] == ["mouth open: close it (neutral expression)"]
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_on_the_astronaut(id_engine, preset):
     spec = get_spec(preset)
     bg = spec.backgrounds[0]
     photo = make(id_engine, SAMPLES / "astronaut.jpg", preset, bg)
     r = photo.report
-    assert r["passed"], r["reasons"]
+    assert_verdict(r, spec)
     m = measure(photo.data, parse_colour(bg))
     assert m["size"] == (spec.width_px, spec.height_px)
     assert m["dpi"] == (spec.dpi, spec.dpi)
@@ -115,7 +125,7 @@ def test_presets_on_the_astronaut(id_engine, preset):
 @pytest.mark.parametrize(
     "fixture,preset",
     [
-        ("portrait_small_in_frame.jpg", "schengen"),
+        ("portrait_small_in_frame.jpg", "cn-2inch"),  # at Schengen size its 0.9x face is too soft (refused)
         ("portrait_head_at_top.jpg", "cn-1inch"),
         ("portrait_tilted_8deg.jpg", "us-passport"),
         ("portrait_exif_rotated.jpg", "icao"),
@@ -124,7 +134,7 @@ def test_presets_on_the_astronaut(id_engine, preset):
 def test_hard_sources(id_engine, fixture, preset):
     spec = get_spec(preset)
     photo = make(id_engine, DATA / fixture, preset, "white")
-    assert photo.report["passed"], photo.report["reasons"]
+    assert_verdict(photo.report, spec)
     m = measure(photo.data, (255, 255, 255))
     assert m["size"] == (spec.width_px, spec.height_px)
     assert spec.head_ratio[0] - 0.03 <= m["head_ratio"] <= spec.head_ratio[1] + 0.03, m

@@ -112,6 +112,8 @@ class Engine:
         self.store = store or ModelStore()
         self.scenario = get_scenario(scenario)
         self.spec: ModelSpec = self.store.spec(model or self.scenario.model)
+        if self.spec.kind != "matting":
+            raise ConfigError(f"{self.spec.name} is a {self.spec.kind} model, not a background-removal model")
         self.runtime = runtime or RuntimeOptions.from_env()
         self.max_pixels = max_pixels
         self.store.verified_path(self.spec.name)  # fail now, with the fetch command, not per image

@@ -48,6 +48,7 @@ class ModelSpec:
     licence: str | None = None
     note: str | None = None
     sources: tuple[dict, ...] = field(default_factory=tuple)
+    kind: str = "matting"  # or "face-landmarks" (the ID-photo face mesh; not a background-removal model)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
@@ -68,6 +69,7 @@ class ModelSpec:
             licence=d.get("licence"),
             note=d.get("note"),
             sources=tuple(d.get("sources", ())),
+            kind=d.get("kind", "matting"),
         )
 
     @property

@@ -31,6 +31,7 @@ class Face:
     nose: tuple[float, float]
     mouth_left: tuple[float, float]
     mouth_right: tuple[float, float]
+    chin: float | None = None  # from the face mesh, when it has been run
 
     @property
     def area(self) -> float:
@@ -54,7 +55,9 @@ class Face:
     @property
     def chin_y(self) -> float:
         """Chin estimated from the landmarks (eye line to mouth is ~0.56 of eye line to chin in adult
-        faces), never above the detector's box bottom."""
+        faces), never above the detector's box bottom; the mesh's own chin point when known."""
+        if self.chin is not None:
+            return self.chin
         eye_y, mouth_y = self.eye_mid[1], self.mouth_mid[1]
         return max(eye_y + 1.79 * (mouth_y - eye_y), self.box[3])
 

@@ -33,8 +33,11 @@ class IdPhotoSpec:
     print_mm: tuple[float, float] | None = None
     print_in: tuple[float, float] | None = None
     source: str = ""
+    expression: str = "neutral"  # or "natural_smile" (US): how far the mouth may open
 
     def __post_init__(self) -> None:
+        if self.expression not in ("neutral", "natural_smile"):
+            raise ConfigError(f"spec {self.name}: expression must be neutral or natural_smile")
         for label in ("head_ratio", "top_margin_ratio", "eye_line_ratio"):
             band = getattr(self, label)
             if band is not None and not (0.0 <= band[0] <= band[1] <= 1.0):
