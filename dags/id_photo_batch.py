@@ -3,9 +3,11 @@
 
 Trigger with **Trigger DAG w/ config**: pick the source folder/prefix, the standard (`spec`), the
 background and the limits in the form. Every portrait becomes a standard ID photo with its
-`.report.json` (head ratio, top margin, eye line, background, file size, pass/fail per rule) under
+`.report.json` (every rule measured on the final photo: value, band, standard) under
 `<destination>/YYYY/MM/DD/<run_id>/`; refusals (no face, two faces, face cut) and, in strict mode,
-photos failing a rule go to `review/` with the reason. Bad parameters fail the run at once.
+photos failing a rule go to `review/` with the reason. Held photos then wait for a person under
+**Required Actions**: approved ones join the outputs, rejected ones go to `rejected/` with the note.
+Bad parameters fail the run at once.
 
 REST: `POST /api/v2/dags/id_photo_batch/dagRuns` with
 `{"conf": {"source": "s3://hr/new-hires", "source_conn_id": "aws_default", "spec": "cn-1inch",
@@ -18,7 +20,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 from matting.dag_defaults import data_dir, deadline, default_args, matting_task_args, var
-from matting.operators import IdPhotoOperator
+from matting.operators import IdPhotoOperator, ReviewHeldPhotosOperator
 
 # the preset names are part of the form; kept in step with include/idphoto_specs.yaml by a test
 SPECS = [
@@ -81,7 +83,7 @@ with DAG(
         ),
     },
 ):
-    IdPhotoOperator(
+    photos = IdPhotoOperator(
         task_id="make_id_photos",
         source="{{ params.source }}",
         source_conn_id="{{ params.source_conn_id }}",
@@ -96,3 +98,5 @@ with DAG(
         model=var("matting_idphoto_model", ""),
         **matting_task_args(),
     )
+    # strict mode: photos that fail a rule wait here for a person (Required Actions in the UI)
+    photos >> ReviewHeldPhotosOperator(task_id="review_held_photos", photos_task_id=photos.task_id)

@@ -362,4 +362,95 @@ class IdPhotoOperator(BaseOperator):
                 f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
                 + "; ".join(f"{p}: {e}" for p, e in list(errors.items())[:5])
             )
-        return {"run_prefix": prefix, "manifest": "manifest.json", **manifest["counts"]}
+        from matting.idphoto.review import held_photos
+
+        held = held_photos(reports)
+        if held:
+            self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
+        return {
+            "run_prefix": prefix,
+            "manifest": "manifest.json",
+            **manifest["counts"],
+            "held": held,
+            "destination": self.destination,
+            "destination_conn_id": self.destination_conn_id or "",
+        }
+
+
+def _hitl_operator():
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    return HITLOperator
+
+
+class ReviewHeldPhotosOperator(_hitl_operator()):
+    """Human review of the ID photos strict mode held back (Airflow's Required Actions).
+
+    Lists each held photo with its reasons; the reviewer ticks the ones to approve (they join the
+    run's outputs) and may leave a note for the rest (they go to ``rejected/`` with it). Nothing
+    held: done at once. No answer within ``response_timeout`` (7 days): the photos stay in
+    ``review/``. Where the run's files are comes from the photo task's XCom.
+
+    :param photos_task_id: the ``IdPhotoOperator`` task whose XCom lists the held photos.
+    :param response_timeout: how long to wait for a reviewer.
+    """
+
+    ui_color = "#fcf3cf"
+
+    def __init__(self, *, photos_task_id: str = "make_id_photos", response_timeout=None, **kwargs: Any) -> None:
+        from datetime import timedelta
+
+        from airflow.sdk import Param
+
+        from matting.idphoto.review import DECIDE_LATER, REJECT_ALL
+
+        kwargs.pop("params", None)  # the DAG's trigger form is not this step's form
+        super().__init__(
+            subject="ID photos held for review",
+            options=[REJECT_ALL, DECIDE_LATER],
+            defaults=[DECIDE_LATER],
+            multiple=True,
+            params={"note": Param("", type="string", title="Note for the rejected photos")},
+            response_timeout=response_timeout or timedelta(days=7),
+            **kwargs,
+        )
+        self.photos_task_id = photos_task_id
+
+    def _photos(self, context: Any) -> dict:
+        return context["ti"].xcom_pull(task_ids=self.photos_task_id) or {}
+
+    def execute(self, context: Any) -> Any:
+        from matting.idphoto.review import DECIDE_LATER, REJECT_ALL, review_body
+
+        held = list(self._photos(context).get("held") or [])
+        if not held:
+            self.log.info("no photo held for review")
+            return {"approved": [], "rejected": [], "kept": []}
+        self.options = [*(h["photo"] for h in held), REJECT_ALL, DECIDE_LATER]
+        self.body = review_body(held)
+        self.log.info("%d photo(s) wait for a reviewer under Required Actions", len(held))
+        return super().execute(context)
+
+    def validate_chosen_options(self, chosen_options: list[str]) -> None:
+        """Checked by ``settle_review`` against the photos held in this run (options are set at run time)."""
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from matting.idphoto.review import settle_review
+
+        answer = super().execute_complete(context, event)
+        photos = self._photos(context)
+        user = event.get("responded_by_user")
+        reviewer = user.get("name") if isinstance(user, dict) else user
+        note = str((answer.get("params_input") or {}).get("note") or "")
+        with open_storage(photos["destination"], photos.get("destination_conn_id") or None) as root:
+            outcome = settle_review(
+                root.sub(photos["run_prefix"]), list(photos["held"]), list(answer["chosen_options"]), note, reviewer
+            )
+        self.log.info(
+            "review by %s: approved %s; rejected %s; kept %s",
+            reviewer or "the timeout default",
+            outcome["approved"] or "none",
+            outcome["rejected"] or "none",
+            outcome["kept"] or "none",
+        )
+        return outcome

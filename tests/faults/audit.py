@@ -109,6 +109,8 @@ def audit(inputs: list[Input], source: dict[str, bytes], dest: dict[str, bytes],
                 result.outcome[key] = "done" if item.path in where else ("superseded" if item.superseded else "lost")
             elif len(moved) == 1 and moved[0].startswith("processed/") and not at_home:
                 result.outcome[key] = "done"
+            elif at_home and not moved and rec.get("moved_to"):  # killed between record and move
+                result.outcome[key] = "untouched"  # the record names its target; the retry moves it
             elif item.superseded and not where:
                 result.outcome[key] = "done (original superseded)"
             else:
@@ -119,6 +121,9 @@ def audit(inputs: list[Input], source: dict[str, bytes], dest: dict[str, bytes],
         if rec["error_type"] not in CONTENT_ERRORS:  # blamed on the file for a fault that was not its own
             result.outcome[key] = "good quarantined" if item.good else "lost"
             result.problems.append(f"{key}: settled as failed for a non-content reason: {rec['error_type']}")
+            continue
+        if not kept and at_home and not [p for p in where if p.startswith("quarantine/")]:
+            result.outcome[key] = "untouched"  # recorded as failed, killed before the move: the retry moves it
             continue
         store = dest if kept else source
         copies = [p for p in (by_sha.get(item.sha, []) if not kept else []) if p.startswith("quarantine/")]

@@ -16,7 +16,7 @@ import zipfile
 
 import paramiko
 import pytest
-from conftest import SAMPLES, files_under
+from conftest import DATA, SAMPLES, files_under
 from live_airflow import ApiError, LiveAirflow
 from servers import run_webhook_receiver
 
@@ -117,6 +117,47 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
     # the task log is reachable through the API, as the UI shows it
     log = airflow.api("GET", f"dags/id_photo_batch/dagRuns/{run['dag_run_id']}/taskInstances/make_id_photos/logs/1")
     assert "astronaut" in json.dumps(log)
+
+
+def test_held_id_photos_are_reviewed_through_required_actions(airflow):
+    """Strict Schengen run: both smiling portraits are held; a reviewer approves one and rejects the
+    other with a note through the REST API (what the UI's Required Actions page calls)."""
+    src = airflow.data / "portraits-review"
+    src.mkdir()
+    (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (src / "tilted.jpg").write_bytes((DATA / "portrait_tilted_8deg.jpg").read_bytes())
+    dest = airflow.data / "id-photos-review"
+    airflow.wait_for_dag("id_photo_batch")
+    airflow.api("PATCH", "dags/id_photo_batch", {"is_paused": False})
+    conf = {"source": str(src), "destination": str(dest), "spec": "schengen", "background": "light-grey"}
+    run = airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": conf})
+    run_id = run["dag_run_id"]
+    airflow.wait_for_task_state("id_photo_batch", run_id, "review_held_photos", "awaiting_input", timeout=300)
+    base = f"dags/id_photo_batch/dagRuns/{run_id}/taskInstances/review_held_photos/-1/hitlDetails"
+    detail = airflow.api("GET", base)
+    assert {"astronaut.jpg", "tilted.jpg"} <= set(detail["options"]) and detail["multiple"]
+    assert "mouth open" in detail["body"] and "tilted.jpg" in detail["body"]
+    pending = airflow.api("GET", "dags/~/dagRuns/~/hitlDetails", params={"response_received": "false"})
+    assert any(d["task_instance"]["dag_run_id"] == run_id for d in pending["hitl_details"])
+    with pytest.raises(ApiError) as bad:  # only photos held in this run can be approved
+        airflow.api("PATCH", base, {"chosen_options": ["someone-else.jpg"], "params_input": {"note": ""}})
+    assert bad.value.status == 400
+    answer = {"chosen_options": ["astronaut.jpg"], "params_input": {"note": "smiling: please retake"}}
+    airflow.api("PATCH", base, answer)
+    airflow.wait_for_run("id_photo_batch", run_id, timeout=300)
+
+    run_dir = _run_dir(dest)
+    assert files_under(run_dir) == [
+        "astronaut.jpg",
+        "astronaut.report.json",
+        "manifest.json",
+        "rejected/tilted.jpg",
+        "rejected/tilted.report.json",
+        "rejected/tilted.review.json",
+    ]
+    decision = json.loads((run_dir / "rejected" / "tilted.review.json").read_text())
+    assert decision["note"] == "smiling: please retake" and decision["reviewer"] == airflow.user
+    assert decision["decision"] == "rejected"
 
 
 def _sftp_put(sshd, remote_dir: str, files: dict[str, bytes]) -> None:

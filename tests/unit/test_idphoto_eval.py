@@ -42,3 +42,34 @@ def test_shoulders_present_and_their_line():
     alpha[300:, 10:290] = 255  # shoulders across the bottom
     share, tilt = shoulders(alpha, chin_y=250)
     assert share > 0.9 and tilt == 0.0
+
+
+def test_review_decisions_move_photos_and_never_lose_one(tmp_path):
+    from matting.idphoto.review import DECIDE_LATER, REJECT_ALL, held_photos, settle_review
+    from matting.storage import LocalStorage
+
+    run = LocalStorage(tmp_path)
+    reports = [
+        {"source": "a.jpg", "output": "review/a.jpg", "reasons": ["mouth open"]},
+        {"source": "b.jpg", "output": "review/b.jpg", "reasons": ["eyes closed"]},
+        {"source": "c.jpg", "output": "c.jpg", "reasons": []},  # passed: not held
+        {"source": "d.jpg", "reasons": ["no face found"]},  # rejected: no photo to approve
+    ]
+    held = held_photos(reports)
+    assert [h["photo"] for h in held] == ["a.jpg", "b.jpg"]
+    for name in ("a", "b"):
+        run.write(f"review/{name}.jpg", name.encode())
+        run.write(f"review/{name}.report.json", b"{}")
+    assert settle_review(run, held, [DECIDE_LATER], "", None)["kept"] == ["a.jpg", "b.jpg"]
+    with pytest.raises(ValueError):
+        settle_review(run, held, [REJECT_ALL, "a.jpg"], "", "x")
+    with pytest.raises(ValueError):
+        settle_review(run, held, ["z.jpg"], "", "x")
+    assert run.exists("review/a.jpg") and run.exists("review/b.jpg")  # refused answers moved nothing
+    out = settle_review(run, held, ["a.jpg"], "retake, please", "hr-clerk")
+    assert out == {"approved": ["a.jpg"], "rejected": ["b.jpg"], "kept": []}
+    assert run.read("a.jpg") == b"a" and run.read("rejected/b.jpg") == b"b" and not run.exists("review/a.jpg")
+    import json
+
+    assert json.loads(run.read("rejected/b.review.json"))["note"] == "retake, please"
+    assert settle_review(run, held, ["a.jpg"], "retake, please", "hr-clerk")["approved"] == ["a.jpg"]  # rerun: no-op

@@ -30,7 +30,9 @@ def test_manifest_covers_every_local_rembg_model():
     assert rembg_names <= ours, f"missing from manifest: {rembg_names - ours}"
     for m in doc["models"]:
         assert m["sha256"] or m["md5"] or not m["supported"], m["name"]
-        if m["supported"]:
+        if m.get("kind", "matting") != "matting":  # the ID-photo face mesh: sha256 and a wheel source only
+            assert m["sha256"] and m["sources"][0]["type"] == "pypi-wheel", m["name"]
+        elif m["supported"]:
             assert m["sources"][0]["type"] == "url" and "rembg/releases" in m["sources"][0]["url"], m["name"]
     u2netp = next(m for m in doc["models"] if m["name"] == "u2netp")
     assert u2netp["md5"] == "8e83ca70e441ab06c318d82300c84806"
