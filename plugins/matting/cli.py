@@ -131,12 +131,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.engine import Engine, RuntimeOptions
     from matting.idphoto.batch import options_from, process_portrait
+    from matting.idphoto.compose import face_mesh
     from matting.progress import BatchProgress
 
     options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=not args.lenient)
     spec = options.spec
     runtime = RuntimeOptions.from_env(providers=args.providers, intra_op_threads=args.threads)
     engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
+    face_mesh(engine.store)  # the face mesh and iris models: missing ones fail now, with the fetch command
     outdir = Path(args.output)
     inputs = collect_inputs(args.inputs, outdir)
     if not inputs:

@@ -292,6 +292,9 @@ class IdPhotoOperator(BaseOperator):
         options = self._options()
         self._check_access()
         engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
+        from matting.idphoto.compose import face_mesh
+
+        face_mesh(engine.store)  # the face mesh and iris models: missing ones fail the task now, not per photo
         prefix = self.run_prefix or default_run_prefix(context)
         with (
             open_storage(self.source, self.source_conn_id or None) as src,

@@ -67,15 +67,21 @@ def test_rest_login_rejects_a_wrong_password(airflow):
     assert err.value.status == 401
 
 
-def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
-    src = airflow.data / "portraits"
+def _portraits_for_id_photo_batch(airflow, name: str, photos: dict) -> tuple:
+    """A folder of portraits under the data folder (inside the default allow-list), its destination,
+    and id_photo_batch parsed and unpaused: (source, destination)."""
+    src = airflow.data / name
     src.mkdir()
-    (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
-    (src / "cup.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
-    dest = airflow.data / "id-photos"
-
+    for target, path in photos.items():
+        (src / target).write_bytes(path.read_bytes())
     airflow.wait_for_dag("id_photo_batch")
     airflow.api("PATCH", "dags/id_photo_batch", {"is_paused": False})
+    return src, airflow.data / f"{name}-out"
+
+
+def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
+    photos = {"astronaut.jpg": SAMPLES / "astronaut.jpg", "cup.jpg": SAMPLES / "coffee.jpg"}
+    src, dest = _portraits_for_id_photo_batch(airflow, "portraits", photos)
     # the Params form is validated before a run is created: a bad standard is refused at once
     with pytest.raises(ApiError) as bad:
         airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": {"spec": "mars-passport"}})
@@ -122,13 +128,8 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
 def test_held_id_photos_are_reviewed_through_required_actions(airflow):
     """Strict Schengen run: both smiling portraits are held; a reviewer approves one and rejects the
     other with a note through the REST API (what the UI's Required Actions page calls)."""
-    src = airflow.data / "portraits-review"
-    src.mkdir()
-    (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
-    (src / "tilted.jpg").write_bytes((DATA / "portrait_tilted_8deg.jpg").read_bytes())
-    dest = airflow.data / "id-photos-review"
-    airflow.wait_for_dag("id_photo_batch")
-    airflow.api("PATCH", "dags/id_photo_batch", {"is_paused": False})
+    photos = {"astronaut.jpg": SAMPLES / "astronaut.jpg", "tilted.jpg": DATA / "portrait_tilted_8deg.jpg"}
+    src, dest = _portraits_for_id_photo_batch(airflow, "portraits-review", photos)
     conf = {"source": str(src), "destination": str(dest), "spec": "schengen", "background": "light-grey"}
     run = airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": conf})
     run_id = run["dag_run_id"]
