@@ -240,7 +240,10 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
             )
             assert edit.returncode == 0, edit.stderr
             with sqlite3.connect(tmp_path / "airflow.db") as db:
+                slots = db.execute("SELECT slots FROM slot_pool WHERE pool = 'matting_gpu'").fetchone()[0]
+                assert slots == int(_dotenv(ENV_EXAMPLE)["MATTING_GPU_POOL_SLOTS"])
                 db.execute("UPDATE connection SET login = 'kiosk' WHERE conn_id = 'sftp_default'")
+                db.execute("UPDATE slot_pool SET slots = 7 WHERE pool = 'matting_gpu'")
     assert hostkey.read_bytes() == first_key  # generated once, never replaced
     assert oct(hostkey.stat().st_mode & 0o777) == "0o600"
 
@@ -250,7 +253,7 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
         conns = {row[0]: row[1:] for row in db.execute("SELECT conn_id, host, port, login, extra FROM connection")}
         variables = {row[0] for row in db.execute("SELECT key FROM variable")}
         batch_size = db.execute("SELECT val, is_encrypted FROM variable WHERE key = 'matting_batch_size'").fetchone()
-    assert pools["matting_gpu"] == int(example["MATTING_GPU_POOL_SLOTS"])
+    assert pools["matting_gpu"] == 7  # the admin's slot count survived the restart
     assert set(conns) == {"aws_default", "sftp_default"}  # no webhook URL in .env.example
     fernet = Fernet(example["AIRFLOW_FERNET_KEY"].encode())  # extras are stored encrypted with .env's key
     assert json.loads(fernet.decrypt(conns["aws_default"][3].encode()))["endpoint_url"] == "http://minio:9000"
