@@ -1,10 +1,11 @@
 """The ID-photo evaluation set: real portraits (public domain: the NASA astronaut portrait and the
-fixtures derived from it, tests/data/README.md) plus cases derived from them, each with the verdict
-a passport office would give. `make idphoto-eval` prints the per-rule table; the tests assert every
-verdict (tests/unit/test_idphoto_eval.py).
+fixtures derived from it, tests/data/README.md; CC0: scikit-image's "camera", a man looking through
+a camera held to his face) plus cases derived from them, each with the verdict a passport office
+would give. `make idphoto-eval` prints the per-rule table; the tests assert every verdict
+(tests/unit/test_idphoto_eval.py).
 
 Not covered yet (no permissively licensed real photo here shows them, and they cannot be derived
-honestly by editing): head turned, looking down, a hand or an object over the face."""
+honestly by editing): looking down, a hand over the face, an underexposed face."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _skimage_photo(name: str) -> Path:
+    import skimage.data
+
+    return Path(skimage.data.__file__).parent / name
+
+
 SAMPLE = ROOT / "include" / "samples" / "astronaut.jpg"
 DATA = ROOT / "tests" / "data"
 
@@ -106,6 +115,15 @@ CASES = [
         "teeth showing: Schengen/ICAO ask for a neutral expression with the mouth closed",
     ),
     Case("two people", DATA / "two_people.jpg", None, "us-passport", False, ("rejected",), "two faces"),
+    Case(
+        "cameraman (CC0)",
+        _skimage_photo("camera.png"),
+        None,
+        "us-passport",
+        False,
+        ("yaw_deg", "gaze_along"),
+        "head turned ~50 degrees, looking into a camera held at the eye",
+    ),
     Case("blurred", SAMPLE, blurred, "us-passport", False, ("sharpness",), "out of focus"),
     Case(
         "tiny face",
