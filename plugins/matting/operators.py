@@ -89,16 +89,15 @@ class RemoveBackgroundOperator(BaseOperator):
         self.move_originals, self.chunk_size, self.max_files = move_originals, chunk_size, max_files
 
     def execute(self, context: Any) -> dict:
-        from matting.engine import Engine, OutputOptions, RuntimeOptions
-
         with (
             open_storage(self.source, self.source_conn_id or None) as src,
             open_storage(self.destination, self.destination_conn_id or None) as dest,
         ):
-            return self._run(context, src, dest, Engine, OutputOptions, RuntimeOptions)
+            return self._run(context, src, dest)
 
-    def _run(self, context: Any, src, dest, Engine, OutputOptions, RuntimeOptions) -> dict:  # noqa: N803
+    def _run(self, context: Any, src, dest) -> dict:
         from matting.detection import Ledger
+        from matting.engine import Engine, OutputOptions, RuntimeOptions
 
         if self.files is None:
             opts = ScanOptions(settle_seconds=0, max_files=self.max_files)
@@ -288,12 +287,11 @@ class IdPhotoOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from matting.engine import Engine, RuntimeOptions
+        from matting.idphoto.compose import face_mesh
 
         options = self._options()
         self._check_access()
         engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
-        from matting.idphoto.compose import face_mesh
-
         face_mesh(engine.store)  # the face mesh and iris models: missing ones fail the task now, not per photo
         prefix = self.run_prefix or default_run_prefix(context)
         with (

@@ -134,7 +134,7 @@ def test_read_only_source_uses_the_ledger(tmp_path, incoming, job):
     )  # untouched
     assert (tmp_path / "dest" / "quarantine" / "broken.jpg.error.json").exists()
     assert (tmp_path / "dest" / "quarantine" / "broken.jpg").exists()  # a copy beside its note
-    again = scan(src, ScanOptions(settle_seconds=0), Ledger(dest).keys())
+    again = scan(src, ScanOptions(settle_seconds=0), Ledger(dest).ids())
     assert again.new == [] and again.processed == 6  # the sensor will not hand them out again
 
 

@@ -81,13 +81,13 @@ def test_ledger_marks_files_processed_and_a_replaced_file_is_new(tmp_path):
     (src / "b.jpg").write_bytes(JPG)
     opts = ScanOptions(settle_seconds=0)
     ledger = Ledger(LocalStorage(dest))
-    first = scan(LocalStorage(src), opts, ledger.keys())
+    first = scan(LocalStorage(src), opts, ledger.ids())
     ledger.record(first.new[:1], run_id="run-1")
-    second = scan(LocalStorage(src), opts, ledger.keys())
+    second = scan(LocalStorage(src), opts, ledger.ids())
     assert [f.path for f in second.new] == ["b.jpg"] and second.processed == 1
     time.sleep(0.01)
     (src / "a.jpg").write_bytes(JPG + b"v2")  # replaced under the same name: new again
-    assert sorted(f.path for f in scan(LocalStorage(src), opts, ledger.keys()).new) == ["a.jpg", "b.jpg"]
+    assert sorted(f.path for f in scan(LocalStorage(src), opts, ledger.ids()).new) == ["a.jpg", "b.jpg"]
 
 
 # --- the three sensors against their servers ------------------------------------------------------
