@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage idphoto-eval lint clean
+.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval lint clean
 
 $(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,11 @@ bench-airflow: models
 # the same photos through the batch runner from a local folder and from a real sshd on loopback
 bench-storage: models
 	$(PY) tests/live/bench_storage.py
+
+# peak RSS of a whole run at 200 and 2,000 photos (memory must not grow with the run)
+bench-memory: models
+	$(PY) tests/live/bench_memory.py 200
+	$(PY) tests/live/bench_memory.py 2000
 
 # the ID-photo evaluation set: each case's verdict and the per-rule table (README "ID photos")
 idphoto-eval: models
