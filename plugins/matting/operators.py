@@ -406,6 +406,11 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
         from matting.idphoto.review import DECIDE_LATER, REJECT_ALL
 
         kwargs.pop("params", None)  # the DAG's trigger form is not this step's form
+        # Airflow 3.3.2's LocalExecutor can report a task that just parked in awaiting_input as finished
+        # while the scheduler still sees it queued, and marks it up for retry: the retry asks again at once
+        kwargs["retries"] = max(int(kwargs.get("retries") or 0), 3)
+        kwargs["retry_delay"] = timedelta(seconds=5)
+        kwargs["retry_exponential_backoff"] = 0
         super().__init__(
             subject="ID photos held for review",
             options=[REJECT_ALL, DECIDE_LATER],
