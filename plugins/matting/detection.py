@@ -150,7 +150,6 @@ class Ledger:
                 found.add(f.path[: -len(".json")])
         return found
 
-
     def mark(self, info: FileInfo, status: str = "ok", run_id: str = "") -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         doc = {"source": info.path, "size": info.size, "version": info.version, "status": status, "at": stamp}
