@@ -407,10 +407,9 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
 
         kwargs.pop("params", None)  # the DAG's trigger form is not this step's form
         # Airflow 3.3.2's LocalExecutor can report a task that just parked in awaiting_input as finished
-        # while the scheduler still sees it queued, and marks it up for retry: the retry asks again at once
+        # while the scheduler still sees it queued, and marks it up for retry: the retry asks again within seconds
         kwargs["retries"] = max(int(kwargs.get("retries") or 0), 3)
-        kwargs["retry_delay"] = timedelta(seconds=5)
-        kwargs["retry_exponential_backoff"] = 0
+        kwargs["retry_delay"] = timedelta(seconds=5)  # then 10, 20 s (the DAGs' exponential backoff)
         super().__init__(
             subject="ID photos held for review",
             options=[REJECT_ALL, DECIDE_LATER],
