@@ -13,7 +13,7 @@ from airflow.sdk import BaseOperator
 from matting.archive import PARTS_DIR, close_run
 from matting.detection import ScanOptions, scan
 from matting.manifest import RunManifest, utc_now
-from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
+from matting.pipeline import BatchConfig, BatchRunner, MattingJob, attempt_rounds, write_manifest
 from matting.progress import BatchProgress
 from matting.storage import FileInfo, open_storage
 
@@ -322,11 +322,11 @@ class IdPhotoOperator(BaseOperator):
             prefix,
         )
         progress = BatchProgress(total=len(infos), log=logging.getLogger("matting.task"), every_s=5.0)
-        reports, pending, errors = [], list(infos), {}
-        attempts = limits.attempts()
-        for attempt in range(1, attempts + 1):
+        reports: list[dict] = []
+
+        def attempt(todo: list) -> dict[str, str]:
             errors = {}
-            for info in pending:
+            for info in todo:
                 load = functools.partial(src.read, info.path, info)
                 outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
                 if outcome.result.retryable:  # storage trouble, not the photo's fault
@@ -336,12 +336,10 @@ class IdPhotoOperator(BaseOperator):
                     dest.write(rel, blob)
                 reports.append(outcome.report)
                 progress.add(outcome.result)
-            pending = [f for f in pending if f.path in errors]
-            if not pending:
-                break
-            if attempt < attempts:
-                self.log.warning("%d portrait(s) hit infrastructure errors; retrying: %s", len(pending), errors)
-                time.sleep(limits.backoff_s(attempt))
+            return errors
+
+        attempts = limits.attempts()
+        pending, errors = attempt_rounds(infos, attempt, attempts, what="portrait(s)")
         self.log.info(progress.summary())
         manifest = {
             "dag_id": getattr(context.get("dag"), "dag_id", ""),

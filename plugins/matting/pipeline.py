@@ -95,6 +95,37 @@ def unique_name(storage: Storage, rel: str, info: FileInfo) -> str:
     return rel if not storage.exists(rel) else versioned_name(rel, info)
 
 
+def attempt_rounds(
+    items: list,
+    attempt: Callable[[list], dict[str, str]],
+    attempts: int,
+    sleep: Callable[[float], None] = time.sleep,
+    what: str = "file(s)",
+) -> tuple[list, dict[str, str]]:
+    """In-task retries for infrastructure errors: ``attempt(pending)`` returns {path: why} for the items
+    that failed; they are tried again after ``limits.backoff_s`` up to ``attempts`` times. Returns the
+    items still failing and why (empty when all went through)."""
+    pending, errors = list(items), {}
+    for n in range(1, attempts + 1):
+        errors = attempt(pending)
+        pending = [item for item in pending if item.path in errors]
+        if not pending:
+            break
+        if n < attempts:
+            wait = limits.backoff_s(n)
+            log.warning(
+                "%d %s hit infrastructure errors (attempt %d/%d), retrying in %.1fs: %s",
+                len(pending),
+                what,
+                n,
+                attempts,
+                wait,
+                "; ".join(errors[item.path] for item in pending[:3]),
+            )
+            sleep(wait)
+    return pending, errors
+
+
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -130,25 +161,9 @@ class BatchRunner:
         """Settle every file of the batch. ``plan`` maps each source path to its output name (planned
         once over the whole run, so mapped batches never collide); without it the batch plans alone."""
         plan = {**plan_outputs([f.path for f in files], self.job.out.extension), **(plan or {})}
-        pending = list(files)
-        errors: dict[str, str] = {}
-        for attempt in range(1, self.attempts + 1):
-            errors = {}
-            self._pass(pending, plan, errors, progress)
-            pending = [f for f in pending if f.path in errors]
-            if not pending:
-                break
-            if attempt < self.attempts:
-                wait = limits.backoff_s(attempt)
-                log.warning(
-                    "%d file(s) hit infrastructure errors (attempt %d/%d), retrying in %.1fs: %s",
-                    len(pending),
-                    attempt,
-                    self.attempts,
-                    wait,
-                    "; ".join(errors[f.path] for f in pending[:3]),
-                )
-                self.sleep(wait)
+        pending, errors = attempt_rounds(
+            files, lambda todo: self._pass(todo, plan, progress), self.attempts, self.sleep, "file(s)"
+        )
         if pending:
             raise InfrastructureError(
                 f"{len(pending)} file(s) not processed after {self.attempts} attempt(s); originals left in "
@@ -156,7 +171,9 @@ class BatchRunner:
             )
         return self.records
 
-    def _pass(self, files: list[FileInfo], plan: dict[str, str], errors: dict, progress) -> None:
+    def _pass(self, files: list[FileInfo], plan: dict[str, str], progress) -> dict[str, str]:
+        """One attempt over ``files``; returns {path: why} for those that hit infrastructure errors."""
+        errors: dict[str, str] = {}
         todo: list[FileInfo] = []
         for info in files:
             try:
@@ -172,6 +189,7 @@ class BatchRunner:
                 errors[info.path] = _why(exc)
         for chunk in _chunks(todo, self.cfg.chunk_size):
             self._run_chunk(chunk, plan, errors, progress)
+        return errors
 
     def _existing_record(self, info: FileInfo) -> FileRecord | None:
         path = self._record_path(info)
