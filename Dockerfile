@@ -41,4 +41,4 @@ COPY --chown=airflow:0 include /opt/airflow/include
 COPY --chown=airflow:0 models/manifest.json /opt/airflow/models/manifest.json
 # weights come from rembg's release URLs (the manifest's first source) and are checked against the
 # manifest's checksum; a mismatch fails the build
-RUN python -m matting models fetch ${MATTING_MODELS} face_landmark iris_landmark && python -m matting models list
+RUN python -m matting models fetch ${MATTING_MODELS} face_landmark iris_landmark palm_detection && python -m matting models list

@@ -33,7 +33,7 @@ tools: $(COMPOSE)
 
 # model weights are fetched and checksum-verified, never committed (models/*.onnx is git-ignored)
 models: venv
-	$(PY) -m matting models fetch u2netp face_landmark iris_landmark
+	$(PY) -m matting models fetch u2netp face_landmark iris_landmark palm_detection
 
 test: models tools
 	$(PY) -m pytest

@@ -425,12 +425,17 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
     def execute(self, context: Any) -> Any:
         from matting.idphoto.review import DECIDE_LATER, REJECT_ALL, review_body
 
-        held = list(self._photos(context).get("held") or [])
+        photos = self._photos(context)
+        held = list(photos.get("held") or [])
         if not held:
             self.log.info("no photo held for review")
             return {"approved": [], "rejected": [], "kept": []}
         self.options = [*(h["photo"] for h in held), REJECT_ALL, DECIDE_LATER]
-        self.body = review_body(held)
+        with open_storage(photos["destination"], photos.get("destination_conn_id") or None) as root:
+            run = root.sub(photos["run_prefix"])
+            expires = int(self.response_timeout.total_seconds()) if self.response_timeout else 7 * 24 * 3600
+            links = {h["photo"]: run.share_url(f"review/{h['photo']}", expires) for h in held}
+            self.body = review_body(held, {k: v for k, v in links.items() if v}, run.describe())
         self.log.info("%d photo(s) wait for a reviewer under Required Actions", len(held))
         return super().execute(context)
 

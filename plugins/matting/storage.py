@@ -126,6 +126,11 @@ class Storage(ABC):
     def exists(self, rel: str) -> bool:
         return self.stat(rel) is not None
 
+    def share_url(self, rel: str, expires_s: int) -> str | None:
+        """A URL a browser can open for ``expires_s`` seconds, where the backend has one (S3: a presigned
+        GET); None for folders and SFTP. The URL is a bearer secret: show it, never log it."""
+        return None
+
     @abstractmethod
     def describe(self) -> str: ...
 
@@ -297,6 +302,7 @@ class S3Storage(Storage):
                 retries={"mode": "standard", "max_attempts": self.max_attempts},
                 connect_timeout=timeout,
                 read_timeout=timeout,
+                signature_version="s3v4",  # presigned review links too (SigV2 is refused by newer regions)
             )
             self._client = S3Hook(aws_conn_id=self.conn_id, config=config).get_conn()
             self._client.meta.events.register("needs-retry.s3", self._log_retry)
@@ -428,6 +434,12 @@ class S3Storage(Storage):
 
     def delete(self, rel: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(rel))
+
+    def share_url(self, rel: str, expires_s: int) -> str | None:
+        expires = max(1, min(int(expires_s), 7 * 24 * 3600))  # SigV4 presigned URLs last 7 days at most
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(rel)}, ExpiresIn=expires
+        )
 
     def close(self) -> None:
         self._client = None

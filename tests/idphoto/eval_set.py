@@ -1,11 +1,16 @@
-"""The ID-photo evaluation set: real portraits (public domain: the NASA astronaut portrait and the
-fixtures derived from it, tests/data/README.md; CC0: scikit-image's "camera", a man looking through
-a camera held to his face) plus cases derived from them, each with the verdict a passport office
-would give. `make idphoto-eval` prints the per-rule table; the tests assert every verdict
-(tests/unit/test_idphoto_eval.py).
+"""The ID-photo evaluation set: real portraits of five people, plus cases derived from them, each with
+the verdict a passport office would give. `make idphoto-eval` prints the per-rule table; the tests
+assert every verdict (tests/unit/test_idphoto_eval.py).
 
-Not covered yet (no permissively licensed real photo here shows them, and they cannot be derived
-honestly by editing): looking down, a hand over the face, an underexposed face."""
+Public domain or CC0, none committed except the astronaut: the NASA astronaut portrait and the
+fixtures derived from it (tests/data/README.md); scikit-image's "camera" (CC0, a man looking through
+a camera held to his face); White House photographs of Barack Obama and Joe Biden and the US Navy
+portrait of Grace Hopper, fetched from PyPI and checksum-verified (tests/idphoto/portraits.py).
+
+Derived cases edit a real photo the way the fault happens: light (2 stops under, from the left), focus,
+size, eyes painted over, a real hand (from the Obama portrait) pasted over the mouth.
+Not covered (no such real photo here, and a 3-D head turn cannot be derived honestly by 2-D
+editing): looking down; headwear (no rule measures it yet)."""
 
 from __future__ import annotations
 
@@ -29,6 +34,26 @@ def _skimage_photo(name: str) -> Path:
 
 SAMPLE = ROOT / "include" / "samples" / "astronaut.jpg"
 DATA = ROOT / "tests" / "data"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A portrait fetched on first use (tests/idphoto/portraits.py), not at import."""
+
+    name: str
+
+    def path(self) -> Path:
+        from idphoto.portraits import portrait
+
+        return portrait(self.name)
+
+
+def _portrait(name: str) -> Fetched:
+    return Fetched(name)
+
+
+def _path(source) -> Path:
+    return source.path() if isinstance(source, Fetched) else source
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -62,6 +87,33 @@ def side_light(rgb):
     return np.clip(rgb * gain[None, :, None], 0, 255).astype(np.uint8)
 
 
+def underexposed(rgb):
+    """Two stops under: a quarter of the light, in linear sRGB."""
+    linear = (rgb / 255.0) ** 2.2 * 0.25
+    return (np.clip(linear, 0, 1) ** (1 / 2.2) * 255).round().astype(np.uint8)
+
+
+def hand_over_mouth(rgb):
+    """A real hand (the fingers of the Obama portrait's crossed arms, cut from the dark suit by colour)
+    pasted over the mouth and chin, 0.9 face widths wide."""
+    from matting.idphoto.face import detect_faces, prominent_faces
+
+    donor = _rgb(_portrait("obama.jpg").path())[780:950, 540:720].astype(np.float32)
+    skin = (donor.mean(axis=2) > 70) & (donor[..., 0] > donor[..., 2] + 10)
+    mask = cv2.morphologyEx(skin.astype(np.uint8) * 255, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    mask = cv2.GaussianBlur(mask, (0, 0), 1.5).astype(np.float32) / 255
+    face = prominent_faces(detect_faces(rgb))[0]
+    scale = 0.9 * (face.box[2] - face.box[0]) / donor.shape[1]
+    hand = cv2.resize(donor, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(mask, (hand.shape[1], hand.shape[0]))[..., None]
+    mx, my = face.mouth_mid
+    top, left = int(my - hand.shape[0] * 0.35), int(mx - hand.shape[1] * 0.5)
+    out = rgb.astype(np.float32)
+    region = out[top : top + hand.shape[0], left : left + hand.shape[1]]
+    region[:] = region * (1 - alpha) + hand * alpha
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def eyes_closed(rgb):
     """Both eyes painted over with the skin around them (cv2.inpaint from the mesh's eye contours)."""
     from matting.engine.models import ModelStore
@@ -83,7 +135,7 @@ def eyes_closed(rgb):
 @dataclass(frozen=True)
 class Case:
     name: str
-    source: Path
+    source: Path | Fetched
     derive: object  # rgb -> rgb, or None for the photo as it is
     spec: str
     accept: bool  # the passport office's verdict
@@ -114,6 +166,53 @@ CASES = [
         ("mouth_opening",),
         "teeth showing: Schengen/ICAO ask for a neutral expression with the mouth closed",
     ),
+    Case("Biden, official portrait", _portrait("biden.jpg"), None, "us-passport", True, why="frontal, neutral"),
+    Case("Biden, official portrait, Schengen", _portrait("biden.jpg"), None, "schengen", True),
+    Case("Biden, UK", _portrait("biden.jpg"), None, "uk-passport", True),
+    Case(
+        "Obama, official portrait",
+        _portrait("obama.jpg"),
+        None,
+        "us-passport",
+        True,
+        why="a natural smile, eyes open (narrowed by the smile): the US allows it",
+    ),
+    Case(
+        "Obama, official portrait, Schengen",
+        _portrait("obama.jpg"),
+        None,
+        "schengen",
+        False,
+        ("mouth_opening",),
+        "broad smile, teeth showing: not a neutral expression",
+    ),
+    Case(
+        "Obama at a lectern",
+        _portrait("obama2.jpg"),
+        None,
+        "us-passport",
+        False,
+        ("yaw_deg",),
+        "speaking, head turned 15 degrees to the side",
+    ),
+    Case(
+        "Obama, full length from below",
+        _portrait("obama3.jpg"),
+        None,
+        "us-passport",
+        False,
+        ("pitch_deg",),
+        "camera at waist height: the face is seen from below, chin up",
+    ),
+    Case(
+        "Hopper, US Navy portrait",
+        _portrait("grace_hopper.jpg"),
+        None,
+        "us-passport",
+        False,
+        ("glasses",),
+        "glasses (the US refuses them since 2016) and a uniform cap",
+    ),
     Case("two people", DATA / "two_people.jpg", None, "us-passport", False, ("rejected",), "two faces"),
     Case(
         "cameraman (CC0)",
@@ -121,8 +220,8 @@ CASES = [
         None,
         "us-passport",
         False,
-        ("yaw_deg", "gaze_along"),
-        "head turned ~50 degrees, looking into a camera held at the eye",
+        ("yaw_deg", "eyes_visible", "gaze_along"),
+        "head turned ~50 degrees, one eye behind a camera held at the eye",
     ),
     Case("blurred", SAMPLE, blurred, "us-passport", False, ("sharpness",), "out of focus"),
     Case(
@@ -137,7 +236,14 @@ CASES = [
     Case(
         "strong side light", SAMPLE, side_light, "us-passport", False, ("lighting_balance",), "half the face in shadow"
     ),
-    Case("eyes closed", SAMPLE, eyes_closed, "us-passport", False, ("eye_openness",), "eyes painted over"),
+    Case("underexposed", SAMPLE, underexposed, "us-passport", False, ("face_exposure",), "two stops too dark"),
+    Case("Obama, underexposed", _portrait("obama.jpg"), underexposed, "us-passport", False, ("face_exposure",)),
+    Case(
+        "eyes closed", SAMPLE, eyes_closed, "us-passport", False, ("eye_openness", "eyes_visible"), "eyes painted over"
+    ),
+    Case("Obama, eyes closed", _portrait("obama.jpg"), eyes_closed, "us-passport", False, ("eye_openness",)),
+    Case("hand over the mouth", SAMPLE, hand_over_mouth, "us-passport", False, ("hand_over_face",)),
+    Case("Biden, hand over the mouth", _portrait("biden.jpg"), hand_over_mouth, "schengen", False, ("hand_over_face",)),
 ]
 
 
@@ -148,8 +254,8 @@ def run_case(case: Case, engine) -> dict:
     from matting.idphoto.batch import options_from
     from matting.images import decode
 
-    rgb = _rgb(case.source)
-    data = _jpeg(case.derive(rgb)) if case.derive else case.source.read_bytes()
+    source = _path(case.source)
+    data = _jpeg(case.derive(_rgb(source))) if case.derive else source.read_bytes()
     try:
         report = compose_id_photo(engine, decode(data), options_from(case.spec, "white")).report
     except ImageError as exc:
@@ -174,7 +280,7 @@ def table(results: list[tuple[Case, dict]]) -> str:
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT / "plugins"))
+    sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
     from matting.engine import Engine
 
     engine = Engine(scenario="id_photo")

@@ -73,3 +73,31 @@ def test_review_decisions_move_photos_and_never_lose_one(tmp_path):
 
     assert json.loads(run.read("rejected/b.review.json"))["note"] == "retake, please"
     assert settle_review(run, held, ["a.jpg"], "retake, please", "hr-clerk")["approved"] == ["a.jpg"]  # rerun: no-op
+
+
+def test_review_form_shows_a_thumbnail_where_the_storage_gives_a_url():
+    from matting.idphoto.review import review_body
+
+    held = [
+        {"photo": "a.jpg", "source": "in/a.jpg", "reasons": ["a hand covers part of the face"]},
+        {"photo": "b.jpg", "source": "in/b.jpg", "reasons": ["eyes closed or nearly closed"]},
+    ]
+    body = review_body(held, {"a.jpg": "https://bucket.example/run/review/a.jpg?X-Amz-Signature=s"}, "s3://bucket/run")
+    a_line = body.index("`a.jpg`")
+    thumb = body.index("![a.jpg](https://bucket.example/run/review/a.jpg?X-Amz-Signature=s)")
+    assert a_line < thumb < body.index("`b.jpg`")  # under its own photo's line
+    assert "a hand covers part of the face" in body and "eyes closed" in body
+    assert body.count("![") == 1  # b.jpg has no URL: no broken image
+    assert "`s3://bucket/run` (`review/` folder)" in body  # and the reviewer is told where it is
+    assert "review/` folder" not in review_body(held[:1], {"a.jpg": "https://x/a.jpg"}, "s3://bucket/run")
+
+
+def test_a_portrait_that_does_not_match_its_checksum_is_refused(tmp_path, monkeypatch):
+    from idphoto import portraits
+
+    monkeypatch.setattr(portraits, "CACHE", tmp_path / "cache")
+    source, _, who = portraits.PORTRAITS["grace_hopper.jpg"]
+    monkeypatch.setitem(portraits.PORTRAITS, "grace_hopper.jpg", (source, "0" * 64, who))
+    with pytest.raises(portraits.FetchError, match="sha256"):
+        portraits.portrait("grace_hopper.jpg")
+    assert not (tmp_path / "cache").exists()  # nothing unverified kept

@@ -48,7 +48,7 @@ class ModelSpec:
     licence: str | None = None
     note: str | None = None
     sources: tuple[dict, ...] = field(default_factory=tuple)
-    kind: str = "matting"  # or "face-landmarks" (the ID-photo face mesh; not a background-removal model)
+    kind: str = "matting"  # or "face-landmarks" / "hand-detector" (ID-photo checks; not background removal)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:

@@ -20,6 +20,7 @@ from matting.engine import postprocess as pp
 from matting.engine.core import Engine
 from matting.errors import ConfigError, FaceCut, MultipleFaces, NoFaceFound
 from matting.idphoto.face import Face, detect_faces, prominent_faces
+from matting.idphoto.hands import PalmDetector
 from matting.idphoto.measure import measure_final
 from matting.idphoto.mesh import CHIN, FaceMesh
 from matting.idphoto.specs import IdPhotoSpec
@@ -155,6 +156,11 @@ def plan_placement(spec: IdPhotoSpec, face: Face, crown: float) -> Placement:
 def face_mesh(store) -> FaceMesh:
     """One mesh per model store (its interpreters are reused by every photo of the process)."""
     return FaceMesh(store)
+
+
+@lru_cache(maxsize=2)
+def palm_detector(store) -> PalmDetector:
+    return PalmDetector(store)
 
 
 def _warp(arr: np.ndarray, m: np.ndarray, size: tuple[int, int], border) -> np.ndarray:
@@ -321,7 +327,7 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
         if shown.shape[:2] == out_alpha.shape
         else cv2.resize(out_alpha, (shown.shape[1], shown.shape[0]), interpolation=cv2.INTER_AREA)
     )
-    measured = measure_final(shown, shown_alpha, spec, placement.scale, mesh_model)
+    measured = measure_final(shown, shown_alpha, spec, placement.scale, mesh_model, palm_detector(engine.store))
     timings["measure"] = round((time.perf_counter() - t0) * 1000, 1)
     report = build_report(
         spec,

@@ -40,6 +40,7 @@ class Mesh:
     presence: float
     iris: dict[str, tuple[float, float, float]]  # "right"/"left" -> (x, y, radius)
     lids: dict[str, float]  # "right"/"left" -> lid gap / eye width from the iris model's eye contour
+    eyelids: dict[str, np.ndarray]  # "right"/"left" -> the iris model's 16 eyelid points, image pixels
 
     def pt(self, i: int) -> np.ndarray:
         return self.points[i, :2]
@@ -94,7 +95,7 @@ class Mesh:
         return np.asarray(self.iris["right"][:2]), np.asarray(self.iris["left"][:2])
 
 
-class _Runner:
+class LiteRTRunner:
     """One LiteRT interpreter; invocations are serialised (an interpreter is not thread-safe)."""
 
     def __init__(self, path: str) -> None:
@@ -114,8 +115,8 @@ class _Runner:
 
 
 @lru_cache(maxsize=4)
-def _runners(face_path: str, iris_path: str) -> tuple[_Runner, _Runner]:
-    return _Runner(face_path), _Runner(iris_path)
+def _runners(face_path: str, iris_path: str) -> tuple[LiteRTRunner, LiteRTRunner]:
+    return LiteRTRunner(face_path), LiteRTRunner(iris_path)
 
 
 def _crop(rgb: np.ndarray, centre, side: float, angle_deg: float, size: int, flip: bool = False):
@@ -155,7 +156,7 @@ class FaceMesh:
         scale = side / MESH_SIZE
         points = np.column_stack([_to_image(pts, inv), pts[:, 2] * scale])
         mesh_roll = math.degrees(math.atan2(*(points[LEFT_EYE["outer"], 1::-1] - points[RIGHT_EYE["outer"], 1::-1])))
-        iris, lids = {}, {}
+        iris, lids, eyelids = {}, {}, {}
         for name, eye in (("right", RIGHT_EYE), ("left", LEFT_EYE)):
             a, b = points[eye["outer"], :2], points[eye["inner"], :2]
             eye_side = float(np.linalg.norm(a - b)) * EYE_CROP_SCALE
@@ -166,5 +167,6 @@ class FaceMesh:
             iris[name] = (float(ipts[0, 0]), float(ipts[0, 1]), radius)
             lid = contours.reshape(71, 3)[:16, :2]  # the 16 eyelid contour points, in the upright crop
             lids[name] = float(np.ptp(lid[:, 1]) / max(np.ptp(lid[:, 0]), 1e-6))
+            eyelids[name] = _to_image(lid.astype(np.float64), inv)
         presence_score = float(1 / (1 + np.exp(-float(presence.ravel()[0]))))
-        return Mesh(points=points, presence=presence_score, iris=iris, lids=lids)
+        return Mesh(points=points, presence=presence_score, iris=iris, lids=lids, eyelids=eyelids)

@@ -23,13 +23,22 @@ def held_photos(reports: list[dict]) -> list[dict]:
     return held
 
 
-def review_body(held: list[dict]) -> str:
+def review_body(held: list[dict], links: dict[str, str] | None = None, where: str = "") -> str:
+    """The review form's Markdown: each held photo with its reasons, and a thumbnail where the run's
+    storage gives the browser a URL (``links``: photo -> URL, e.g. S3 presigned); else where it lies."""
+    links = links or {}
     lines = [
         "Choose the photos to **approve**: they join the run's outputs. The others go to `rejected/` "
         "with your note. Each was held because:",
         "",
     ]
-    lines += [f"- `{h['photo']}` (from `{h['source']}`): {'; '.join(h['reasons'])}" for h in held]
+    for h in held:
+        lines.append(f"- `{h['photo']}` (from `{h['source']}`): {'; '.join(h['reasons'])}")
+        url = links.get(h["photo"])
+        if url:
+            lines.append(f"\n  [![{h['photo']}]({url})]({url})")
+    if where and len(links) < len(held):
+        lines += ["", f"The photos are in `{where}` (`review/` folder)."]
     return "\n".join(lines)
 
 

@@ -34,10 +34,13 @@ class IdPhotoSpec:
     print_in: tuple[float, float] | None = None
     source: str = ""
     expression: str = "neutral"  # or "natural_smile" (US): how far the mouth may open
+    glasses: str = "allowed"  # or "forbidden" (US since 2016)
 
     def __post_init__(self) -> None:
         if self.expression not in ("neutral", "natural_smile"):
             raise ConfigError(f"spec {self.name}: expression must be neutral or natural_smile")
+        if self.glasses not in ("allowed", "forbidden"):
+            raise ConfigError(f"spec {self.name}: glasses must be allowed or forbidden")
         for label in ("head_ratio", "top_margin_ratio", "eye_line_ratio"):
             band = getattr(self, label)
             if band is not None and not (0.0 <= band[0] <= band[1] <= 1.0):
