@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval lint clean
+.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quantize-study lint clean
 
 $(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -88,6 +88,10 @@ bench-memory: models
 # the ID-photo evaluation set: each case's verdict and the per-rule table (README "ID photos")
 idphoto-eval: models
 	$(PY) tests/idphoto/eval_set.py
+
+# issue #12: static INT8 u2netp recipes against fp32 (speed and mask agreement, one run)
+quantize-study: models
+	$(PY) tests/live/quantize_study.py
 
 lint: venv
 	$(VENV)/bin/ruff check plugins tests dags
