@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, SAMPLES, backdate, files_under
 from PIL import Image
 
-DAG_IDS = {"matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest", "id_photo_batch"}
+DAG_IDS = {"matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest", "matting_s3_events", "id_photo_batch"}
 
 
 @pytest.fixture(scope="module")
