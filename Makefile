@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quantize-study lint clean
+.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quantize-study lint clean
 
 $(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,20 @@ tools: $(COMPOSE)
 models: venv
 	$(PY) -m matting models fetch u2netp face_landmark iris_landmark palm_detection
 
-test: models tools
+# Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
+# client) and Redis (the Celery broker of the live CeleryExecutor test). Installed with apt-get when
+# missing (needs root); without root, the missing packages are named and the target fails.
+SYSTEM_PACKAGES := /usr/sbin/sshd=openssh-server /usr/bin/sftp=openssh-client /usr/bin/redis-server=redis-server
+system:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do test -x "$${pair%%=*}" || missing="$$missing $${pair#*=}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "the tests need Debian packages:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; \
+	  echo "== apt-get install$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: system models tools
 	$(PY) -m pytest
 
 # the fault-injection scenarios alone (also part of make test), ending with the audit table

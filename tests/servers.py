@@ -26,7 +26,7 @@ def debian_binary(name: str, fallback: str, package: str) -> str:
     """Path of a server binary from a Debian package, or a clear error naming the package."""
     path = shutil.which(name) or fallback
     if not os.path.exists(path):
-        raise RuntimeError(f"{name} not found: install Debian's {package} (.ci/run does)")
+        raise RuntimeError(f"{name} not found: install Debian's {package} (`make system`, part of `make test`, does)")
     return path
 
 

@@ -174,8 +174,14 @@ def check_for_new_files(
     from matting.storage import open_storage
 
     with open_storage(location, conn_id) as storage:
-        ids: set[str] = set()
-        if ledger_location:
-            with open_storage(ledger_location, ledger_conn_id) as ledger_storage:
-                ids = Ledger(ledger_storage).ids()
-        return scan(storage, opts, ids, sleep), storage.describe()
+        return scan(storage, opts, ledger_ids(ledger_location, ledger_conn_id), sleep), storage.describe()
+
+
+def ledger_ids(location: str, conn_id: str | None = None) -> set[str]:
+    """The versions the ledger at a destination has settled (empty when no destination is named)."""
+    from matting.storage import open_storage
+
+    if not location:
+        return set()
+    with open_storage(location, conn_id or None) as storage:
+        return Ledger(storage).ids()

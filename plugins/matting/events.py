@@ -88,6 +88,22 @@ def parse_notification(body: str) -> list[Upload]:
     return uploads
 
 
+def uploads_in_events(extras: list[dict]) -> tuple[int, list[Upload]]:
+    """The uploads that asset events (``extra`` of each, as ``S3UploadsTrigger`` made them) announce,
+    and how many distinct SQS messages they came from. An event read twice (it triggered this run and
+    is also among the recent events) or a message delivered twice counts once, by SQS message id."""
+    seen: set[str] = set()
+    uploads: list[Upload] = []
+    for extra in extras:
+        payload = (extra or {}).get("payload") or {}
+        message_id = str(payload.get("message_id") or "")
+        if message_id and message_id in seen:
+            continue
+        seen.add(message_id)
+        uploads += [Upload.from_dict(u) for u in payload.get("uploads") or []]
+    return len(seen), uploads
+
+
 @dataclass
 class Selection:
     files: list[FileInfo] = field(default_factory=list)
@@ -113,27 +129,29 @@ def select_uploads(
     opts = opts or ScanOptions(settle_seconds=0)
     root = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     out = Selection()
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for up in uploads:
         where = f"s3://{up.bucket}/{up.key}"
-        if (up.key, up.etag) in seen:
+        if (up.bucket, up.key, up.etag) in seen:
             out.skip("duplicate notification", where)
             continue
-        seen.add((up.key, up.etag))
+        seen.add((up.bucket, up.key, up.etag))
         if up.bucket != bucket or not up.key.startswith(root):
             out.skip("outside the source", where)
             continue
         rel = up.key[len(root) :]
-        if not wanted(FileInfo(rel, up.size, None, up.etag), opts):
+        announced = FileInfo(rel, up.size, None, up.etag)
+        if not wanted(announced, opts):
             out.skip("filtered out", where)
+            continue
+        if announced.version_id in ledger_ids:  # no call to the bucket for what is done
+            out.skip("already processed", where)
             continue
         info = source.stat(rel)
         if info is None:
-            out.skip("gone (processed or deleted)", where)
+            out.skip("gone (deleted or moved away)", where)
         elif info.version != up.etag:
             out.skip("superseded by a newer upload", where)
-        elif info.version_id in ledger_ids:
-            out.skip("already processed", where)
         else:
             out.files.append(info)
     for reason, keys in sorted(out.skipped.items()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 
 from airflow.sdk import task
 
@@ -48,29 +49,45 @@ def split_batches(files: list | None, batch_size: int = 16) -> list[list]:
 
 @task
 def uploads_from_events(
-    source: str, source_conn_id: str = "", ledger_location: str = "", ledger_conn_id: str = "", **context
+    source: str,
+    source_conn_id: str = "",
+    ledger_location: str = "",
+    ledger_conn_id: str = "",
+    lookback_hours: float = 24.0,
+    **context,
 ) -> list:
-    """The files this run's S3 notifications name that are still to do (``matting.events``): one line
-    per skipped notification (duplicate, gone, superseded, already processed) and a summary."""
-    from matting.detection import Ledger
-    from matting.events import Upload, select_uploads
+    """The files that S3 notifications name and that are still to do (``matting.events``): one line
+    per skipped notification (duplicate, gone, superseded, already processed) and a summary.
+
+    Not only this run's triggering events: Airflow gives an asset-triggered run the events up to the
+    first one queued, and events stored while the run was being created trigger no further run (a
+    burst of uploads would wait for the next upload). So every run also reads the asset's events
+    of the last ``lookback_hours`` (its inlet) and settles them all; what is done is skipped by the
+    ledger or because it moved away, so reading an event twice never processes a photo twice."""
+    from datetime import datetime, timedelta
+
+    from matting.detection import ledger_ids
+    from matting.events import select_uploads, uploads_in_events
     from matting.storage import open_storage
 
     log = logging.getLogger("matting.tasks")
-    uploads, messages = [], 0
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for event in events:
-            payload = (event.extra or {}).get("payload") or {}
-            messages += 1
-            uploads += [Upload.from_dict(u) for u in payload.get("uploads") or []]
     if not source.startswith("s3://"):
         raise ValueError(f"event-driven ingestion reads S3 notifications; the source {source!r} is not s3://")
+    triggering = [e for events in (context.get("triggering_asset_events") or {}).values() for e in events]
+    since = datetime.now(UTC) - timedelta(hours=float(lookback_hours))
+    since = min([since] + [e.timestamp for e in triggering])
+    recent = [e for inlet in context.get("inlet_events") or [] for e in context["inlet_events"][inlet].after(since)]
+    messages, uploads = uploads_in_events([e.extra for e in triggering + recent])
     bucket, _, prefix = source[5:].partition("/")
     with open_storage(source, source_conn_id or None) as storage:
-        ids: set[str] = set()
-        if ledger_location:
-            with open_storage(ledger_location, ledger_conn_id or None) as ledger_storage:
-                ids = Ledger(ledger_storage).ids()
-        selection = select_uploads(uploads, storage, bucket, prefix, ids)
-    log.info("%d notification message(s), %d upload(s): %s", messages, len(uploads), selection.summary())
+        selection = select_uploads(uploads, storage, bucket, prefix, ledger_ids(ledger_location, ledger_conn_id))
+    log.info(
+        "%d triggering event(s), %d event(s) since %s, %d message(s), %d upload(s): %s",
+        len(triggering),
+        len(recent),
+        since.isoformat(timespec="seconds"),
+        messages,
+        len(uploads),
+        selection.summary(),
+    )
     return [f.to_dict() for f in selection.files]
