@@ -2,16 +2,20 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
-export PYTHONPATH := $(CURDIR)/plugins
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
+# the weights of this checkout (the package's default is ~/.cache/matting/models)
+export MATTING_MODEL_DIR := $(CURDIR)/models
 
 .PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quantize-study lint clean
 
-$(STAMP): requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
+$(STAMP): pyproject.toml requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	# the package itself, editable (plugins/matting): the `matting` command, Airflow's provider and
+	# plugin entry points; its dependencies are the pins above
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)

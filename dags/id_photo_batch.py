@@ -19,8 +19,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Param
-from matting.dag_defaults import data_dir, deadline, default_args, matting_task_args, var
-from matting.operators import IdPhotoOperator, ReviewHeldPhotosOperator
+from matting.flows.defaults import data_dir, deadline, default_args, matting_task_args, var
+from matting.operators.idphoto import IdPhotoOperator, ReviewHeldPhotosOperator
 
 # the preset names are part of the form; kept in step with include/idphoto_specs.yaml by a test
 SPECS = [

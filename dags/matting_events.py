@@ -27,10 +27,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Asset, AssetWatcher
-from matting.dag_defaults import deadline, default_args, setting, var
 from matting.flows import destination, remove_and_archive
-from matting.tasks import split_batches, uploads_from_events
-from matting.triggers import S3UploadsTrigger
+from matting.flows.defaults import deadline, default_args, setting, var
+from matting.flows.tasks import split_batches, uploads_from_events
+from matting.triggers.s3_events import S3UploadsTrigger
 
 queue_url = setting("MATTING_S3_EVENTS_QUEUE_URL", "")
 conn_id = setting("MATTING_S3_EVENTS_CONN_ID", "aws_default")

@@ -21,10 +21,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG
-from matting.dag_defaults import deadline, default_args, setting, var
 from matting.flows import destination, remove_and_archive
-from matting.sensors import S3NewFilesSensor, SftpNewFilesSensor
-from matting.tasks import split_batches
+from matting.flows.defaults import deadline, default_args, setting, var
+from matting.flows.tasks import split_batches
+from matting.sensors.new_files import S3NewFilesSensor, SftpNewFilesSensor
 
 for kind, sensor_cls, default_source, default_conn in (
     ("s3", S3NewFilesSensor, "s3://incoming/photos", "aws_default"),

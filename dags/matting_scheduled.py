@@ -17,9 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG
-from matting.dag_defaults import data_dir, deadline, default_args, setting, var
 from matting.flows import destination, remove_and_archive
-from matting.tasks import list_new_files, split_batches
+from matting.flows.defaults import data_dir, deadline, default_args, setting, var
+from matting.flows.tasks import list_new_files, split_batches
 
 SOURCE = var("matting_source", f"{data_dir()}/incoming")
 SOURCE_CONN = var("matting_source_conn_id", "")

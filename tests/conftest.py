@@ -26,6 +26,7 @@ os.environ.setdefault("MATTING_DEADLINES", "off")  # dag.test() in 3.3.2 fails o
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ.setdefault("MATTING_MODEL_DIR", str(ROOT / "models"))  # where `make models` puts the weights
 for _var, _val in (
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),

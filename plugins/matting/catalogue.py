@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,12 +17,20 @@ from matting.errors import ConfigError
 T = TypeVar("T")
 
 
-def catalogue_files(default: Path, env_var: str) -> list[Path]:
+def shipped(name: str) -> Traversable:
+    """A data file shipped inside the package (``matting/data/``), wherever it is installed: a
+    ``plugins/`` folder, site-packages or a wheel."""
+    return resources.files("matting").joinpath("data", name)
+
+
+def catalogue_files(default: Path | Traversable, env_var: str) -> list[Path | Traversable]:
     extra = os.environ.get(env_var, "")
     return [default, *(Path(p) for p in extra.split(os.pathsep) if p)]
 
 
-def load_catalogue(files: list[Path], section: str, build: Callable[[str, dict], T], what: str) -> dict[str, T]:
+def load_catalogue(
+    files: list[Path | Traversable], section: str, build: Callable[[str, dict], T], what: str
+) -> dict[str, T]:
     out: dict[str, T] = {}
     for path in files:
         try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Param
-from matting.operators import RemoveBackgroundOperator
-from matting.sensors import NewFilesSensor
+from matting.operators.matting import RemoveBackgroundOperator
+from matting.sensors.new_files import NewFilesSensor
 
 with DAG(
     dag_id="matting_test_chain",

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from airflow.sdk import DAG, Param, task
-from matting.sensors import NewFilesSensor
+from matting.sensors.new_files import NewFilesSensor
 
 with DAG(
     dag_id="matting_test_new_files",

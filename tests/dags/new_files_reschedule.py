@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Param
-from matting.sensors import NewFilesSensor
+from matting.sensors.new_files import NewFilesSensor
 
 with DAG(
     dag_id="matting_test_new_files_reschedule",

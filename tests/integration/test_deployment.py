@@ -134,8 +134,8 @@ def test_airflow_components_share_one_configuration(config):
 
 
 def test_gpu_worker_is_wired_to_the_engine_settings(config, monkeypatch):
-    from matting.dag_defaults import matting_task_args
     from matting.engine.session import RuntimeOptions
+    from matting.flows.defaults import matting_task_args
 
     gpu = config["services"]["airflow-worker-gpu"]
     assert gpu["profiles"] == ["gpu"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from matting.notifiers import WebhookNotifier, deadline_missed
+from matting.notifiers.webhook import WebhookNotifier, deadline_missed
 from servers import run_webhook_receiver
 
 

@@ -206,7 +206,7 @@ def test_files_over_the_byte_limit_are_refused_from_the_listing_without_a_read(t
 def test_mapped_batches_and_retries_never_collide_on_output_names(tmp_path, job):
     """a.jpg and a.png land in different mapped batches: the run-wide plan gives each its own output,
     and a retried batch writes the very same names."""
-    from matting.tasks import split_batches
+    from matting.flows.tasks import split_batches
 
     src = tmp_path / "in"
     src.mkdir()

@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 from matting.detection import Ledger, ScanOptions, scan
-from matting.sensors import LocalNewFilesSensor, S3NewFilesSensor, SftpNewFilesSensor
+from matting.sensors.new_files import LocalNewFilesSensor, S3NewFilesSensor, SftpNewFilesSensor
 from matting.storage import LocalStorage
-from matting.triggers import NewFilesTrigger
+from matting.triggers.new_files import NewFilesTrigger
 
 JPG = b"\xff\xd8\xff\xe0" + b"0" * 100
 
@@ -182,7 +182,7 @@ def test_deferrable_sensor_defers_until_files_arrive(source):
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     trigger = deferred.value.trigger
-    assert trigger.serialize()[0] == "matting.triggers.NewFilesTrigger"
+    assert trigger.serialize()[0] == "matting.triggers.new_files.NewFilesTrigger"
     threading.Timer(0.5, lambda: put("late.jpg", JPG)).start()
     event = run_trigger(NewFilesTrigger(**trigger.serialize()[1]))
     assert [f["path"] for f in sensor.execute_complete({}, event)] == ["late.jpg"]

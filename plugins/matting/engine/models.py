@@ -21,12 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matting.atomic import atomic_open
+from matting.catalogue import shipped
 from matting.errors import FetchError, ModelCorrupt, ModelMissing, UnknownModel, UnsupportedModel
 
 log = logging.getLogger("matting.models")
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MANIFEST = REPO_ROOT / "models" / "manifest.json"
+DEFAULT_MANIFEST = shipped("models.json")
+
+
+def default_model_dir() -> Path:
+    """Where weights live: ``MATTING_MODEL_DIR``, else the user's cache (``$XDG_CACHE_HOME`` or
+    ``~/.cache``, then ``matting/models``). The Makefile, the image and the tests set the variable."""
+    if os.environ.get("MATTING_MODEL_DIR"):
+        return Path(os.environ["MATTING_MODEL_DIR"])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "matting" / "models"
+
+
 FETCH_HINT = "python -m matting models fetch {name}"
 
 
@@ -106,8 +117,9 @@ class ModelStore:
         manifest: str | os.PathLike | None = None,
         extra_manifests: list[str | os.PathLike] | None = None,
     ) -> None:
-        self.manifest_path = Path(manifest or os.environ.get("MATTING_MODEL_MANIFEST") or DEFAULT_MANIFEST)
-        self.model_dir = Path(model_dir or os.environ.get("MATTING_MODEL_DIR") or self.manifest_path.parent)
+        named = manifest or os.environ.get("MATTING_MODEL_MANIFEST")
+        self.manifest_path = Path(named) if named else DEFAULT_MANIFEST
+        self.model_dir = Path(model_dir) if model_dir else default_model_dir()
         extra = extra_manifests
         if extra is None:
             raw = os.environ.get("MATTING_EXTRA_MANIFEST", "")
@@ -126,7 +138,9 @@ class ModelStore:
         self._stamp = self._manifest_stamp()
 
     def _manifest_stamp(self) -> tuple:
-        return tuple(p.stat().st_mtime_ns for p in [self.manifest_path, *self.extra_manifests])
+        return tuple(
+            p.stat().st_mtime_ns if isinstance(p, Path) else 0 for p in [self.manifest_path, *self.extra_manifests]
+        )
 
     def refresh(self) -> None:
         """Re-read the manifests if they changed on disk (a hot-swapped model comes with a new checksum)."""

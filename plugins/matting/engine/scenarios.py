@@ -1,4 +1,4 @@
-"""Post-processing scenarios (``include/scenarios.yaml``): what happens to the model's mask before
+"""Post-processing scenarios (``matting/data/scenarios.yaml``): what happens to the model's mask before
 composition. Data, not code: users add scenarios to the YAML (or a file named by MATTING_SCENARIOS).
 """
 
@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
-from matting.catalogue import catalogue_files, load_catalogue
+from matting.catalogue import catalogue_files, load_catalogue, shipped
 from matting.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_SCENARIOS = REPO_ROOT / "include" / "scenarios.yaml"
+DEFAULT_SCENARIOS = shipped("scenarios.yaml")
 
 FOREGROUND_METHODS = ("none", "ml", "blur_fusion")
 

@@ -1,16 +1,14 @@
-"""The ID-photo spec catalogue (``include/idphoto_specs.yaml``): data, not code."""
+"""The ID-photo spec catalogue (``matting/data/idphoto_specs.yaml``): data, not code."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
-from matting.catalogue import catalogue_files, load_catalogue
+from matting.catalogue import catalogue_files, load_catalogue, shipped
 from matting.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_SPECS = REPO_ROOT / "include" / "idphoto_specs.yaml"
+DEFAULT_SPECS = shipped("idphoto_specs.yaml")
 
 Band = tuple[float, float]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from matting.dag_defaults import data_dir, matting_task_args, var
-from matting.operators import ArchiveOperator, RemoveBackgroundOperator
+from matting.flows.defaults import data_dir, matting_task_args, var
+from matting.operators.matting import ArchiveOperator, RemoveBackgroundOperator
 
 
 def destination() -> tuple[str, str]:

@@ -28,7 +28,7 @@ def list_new_files(
         ledger_location or None,
         ledger_conn_id or None,
     )
-    logging.getLogger("matting.tasks").info("checked %s: %s", where, result.summary())
+    logging.getLogger("matting.flows.tasks").info("checked %s: %s", where, result.summary())
     return result.to_xcom()
 
 
@@ -70,7 +70,7 @@ def uploads_from_events(
     from matting.events import select_uploads, uploads_in_events
     from matting.storage import open_storage
 
-    log = logging.getLogger("matting.tasks")
+    log = logging.getLogger("matting.flows.tasks")
     if not source.startswith("s3://"):
         raise ValueError(f"event-driven ingestion reads S3 notifications; the source {source!r} is not s3://")
     triggering = [e for events in (context.get("triggering_asset_events") or {}).values() for e in events]

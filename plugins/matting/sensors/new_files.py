@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from matting.detection import DEFAULT_EXCLUDE, ScanOptions, ScanResult, check_for_new_files
-from matting.triggers import NewFilesTrigger
+from matting.triggers.new_files import NewFilesTrigger
 
 
 class NewFilesSensor(BaseSensorOperator):

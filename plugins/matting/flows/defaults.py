@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from matting.notifiers import WebhookNotifier
+from matting.notifiers.webhook import WebhookNotifier
 
 
 def setting(name: str, default: str) -> str:
@@ -69,5 +69,5 @@ def deadline(default_minutes: int):
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(minutes=minutes),
-        callback=AsyncCallback("matting.notifiers.deadline_missed", kwargs={"sla": f"{minutes:g} min"}),
+        callback=AsyncCallback("matting.notifiers.webhook.deadline_missed", kwargs={"sla": f"{minutes:g} min"}),
     )
