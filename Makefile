@@ -42,7 +42,8 @@ models: venv
 # Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
 # client) and Redis (the Celery broker of the live CeleryExecutor test). Installed with apt-get when
 # missing (needs root); without root, the missing packages are named and the target fails.
-SYSTEM_PACKAGES := /usr/sbin/sshd=openssh-server /usr/bin/sftp=openssh-client /usr/bin/redis-server=redis-server
+SYSTEM_PACKAGES := /usr/sbin/sshd=openssh-server /usr/bin/sftp=openssh-client /usr/bin/redis-server=redis-server \
+                   /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver
 system:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do test -x "$${pair%%=*}" || missing="$$missing $${pair#*=}"; done; \
 	if [ -n "$$missing" ]; then \

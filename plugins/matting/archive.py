@@ -61,24 +61,26 @@ def write_zip(run: Storage, outputs: list[str], name: str = "outputs.zip") -> st
         os.unlink(tmp)
 
 
-def _thumb(data: bytes | None, label: str) -> Image.Image:
-    tile = Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
+def thumbnail_tile(data: bytes | None, label: str, size: int = THUMB) -> Image.Image:
+    """A square tile: the image fitted on a checkerboard (transparency shows as such), or the label
+    when there is no image (``data`` None) or it cannot be decoded."""
+    tile = Image.new("RGB", (size, size), (200, 200, 200))
     draw = ImageDraw.Draw(tile)
-    for y in range(0, THUMB, 16):  # checkerboard: transparency shows as such
-        for x in range((y // 16) % 2 * 16, THUMB, 32):
+    for y in range(0, size, 16):
+        for x in range((y // 16) % 2 * 16, size, 32):
             draw.rectangle([x, y, x + 15, y + 15], fill=(235, 235, 235))
     if data is None:
-        draw.text((8, THUMB // 2 - 6), label, fill=(160, 0, 0))
+        draw.text((8, size // 2 - 6), label, fill=(160, 0, 0))
         return tile
     try:
         img = decode(data)
     except Exception:
-        draw.text((8, THUMB // 2 - 6), "unreadable", fill=(160, 0, 0))
+        draw.text((8, size // 2 - 6), "unreadable", fill=(160, 0, 0))
         return tile
     rgba = np.dstack([img.rgb, img.alpha if img.alpha is not None else np.full(img.rgb.shape[:2], 255, np.uint8)])
     pic = Image.fromarray(rgba, "RGBA")
-    pic.thumbnail((THUMB, THUMB))
-    tile.paste(pic, ((THUMB - pic.width) // 2, (THUMB - pic.height) // 2), pic)
+    pic.thumbnail((size, size))
+    tile.paste(pic, ((size - pic.width) // 2, (size - pic.height) // 2), pic)
     return tile
 
 
@@ -91,8 +93,8 @@ def contact_sheet(pairs: list[tuple[str, bytes | None, bytes | None]]) -> bytes:
     draw = ImageDraw.Draw(sheet)
     for i, (name, before, after) in enumerate(pairs):
         x, y = 8 + (i % SHEET_COLS) * cell_w, 8 + (i // SHEET_COLS) * cell_h
-        sheet.paste(_thumb(before, "original moved"), (x, y))
-        sheet.paste(_thumb(after, "failed"), (x + THUMB + 2, y))
+        sheet.paste(thumbnail_tile(before, "original moved"), (x, y))
+        sheet.paste(thumbnail_tile(after, "failed"), (x + THUMB + 2, y))
         draw.text((x, y + THUMB + 4), name[-40:], fill=(0, 0, 0))
     buf = io.BytesIO()
     sheet.save(buf, "JPEG", quality=85)

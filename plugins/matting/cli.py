@@ -134,7 +134,7 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.idphoto.compose import face_mesh
     from matting.progress import BatchProgress
 
-    options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=not args.lenient)
+    options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=args.strict)
     spec = options.spec
     runtime = RuntimeOptions.from_env(providers=args.providers, intra_op_threads=args.threads)
     engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
@@ -267,11 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     mode = idp.add_mutually_exclusive_group()
     mode.add_argument(
         "--strict",
+        dest="strict",
         action="store_true",
         default=True,
         help="photos failing a rule go to review/ with their report (default)",
     )
-    mode.add_argument("--lenient", action="store_true", help="emit photos failing a rule, with warnings")
+    mode.add_argument(
+        "--lenient", dest="strict", action="store_false", help="emit photos failing a rule, with warnings"
+    )
     idp.add_argument("--model", help="matting model (default u2netp)")
     idp.add_argument("--scenario", default="id_photo", help="mask post-processing scenario")
     idp.add_argument("--providers", help="execution providers in order, e.g. cuda,cpu")

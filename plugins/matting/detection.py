@@ -162,6 +162,59 @@ class Ledger:
             self.mark(info, run_id=run_id)
 
 
+class NewFilesCheck:
+    """Checks of one location, as the sensor's poke and the trigger's loop run them. The connection
+    (and the ledger's) is opened on the first check and kept for the next ones; a failed check
+    drops it, so the next check reconnects. ``close()`` when done."""
+
+    def __init__(
+        self,
+        location: str,
+        conn_id: str | None,
+        opts: ScanOptions,
+        ledger_location: str | None = None,
+        ledger_conn_id: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.location, self.conn_id, self.opts = location, conn_id, opts
+        self.ledger_location, self.ledger_conn_id = ledger_location, ledger_conn_id
+        self.sleep = sleep
+        self._storage: Storage | None = None
+        self._ledger: Storage | None = None
+
+    def __call__(self) -> tuple[ScanResult, str]:
+        """(result, where) of one check."""
+        from matting.storage import open_storage
+
+        try:
+            if self._storage is None:
+                self._storage = open_storage(self.location, self.conn_id)
+            ids: set[str] = set()
+            if self.ledger_location:
+                if self._ledger is None:
+                    self._ledger = open_storage(self.ledger_location, self.ledger_conn_id or None)
+                ids = Ledger(self._ledger).ids()
+            return scan(self._storage, self.opts, ids, self.sleep), self._storage.describe()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for storage in (self._storage, self._ledger):
+            if storage is not None:
+                try:
+                    storage.close()
+                except Exception as exc:  # closing a broken connection: nothing left to save
+                    log.debug("closing %s: %s", storage.describe(), exc)
+        self._storage = self._ledger = None
+
+    def __enter__(self) -> NewFilesCheck:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def check_for_new_files(
     location: str,
     conn_id: str | None,
@@ -170,11 +223,9 @@ def check_for_new_files(
     ledger_conn_id: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[ScanResult, str]:
-    """One check, as the sensor's poke and the trigger's loop both run it: (result, where)."""
-    from matting.storage import open_storage
-
-    with open_storage(location, conn_id) as storage:
-        return scan(storage, opts, ledger_ids(ledger_location, ledger_conn_id), sleep), storage.describe()
+    """One check with its own connection (a sensor's poke): (result, where)."""
+    with NewFilesCheck(location, conn_id, opts, ledger_location, ledger_conn_id, sleep) as check:
+        return check()
 
 
 def ledger_ids(location: str, conn_id: str | None = None) -> set[str]:

@@ -73,6 +73,13 @@ class InfrastructureError(MattingError):
     code = "infrastructure_error"
 
 
+class AccessError(MattingError):
+    """A location that can never be read as configured (bad credentials, unknown connection, missing
+    bucket, unsafe path): the task fails at once, without waiting out a sensor's timeout."""
+
+    code = "access_error"
+
+
 # --- model errors -----------------------------------------------------------------------------
 
 
@@ -121,3 +128,41 @@ class FaceCut(ImageError):
     """The preset's framing would put part of the face outside the photo."""
 
     code = "face_cut"
+
+
+# --- which failures no retry can fix ------------------------------------------------------------
+
+# botocore ClientError codes that mean "these credentials / this bucket will not work"
+_PERMANENT_S3_CODES = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "InvalidBucketName",
+    "NoSuchBucket",
+    "SignatureDoesNotMatch",
+    "AuthorizationHeaderMalformed",
+    "InvalidToken",
+    "ExpiredToken",
+    "UnrecognizedClientException",
+}
+# by class name, so the core imports neither Airflow, paramiko nor botocore to tell them apart
+_PERMANENT_CLASS_NAMES = {
+    "AirflowNotFoundException",  # the connection id does not exist
+    "AuthenticationException",  # paramiko: wrong password or key (BadAuthenticationType is one)
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "UnsafePath",
+    "ConfigError",
+}
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for errors that the same call will hit again however often it is retried: bad or missing
+    credentials, an unknown connection, a bucket that does not exist, an unsafe path, a bad setting,
+    a folder this account may not read. Network trouble, timeouts, throttling and 5xx are transient."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _PERMANENT_CLASS_NAMES or isinstance(exc, (PermissionError, ConfigError)):
+        return True
+    response = getattr(exc, "response", None)
+    code = (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code in _PERMANENT_S3_CODES

@@ -212,3 +212,86 @@ def test_s3_sensor_retries_a_5xx_listing(s3_server, monkeypatch, caplog):
     seen = [status for _, status in proxy.seen]
     assert seen[0] == 500 and 200 in seen
     assert "failed (attempt 1/5)" in caplog.text and "InternalError" in caplog.text
+
+
+# --- errors: transient ones are retried, permanent ones fail the task (also with soft_fail) -------
+
+
+def _bad_locations(request) -> dict[str, tuple]:
+    sshd = request.getfixturevalue("sshd")
+    return {
+        "wrong password": (
+            f"sftp://{sshd.root}",
+            f"sftp://{sshd.user}:wrong@127.0.0.1:{sshd.port}/?no_host_key_check=true",
+        ),
+        "unknown connection": (f"sftp://{sshd.root}", None),
+        "no such bucket": ("s3://no-such-bucket-here/in", request.getfixturevalue("s3_server").conn_uri),
+    }
+
+
+@pytest.mark.parametrize("case", ["wrong password", "unknown connection", "no such bucket"])
+def test_a_permanent_error_fails_the_task_at_once_even_with_soft_fail(case, request, monkeypatch):
+    from matting.errors import AccessError
+
+    location, conn_uri = _bad_locations(request)[case]
+    if conn_uri:
+        monkeypatch.setenv("AIRFLOW_CONN_MATTING_BAD", conn_uri)
+    cls = S3NewFilesSensor if location.startswith("s3://") else SftpNewFilesSensor
+    kwargs = {"task_id": "wait", "location": location, "conn_id": "matting_bad", "soft_fail": True, "timeout": 600}
+    with pytest.raises(Exception) as poked:  # poke mode: the error itself, not a skip
+        cls(**kwargs).execute({})
+    assert type(poked.value).__name__ != "AirflowSkipException"
+    sensor = cls(deferrable=True, poke_interval=0.2, **kwargs)
+    trigger = NewFilesTrigger(location, "matting_bad", sensor.scan_options().to_dict(), poll_interval=0.2)
+    started = time.monotonic()
+    event = run_trigger(trigger, timeout=60)  # not retried until the sensor's 10-minute timeout
+    assert event["status"] == "error" and time.monotonic() - started < 30, event
+    with pytest.raises(AccessError, match="cannot watch"):  # the sensor's resume path, soft_fail on
+        sensor.resume_execution("execute_complete", {"event": event}, {})
+
+
+def test_a_transient_error_keeps_the_trigger_waiting(tmp_path, monkeypatch):
+    from servers import free_port
+
+    port = free_port()  # nothing listens there: connection refused, as when S3 is unreachable
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN", f"aws://?region_name=us-east-1&endpoint_url=http://127.0.0.1:{port}")
+    monkeypatch.setenv("MATTING_S3_MAX_ATTEMPTS", "1")
+    trigger = NewFilesTrigger("s3://photos/in", "aws_down", ScanOptions().to_dict(), poll_interval=0.2)
+    with pytest.raises(TimeoutError):
+        run_trigger(trigger, timeout=3)
+
+
+def test_the_trigger_keeps_one_connection_for_its_whole_wait(tmp_path, monkeypatch):
+    import matting.storage
+
+    opened = []
+    real = matting.storage.open_storage
+
+    def counting(location, conn_id=None):
+        opened.append(location)
+        return real(location, conn_id)
+
+    monkeypatch.setattr(matting.storage, "open_storage", counting)
+    root = tmp_path / "incoming"
+    root.mkdir()
+    threading.Timer(1.0, lambda: (root / "late.jpg").write_bytes(JPG)).start()
+    trigger = NewFilesTrigger(str(root), None, ScanOptions(settle_seconds=0).to_dict(), poll_interval=0.1)
+    assert [f["path"] for f in run_trigger(trigger)["files"]] == ["late.jpg"]
+    assert opened == [str(root)]  # about ten checks, one connection
+
+
+@pytest.mark.parametrize("make", ["new_files", "s3_events"])
+def test_triggers_survive_airflows_own_serialization(make):
+    """What the triggerer does with a deferred trigger: a Trigger row (kwargs encrypted through
+    Airflow's serde), then the class re-imported by path and built from the decrypted kwargs."""
+    from airflow.models.trigger import Trigger
+    from airflow.utils.module_loading import import_string
+    from matting.triggers.s3_events import S3UploadsTrigger
+
+    if make == "new_files":
+        original = NewFilesTrigger("s3://b/in", "aws_x", ScanOptions(include=("*.jpg",)).to_dict(), "/dest", None, 7.5)
+    else:
+        original = S3UploadsTrigger("http://127.0.0.1:1/q", "aws_x", 5, 120, "http://127.0.0.1:1/dlq", ["processed"])
+    row = Trigger.from_object(original)
+    rebuilt = import_string(row.classpath)(**row.kwargs)
+    assert type(rebuilt) is type(original) and rebuilt.serialize() == original.serialize()

@@ -15,6 +15,7 @@ from matting.operators.matting import default_run_prefix
 from matting.pipeline import attempt_rounds
 from matting.progress import BatchProgress
 from matting.storage import open_storage
+from matting.ui.links import ResultsLink
 
 
 class IdPhotoOperator(BaseOperator):
@@ -22,6 +23,7 @@ class IdPhotoOperator(BaseOperator):
     sheet) per input in ``destination/<run_prefix>/``, refusals and strict-mode failures under
     ``review/``, and a ``manifest.json``. Bad options fail the task at once, without retries."""
 
+    operator_extra_links = (ResultsLink(),)
     template_fields: Sequence[str] = (
         "source",
         "source_conn_id",
@@ -195,6 +197,8 @@ class IdPhotoOperator(BaseOperator):
             "held": held,
             "destination": self.destination,
             "destination_conn_id": self.destination_conn_id or "",
+            "source": self.source,
+            "source_conn_id": self.source_conn_id or "",
         }
 
 

@@ -3,6 +3,7 @@ and the storage layer."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
 from matting.progress import BatchProgress
 from matting.storage import FileInfo, open_storage
+from matting.ui.links import ResultsLink
 
 
 def default_run_prefix(context: Any) -> str:
@@ -47,6 +49,7 @@ class RemoveBackgroundOperator(BaseOperator):
 
     Returns a small summary (counts and where the manifest is), never image bytes."""
 
+    operator_extra_links = (ResultsLink(),)
     template_fields: Sequence[str] = (
         "source",
         "source_conn_id",
@@ -164,6 +167,7 @@ class ArchiveOperator(BaseOperator):
     """Close a run: merge the batch parts into ``manifest.json``, zip the outputs (optional) and draw
     a before/after contact sheet, all in ``destination/<run_prefix>/``."""
 
+    operator_extra_links = (ResultsLink(),)
     template_fields: Sequence[str] = ("destination", "destination_conn_id", "source", "source_conn_id", "run_prefix")
 
     def __init__(
@@ -185,11 +189,23 @@ class ArchiveOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         prefix = self.run_prefix or default_run_prefix(context)
-        run = open_storage(self.destination, self.destination_conn_id or None).sub(prefix)
-        source = open_storage(self.source, self.source_conn_id or None) if self.source else None
-        if not any(f.path.startswith(f"{PARTS_DIR}/") for f in run.list()):
-            self.log.info("nothing to archive under %s: no batch ran", run.describe())
-            return {"files": 0, "ok": 0, "failed": 0}
-        summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
-        self.log.info("archived %s: %s", run.describe(), summary)
-        return {"run_prefix": prefix, **summary}
+        with contextlib.ExitStack() as stack:  # closed on every way out, failures included
+            run = stack.enter_context(open_storage(self.destination, self.destination_conn_id or None)).sub(prefix)
+            source = None
+            if self.source:
+                source = stack.enter_context(open_storage(self.source, self.source_conn_id or None))
+            if not any(f.path.startswith(f"{PARTS_DIR}/") for f in run.list()):
+                self.log.info("nothing to archive under %s: no batch ran", run.describe())
+                return {"files": 0, "ok": 0, "failed": 0}
+            summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
+            self.log.info("archived %s: %s", run.describe(), summary)
+        return {"run_prefix": prefix, **summary, **self.locations()}
+
+    def locations(self) -> dict:
+        """Where the run's files are, for the results page (``matting.results.Where``)."""
+        return {
+            "destination": self.destination,
+            "destination_conn_id": self.destination_conn_id or "",
+            "source": self.source or "",
+            "source_conn_id": self.source_conn_id or "",
+        }

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from matting.detection import DEFAULT_EXCLUDE, ScanOptions, ScanResult, check_for_new_files
+from matting.errors import AccessError
 from matting.triggers.new_files import NewFilesTrigger
 
 
@@ -22,7 +24,27 @@ class NewFilesSensor(BaseSensorOperator):
 
     "New" means not processed yet: either the pipeline moves finished files out of the incoming
     root (the default excludes ``processed/``, ``quarantine/``, ``review/``), or, for read-only
-    sources, ``ledger_location`` names the destination whose ledger lists processed files."""
+    sources, ``ledger_location`` names the destination whose ledger lists processed files.
+
+    Errors: a transient one (server down, timeout, 5xx) is retried at the next poke; a permanent
+    one (bad credentials, unknown connection, missing bucket, unsafe path) fails the task at once,
+    also with ``soft_fail=True`` (only a timeout is soft), in poke and in deferrable mode alike.
+
+    :param location: folder, ``s3://bucket/prefix`` or ``sftp:///dir`` (templated).
+    :param conn_id: Airflow connection for S3 or SFTP; default ``aws_default`` / ``sftp_default``.
+    :param include: glob(s) a file's relative path must match (default every file).
+    :param exclude: glob(s) to leave out (default the pipeline's own folders and temp names).
+    :param regex: a regular expression the relative path must match, besides the globs.
+    :param recursive: look into sub-folders.
+    :param settle_seconds: a file counts once its size and mtime have not changed for this long
+        (uploads in progress are left alone); S3 objects appear whole, so 0 there.
+    :param max_files: at most this many files per batch (the XCom stays small).
+    :param images_only: only files with an image extension.
+    :param ledger_location: destination whose ledger lists processed versions (read-only sources).
+    :param ledger_conn_id: connection for the ledger's destination.
+    :param deferrable: wait in the triggerer instead of a worker slot; default from
+        ``[operators] default_deferrable``.
+    """
 
     template_fields: Sequence[str] = (
         "location",
@@ -50,7 +72,7 @@ class NewFilesSensor(BaseSensorOperator):
         images_only: bool = True,
         ledger_location: str | None = None,
         ledger_conn_id: str | None = None,
-        deferrable: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -106,6 +128,8 @@ class NewFilesSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> list[dict]:
+        if event.get("status") == "error":  # not an AirflowException: soft_fail must not skip it
+            raise AccessError(f"cannot watch {self.location}: {event.get('error_type')}: {event.get('message')}")
         if event.get("status") != "found":
             raise RuntimeError(f"new-file trigger ended without files: {event}")
         self.log.info("trigger found files: %s", event.get("summary"))

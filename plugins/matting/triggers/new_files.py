@@ -8,15 +8,25 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from matting.detection import ScanOptions, check_for_new_files
+from matting.detection import NewFilesCheck, ScanOptions
+from matting.errors import is_permanent
 
 
 class NewFilesTrigger(BaseTrigger):
     """Polls a location until new settled files appear, then fires once with the batch.
 
-    The check is the very function the sensor's poke calls (run in a worker thread so the
-    triggerer's event loop never blocks); a failed check (server down, a 5xx) is logged and
-    retried at the next interval instead of failing the task."""
+    The check is the sensor's own (``NewFilesCheck``), run in a worker thread so the triggerer's
+    event loop never blocks, over one connection kept for the whole wait. A transient failure
+    (server down, a timeout, a 5xx) is logged and retried at the next interval; a permanent one
+    (bad credentials, unknown connection, missing bucket, unsafe path) ends the wait with an error
+    event, and the sensor fails the task with it.
+
+    :param location: folder, ``s3://bucket/prefix`` or ``sftp:///dir`` to watch.
+    :param conn_id: Airflow connection for S3 or SFTP (None: the default for the scheme).
+    :param scan_options: ``ScanOptions.to_dict()`` of the sensor (filters, settle time, batch cap).
+    :param ledger_location: destination whose ledger lists what was processed (read-only sources).
+    :param ledger_conn_id: connection for the ledger's destination.
+    :param poll_interval: seconds between checks."""
 
     def __init__(
         self,
@@ -48,22 +58,30 @@ class NewFilesTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         opts = ScanOptions.from_dict(self.scan_options)
-        while True:
-            try:
-                result, where = await asyncio.to_thread(
-                    check_for_new_files, self.location, self.conn_id, opts, self.ledger_location, self.ledger_conn_id
-                )
-            except Exception as exc:  # keep waiting: the next check may succeed
-                self.log.warning(
-                    "check of %s failed: %s: %s; retrying in %.0fs",
-                    self.location,
-                    type(exc).__name__,
-                    exc,
-                    self.poll_interval,
-                )
-            else:
-                self.log.info("checked %s: %s", where, result.summary())
-                if result.new:
-                    yield TriggerEvent({"status": "found", "files": result.to_xcom(), "summary": result.summary()})
-                    return
-            await asyncio.sleep(self.poll_interval)
+        check = NewFilesCheck(self.location, self.conn_id, opts, self.ledger_location, self.ledger_conn_id)
+        try:
+            while True:
+                try:
+                    result, where = await asyncio.to_thread(check)
+                except Exception as exc:
+                    if is_permanent(exc):  # no retry can fix it: fail the task now, say why
+                        self.log.error("check of %s failed for good: %s: %s", self.location, type(exc).__name__, exc)
+                        yield TriggerEvent(
+                            {"status": "error", "error_type": type(exc).__name__, "message": str(exc)[:2000]}
+                        )
+                        return
+                    self.log.warning(  # the server is down or slow: the next check may succeed
+                        "check of %s failed: %s: %s; retrying in %.0fs",
+                        self.location,
+                        type(exc).__name__,
+                        exc,
+                        self.poll_interval,
+                    )
+                else:
+                    self.log.info("checked %s: %s", where, result.summary())
+                    if result.new:
+                        yield TriggerEvent({"status": "found", "files": result.to_xcom(), "summary": result.summary()})
+                        return
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            await asyncio.to_thread(check.close)

@@ -1,0 +1,111 @@
+"""The results pages' core: gallery items from real manifests, paths that cannot leave the run's
+folder or the source, bounded pages, thumbnails made once."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from matting.results import RunResults, Where, counts, items_from_manifest, page_of, thumbnail
+from matting.storage import LocalStorage
+from PIL import Image
+
+PREFIX = "2026/11/24/manual__1"
+
+
+def _jpeg(color=(200, 30, 30), size=(300, 200)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _png_cutout() -> bytes:
+    img = Image.new("RGBA", (200, 300), (0, 0, 0, 0))
+    img.paste((20, 120, 20, 255), (50, 50, 150, 250))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _matting_manifest() -> dict:
+    ok = {"source": "a.jpg", "status": "ok", "outputs": [f"{PREFIX}/outputs/a.png"], "moved_to": "processed/a.jpg"}
+    bad = {
+        "source": "b.jpg",
+        "status": "failed",
+        "outputs": [],
+        "error_type": "truncated_image",
+        "error": "image file is truncated",
+        "moved_to": "quarantine/b.jpg",
+    }
+    escape = {"source": "../../etc/passwd", "status": "ok", "outputs": ["../../../etc/shadow"], "moved_to": None}
+    return {"files": [ok, bad, escape], "zip": "outputs.zip"}
+
+
+def test_items_from_a_matting_manifest_keep_paths_inside():
+    items = items_from_manifest(_matting_manifest(), PREFIX)
+    assert [(i.name, i.status) for i in items] == [("a.jpg", "ok"), ("b.jpg", "failed"), ("../../etc/passwd", "ok")]
+    assert items[0].before == "processed/a.jpg" and items[0].after == "outputs/a.png"
+    assert items[1].reason == "truncated_image: image file is truncated" and items[1].after is None
+    assert items[1].before == "quarantine/b.jpg"
+    assert items[2].before is None and items[2].after is None  # a manifest cannot point a URL outside
+
+
+def test_items_from_an_id_photo_manifest():
+    rules = [{"rule": "head_ratio", "value": 0.76, "band": [0.71, 0.8], "passed": True, "message": ""}]
+    manifest = {
+        "photos": [
+            {"source": "p.jpg", "passed": True, "output": "p.jpg", "rules": rules, "reasons": []},
+            {"source": "q.jpg", "passed": False, "output": "review/q.jpg", "rules": rules, "reasons": ["mouth open"]},
+            {"source": "r.jpg", "passed": False, "rejected": "no_face", "reasons": ["no face found"]},
+        ]
+    }
+    items = items_from_manifest(manifest, PREFIX)
+    assert [i.status for i in items] == ["ok", "held", "refused"]
+    assert items[1].reason == "mouth open" and items[1].after == "review/q.jpg" and items[1].rules == rules
+    assert counts(items) == {"files": 3, "ok": 1, "held": 1, "refused": 1}
+
+
+def test_pages_are_bounded_and_clamped():
+    items = list(range(100))
+    assert page_of(items, 1, 24) == (list(range(24)), 5)
+    assert page_of(items, 99, 24)[0] == list(range(96, 100))  # past the end: the last page
+    shown, pages = page_of(items, 1, 10_000)
+    assert len(shown) == 96 and pages == 2  # per_page capped
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("MATTING_UI_CACHE_DIR", str(tmp_path / "cache"))
+    dest, source = LocalStorage(tmp_path / "dest"), LocalStorage(tmp_path / "in")
+    dest.write(f"{PREFIX}/outputs/a.png", _png_cutout())
+    dest.write(f"{PREFIX}/manifest.json", json.dumps(_matting_manifest()).encode())
+    source.write("processed/a.jpg", _jpeg())
+    (tmp_path / "etc").mkdir()
+    return RunResults(Where(str(tmp_path / "dest"), PREFIX), dest.sub(PREFIX), source), tmp_path
+
+
+def test_thumbnails_are_made_once_and_show_the_images(run):
+    res, tmp = run
+    item = res.item(0)
+    first = thumbnail(res, item, "after")
+    before = Image.open(io.BytesIO(thumbnail(res, item, "before")))
+    after = Image.open(io.BytesIO(first))
+    assert before.size == after.size == (256, 256)
+    assert before.getpixel((128, 128))[0] > 150  # the red original, fitted
+    assert after.getpixel((128, 128))[1] > 90  # the green cut-out on the checkerboard
+    assert len(list((tmp / "cache").iterdir())) == 2
+    (tmp / "dest" / PREFIX / "outputs" / "a.png").unlink()  # served from the cache from now on
+    assert thumbnail(res, item, "after") == first
+
+
+def test_missing_images_show_a_label_and_are_not_cached(run):
+    res, tmp = run
+    quarantined = res.item(1)  # its original is not in the source, it has no output
+    assert Image.open(io.BytesIO(thumbnail(res, quarantined, "after"))).size == (256, 256)
+    assert not (tmp / "cache").exists() or not list((tmp / "cache").iterdir())
+    with pytest.raises(KeyError):
+        res.item(3)
+    with pytest.raises(ValueError):
+        thumbnail(res, quarantined, "../../secret")
+    assert res.zip_path() is None  # named in the manifest but not there
