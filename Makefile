@@ -88,7 +88,7 @@ demo: models
 	@echo "held for review (report says why): $(CURDIR)/out/id-schengen/review"
 
 bench: models
-	$(PY) -m matting bench
+	$(PY) tests/bench.py bench
 
 # what a real (local) Airflow adds per task around the engine: matting_scheduled over 24 photos
 bench-airflow: models

@@ -20,22 +20,11 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 from matting.flows.defaults import data_dir, deadline, default_args, matting_task_args, var
+from matting.idphoto.specs import load_specs
 from matting.operators.idphoto import IdPhotoOperator, ReviewHeldPhotosOperator
 
-# the preset names are part of the form; kept in step with include/idphoto_specs.yaml by a test
-SPECS = [
-    "cn-1inch",
-    "cn-small-1inch",
-    "cn-2inch",
-    "cn-large-2inch",
-    "cn-id-card",
-    "us-passport",
-    "schengen",
-    "uk-passport",
-    "jp-passport",
-    "jp-visa",
-    "icao",
-]
+# the preset names are part of the form: the catalogue's own (plus files named by MATTING_IDPHOTO_SPECS)
+SPECS = sorted(load_specs())
 COLOURS = ["white", "blue", "red", "light-blue", "light-grey", "grey", "custom"]
 
 with DAG(
@@ -94,7 +83,7 @@ with DAG(
         output_format="{{ params.format }}",
         kb_max="{{ params.kb_max }}",
         sheet="{{ params.sheet }}",
-        strict="{{ params.mode }}",
+        strict="{{ params.mode == 'strict' }}",  # rendered as a native bool
         model=var("matting_idphoto_model", ""),
         **matting_task_args(),
     )

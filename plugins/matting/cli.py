@@ -293,11 +293,6 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--force", action="store_true", help="download even if a verified copy is present")
     mf.add_argument("--timeout", type=float, default=30.0, help="network timeout per request (s)")
     mf.set_defaults(func=cmd_models_fetch)
-
-    from matting.bench import add_bench_parser, add_pipeline_bench_parser
-
-    add_bench_parser(sub)
-    add_pipeline_bench_parser(sub)
     return parser
 
 

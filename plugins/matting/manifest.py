@@ -63,7 +63,8 @@ class RunManifest:
     run_prefix: str = ""  # the run's folder in the destination; outputs are listed relative to the root
     finished_at: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
-    files: list[FileRecord] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)  # background removal: one record per input
+    photos: list[dict] = field(default_factory=list)  # ID photos: one report per portrait
 
     def to_json(self) -> bytes:
         doc = asdict(self)

@@ -165,11 +165,21 @@ def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_d
     ]
 
 
-def test_id_photo_form_lists_every_preset(product_dags):
-    from matting.idphoto import load_specs
+def test_id_photo_form_lists_every_preset_and_the_users_own(product_dags, tmp_path, monkeypatch, airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
 
-    params = product_dags.get_dag("id_photo_batch").params
-    assert sorted(params.get_param("spec").schema["enum"]) == sorted(load_specs())
+    shipped = product_dags.get_dag("id_photo_batch").params.get_param("spec").schema["enum"]
+    assert {"cn-1inch", "us-passport", "schengen", "uk-passport", "icao"} <= set(shipped)
+    extra = tmp_path / "badges.yaml"
+    extra.write_text(
+        "specs:\n  staff-badge:\n    title: Staff badge\n    width_px: 300\n    height_px: 400\n"
+        "    dpi: 300\n    head_ratio: [0.5, 0.7]\n    top_margin_ratio: [0.05, 0.15]\n"
+    )
+    monkeypatch.setenv("MATTING_IDPHOTO_SPECS", str(extra))  # read when the DAG file is parsed
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "id_photo_batch.py"))
+    assert sorted(bag.get_dag("id_photo_batch").params.get_param("spec").schema["enum"]) == sorted(
+        [*shipped, "staff-badge"]
+    )
 
 
 def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflow_db):

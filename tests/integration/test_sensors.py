@@ -284,8 +284,8 @@ def test_the_trigger_keeps_one_connection_for_its_whole_wait(tmp_path, monkeypat
 def test_triggers_survive_airflows_own_serialization(make):
     """What the triggerer does with a deferred trigger: a Trigger row (kwargs encrypted through
     Airflow's serde), then the class re-imported by path and built from the decrypted kwargs."""
+    from airflow._shared.module_loading import import_string  # what the triggerer imports a trigger with
     from airflow.models.trigger import Trigger
-    from airflow.utils.module_loading import import_string
     from matting.triggers.s3_events import S3UploadsTrigger
 
     if make == "new_files":

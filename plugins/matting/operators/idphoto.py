@@ -10,7 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from matting.detection import ScanOptions, scan
-from matting.manifest import utc_now
+from matting.manifest import RunManifest, utc_now
 from matting.operators.matting import default_run_prefix
 from matting.pipeline import attempt_rounds
 from matting.progress import BatchProgress
@@ -48,9 +48,9 @@ class IdPhotoOperator(BaseOperator):
         spec: str,
         background: str | None = None,
         output_format: str = "jpeg",
-        kb_max: float | str | None = None,
+        kb_max: float | None = None,
         sheet: str | None = None,
-        strict: bool | str = True,
+        strict: bool = True,
         source_conn_id: str | None = None,
         destination_conn_id: str | None = None,
         run_prefix: str | None = None,
@@ -70,12 +70,13 @@ class IdPhotoOperator(BaseOperator):
         from matting.errors import ConfigError
         from matting.idphoto.batch import options_from
 
-        try:
-            kb_max = float(self.kb_max) if self.kb_max not in (None, "", "None") else None
-            strict = (
-                self.strict if isinstance(self.strict, bool) else str(self.strict).lower() not in ("false", "lenient")
-            )
-            return options_from(self.spec, self.background or None, self.output_format, kb_max, strict=strict)
+        try:  # templated fields render as native values (the DAG sets render_template_as_native_obj)
+            if self.kb_max is not None and (isinstance(self.kb_max, bool) or not isinstance(self.kb_max, int | float)):
+                raise ConfigError(f"kb_max must be a number or None, got {self.kb_max!r}")
+            if not isinstance(self.strict, bool):
+                raise ConfigError(f"strict must be True or False, got {self.strict!r}")
+            kb_max = float(self.kb_max) if self.kb_max is not None else None
+            return options_from(self.spec, self.background or None, self.output_format, kb_max, strict=self.strict)
         except (ConfigError, ValueError) as exc:
             raise AirflowFailException(f"bad parameters: {exc}") from exc
 
@@ -113,6 +114,7 @@ class IdPhotoOperator(BaseOperator):
         from matting.engine import Engine, RuntimeOptions
         from matting.idphoto.compose import face_mesh
 
+        started_at = utc_now()
         options = self._options()
         self._check_access()
         engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
@@ -122,10 +124,9 @@ class IdPhotoOperator(BaseOperator):
             open_storage(self.source, self.source_conn_id or None) as src,
             open_storage(self.destination, self.destination_conn_id or None) as root,
         ):
-            return self._run(context, options, engine, src, root.sub(prefix), prefix)
+            return self._run(context, options, engine, src, root.sub(prefix), prefix, started_at)
 
-    def _run(self, context: Any, options, engine, src, dest, prefix: str) -> dict:
-        import json
+    def _run(self, context: Any, options, engine, src, dest, prefix: str, started_at: str) -> dict:
 
         from matting import limits
         from matting.errors import InfrastructureError
@@ -165,21 +166,26 @@ class IdPhotoOperator(BaseOperator):
         attempts = limits.attempts()
         pending, errors = attempt_rounds(infos, attempt, attempts, what="portrait(s)")
         self.log.info(progress.summary())
-        manifest = {
-            "dag_id": getattr(context.get("dag"), "dag_id", ""),
-            "run_id": str(context.get("run_id", "")),
-            "params": dict(getattr(context.get("dag_run"), "conf", None) or {}),
-            "spec": options.spec.name,
-            "background": options.background_name,
-            "strict": options.strict,
-            "model": engine.spec.name,
-            "model_sha256": engine.model_sha256,
-            "providers": engine.providers,
-            "started_at": utc_now(),
-            "counts": {"files": len(reports), "ok": progress.ok, "failed": progress.failed},
-            "photos": reports,
-        }
-        dest.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        manifest = RunManifest(
+            dag_id=getattr(context.get("dag"), "dag_id", ""),
+            run_id=str(context.get("run_id", "")),
+            params=dict(getattr(context.get("dag_run"), "conf", None) or {}),
+            job={
+                "kind": "id_photo",
+                "spec": options.spec.name,
+                "background": options.background_name,
+                "strict": options.strict,
+                "model": engine.spec.name,
+                "model_sha256": engine.model_sha256,
+                "providers": engine.providers,
+            },
+            started_at=started_at,
+            run_prefix=prefix,
+            finished_at=utc_now(),
+            counts={"files": len(reports), "ok": progress.ok, "failed": progress.failed},
+            photos=reports,
+        )
+        dest.write("manifest.json", manifest.to_json())
         if pending:
             raise InfrastructureError(
                 f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
@@ -193,7 +199,7 @@ class IdPhotoOperator(BaseOperator):
         return {
             "run_prefix": prefix,
             "manifest": "manifest.json",
-            **manifest["counts"],
+            **manifest.counts,
             "held": held,
             "destination": self.destination,
             "destination_conn_id": self.destination_conn_id or "",

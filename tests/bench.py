@@ -1,4 +1,4 @@
-"""``python -m matting bench``: our engine against rembg, same images, same model, one run.
+"""``python tests/bench.py bench`` (``make bench``): our engine against rembg, same images, same model, one run.
 
 Every measurement runs in a fresh child process (so peak RSS is per variant and one side's caches
 never help the other), in rounds that alternate the variants (so machine drift cancels in the
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import resource
 import statistics
@@ -29,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-PLUGINS_DIR = Path(__file__).resolve().parents[1]
-SAMPLES_DIR = PLUGINS_DIR.parent / "include" / "samples"
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS_DIR = ROOT / "plugins"
+SAMPLES_DIR = ROOT / "include" / "samples"
 
 VARIANTS = (
     "floor",
@@ -179,9 +181,7 @@ def _child_env(variant: str, store_dir: Path, cores: int) -> dict:
 
 
 def _run_child(args: list[str], env: dict) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "matting.bench", *args], capture_output=True, text=True, env=env, timeout=3600
-    )
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -191,7 +191,6 @@ def make_large_set(src: list[Path], dest: Path, long_side: int, seed: int = 0) -
     """Upscale the sample photos to ``long_side`` px (with mild sensor-like noise), JPEG q90."""
     import cv2
     import numpy as np
-
     from matting.images import decode_file
 
     rng = np.random.default_rng(seed)
@@ -213,7 +212,6 @@ def make_large_set(src: list[Path], dest: Path, long_side: int, seed: int = 0) -
 
 def make_megapixel_image(src: Path, dest: Path, width: int, height: int) -> Path:
     import cv2
-
     from matting.images import decode_file
 
     rgb = decode_file(src).rgb
@@ -368,16 +366,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    mode, *rest = sys.argv[1:]
-    if mode == "worker":
-        variant, folder, model, level, repeat = rest
-        print(json.dumps(worker(variant, Path(folder), model, int(level), int(repeat))))
-    elif mode == "rss":
-        path, model, level = rest
-        print(json.dumps(rss_worker(Path(path), model, int(level))))
-    else:
-        raise SystemExit(f"unknown mode {mode}")
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("worker", "rss"):  # a measured child process
+        mode, *rest = argv
+        if mode == "worker":
+            variant, folder, model, level, repeat = rest
+            print(json.dumps(worker(variant, Path(folder), model, int(level), int(repeat))))
+        else:
+            path, model, level = rest
+            print(json.dumps(rss_worker(Path(path), model, int(level))))
+        return 0
+    parser = argparse.ArgumentParser(prog="tests/bench.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_bench_parser(sub)
+    add_pipeline_bench_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return args.func(args)
 
 
 # --- pipeline overhead: the batch runner + archive against the engine alone ---------------------
@@ -480,3 +486,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             f"-> {r['ratio']:.3f}x the engine's time (target <= {r['target']}); peak RSS {r['peak_rss_mb']} MB"
         )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
