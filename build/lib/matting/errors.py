@@ -1,0 +1,168 @@
+"""Typed errors: one class per failure kind, each with a stable ``code`` for manifests and logs.
+
+Per-image errors (``ImageError``) are caught at the per-image boundary and recorded; model errors
+(``ModelError``) stop a run before it starts, because no image could succeed without the model.
+"""
+
+from __future__ import annotations
+
+
+class MattingError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    code = "error"
+
+
+# --- per-image errors -------------------------------------------------------------------------
+
+
+class ImageError(MattingError):
+    """A single input could not be processed; the rest of the batch goes on."""
+
+    code = "image_error"
+
+
+class EmptyFile(ImageError):
+    code = "empty_file"
+
+
+class NotAnImage(ImageError):
+    code = "not_an_image"
+
+
+class TruncatedImage(ImageError):
+    code = "truncated_image"
+
+
+class ImageTooLarge(ImageError):
+    """Pixel count over the configured limit (decompression-bomb guard)."""
+
+    code = "image_too_large"
+
+
+class CorruptImage(ImageError):
+    code = "corrupt_image"
+
+
+class FileTooLarge(ImageError):
+    """Byte size over ``MATTING_MAX_BYTES``: refused from the listing, never read."""
+
+    code = "file_too_large"
+
+
+class ProcessingError(ImageError):
+    """Decoding worked but inference, composition or encoding failed."""
+
+    code = "processing_error"
+
+
+# --- not the file's fault --------------------------------------------------------------------
+
+
+class SourceChanged(MattingError):
+    """The file under this name is no longer the version that was detected (re-uploaded, growing):
+    it is left untouched for the next run, which sees it as a new file."""
+
+    code = "source_changed"
+
+
+class InfrastructureError(MattingError):
+    """Storage, network, disk or runtime failures that outlived the in-task retries: the task fails
+    (Airflow retries it) and the affected originals stay where they were; nothing is quarantined."""
+
+    code = "infrastructure_error"
+
+
+class AccessError(MattingError):
+    """A location that can never be read as configured (bad credentials, unknown connection, missing
+    bucket, unsafe path): the task fails at once, without waiting out a sensor's timeout."""
+
+    code = "access_error"
+
+
+# --- model errors -----------------------------------------------------------------------------
+
+
+class ModelError(MattingError):
+    code = "model_error"
+
+
+class UnknownModel(ModelError):
+    code = "unknown_model"
+
+
+class UnsupportedModel(ModelError):
+    code = "unsupported_model"
+
+
+class ModelMissing(ModelError):
+    code = "model_missing"
+
+
+class ModelCorrupt(ModelError):
+    code = "model_corrupt"
+
+
+class FetchError(ModelError):
+    code = "fetch_failed"
+
+
+class ConfigError(MattingError):
+    """Bad scenario, output option or setting: a user mistake, reported before any work starts."""
+
+    code = "config_error"
+
+
+# --- ID-photo rejections (per image) ------------------------------------------------------------
+
+
+class NoFaceFound(ImageError):
+    code = "no_face"
+
+
+class MultipleFaces(ImageError):
+    code = "multiple_faces"
+
+
+class FaceCut(ImageError):
+    """The preset's framing would put part of the face outside the photo."""
+
+    code = "face_cut"
+
+
+# --- which failures no retry can fix ------------------------------------------------------------
+
+# botocore ClientError codes that mean "these credentials / this bucket will not work"
+_PERMANENT_S3_CODES = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "InvalidBucketName",
+    "NoSuchBucket",
+    "SignatureDoesNotMatch",
+    "AuthorizationHeaderMalformed",
+    "InvalidToken",
+    "ExpiredToken",
+    "UnrecognizedClientException",
+}
+# by class name, so the core imports neither Airflow, paramiko nor botocore to tell them apart
+_PERMANENT_CLASS_NAMES = {
+    "AirflowNotFoundException",  # the connection id does not exist
+    "AuthenticationException",  # paramiko: wrong password or key (BadAuthenticationType is one)
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "UnsafePath",
+    "ConfigError",
+}
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for errors that the same call will hit again however often it is retried: bad or missing
+    credentials, an unknown connection, a bucket that does not exist, an unsafe path, a bad setting,
+    a folder this account may not read. Network trouble, timeouts, throttling and 5xx are transient."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _PERMANENT_CLASS_NAMES or isinstance(exc, (PermissionError, ConfigError)):
+        return True
+    response = getattr(exc, "response", None)
+    code = (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return code in _PERMANENT_S3_CODES

@@ -1,0 +1,44 @@
+"""Task groups the DAGs share, so each DAG file stays wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matting.flows.defaults import data_dir, matting_task_args, var
+from matting.operators.matting import ArchiveOperator, RemoveBackgroundOperator
+
+
+def destination() -> tuple[str, str]:
+    """The archive location and its connection id (Variables, rendered at run time). Its ``_ledger/``
+    lists versions a source kept (read-only accounts), so the listing steps read it too."""
+    return var("matting_destination", f"{data_dir()}/archive"), var("matting_destination_conn_id", "")
+
+
+def remove_and_archive(source: str, source_conn_id: str, batches: Any) -> ArchiveOperator:
+    """Mapped background removal over ``batches`` (one task per chunk), then the run's archive step.
+
+    Output settings come from Variables (matting_destination, matting_destination_conn_id,
+    matting_model, matting_scenario, matting_format, matting_background), each with a default."""
+    dest, dest_conn_id = destination()
+    removed = RemoveBackgroundOperator.partial(
+        task_id="remove_background",
+        source=source,
+        source_conn_id=source_conn_id,
+        destination=dest,
+        destination_conn_id=dest_conn_id,
+        model=var("matting_model", ""),
+        scenario=var("matting_scenario", "default"),
+        output_format=var("matting_format", "png"),
+        background=var("matting_background", ""),
+        **matting_task_args(),
+    ).expand(files=batches)
+    archive = ArchiveOperator(
+        task_id="archive",
+        destination=dest,
+        destination_conn_id=dest_conn_id,
+        source=source,
+        source_conn_id=source_conn_id,
+        trigger_rule="all_done",
+    )
+    removed >> archive
+    return archive

@@ -1,0 +1,121 @@
+"""One portrait in a batch: photo, report, optional sheet, routed to the output or to review/.
+
+Shared by the CLI and the Airflow operator; returns the files to write (relative names -> bytes)
+so the caller writes them through whatever storage it has, atomically."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from matting.engine.core import Engine, ImageResult
+from matting.idphoto.compose import IdPhotoOptions, compose_id_photo
+from matting.idphoto.sheet import make_sheet
+from matting.images import decode
+
+log = logging.getLogger("matting.idphoto")
+
+
+@dataclass
+class PortraitOutcome:
+    result: ImageResult  # for progress logs and summaries
+    files: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes
+    report: dict = field(default_factory=dict)
+
+
+def process_portrait(
+    engine: Engine,
+    load: Callable[[], bytes],
+    name: str,
+    out_name: str,
+    options: IdPhotoOptions,
+    sheet: str | None = None,
+    max_pixels: int | None = None,
+) -> PortraitOutcome:
+    """``out_name`` is the photo's relative output name (e.g. ``a/b.jpg``). Strict-mode failures and
+    rejections go under ``review/`` with their report; the report always says why. ``load`` returns
+    the file's bytes: an unreadable file, like any failure on this portrait, fails only itself."""
+    stem = out_name.rsplit(".", 1)[0]
+    try:
+        photo = compose_id_photo(engine, decode(load(), name=name, max_pixels=max_pixels), options)
+    except Exception as exc:  # one classification with the engine: content error, vanished, or retryable
+        result = Engine._failure(name, exc, {})
+        code, message = result.error_type, result.error
+        report = {
+            "spec": options.spec.name,
+            "source": name,
+            "passed": False,
+            "rejected": code,
+            "reasons": [message],
+            "head_ratio": None,
+            "top_margin_ratio": None,
+        }
+        return PortraitOutcome(
+            result=result,
+            files={f"review/{stem}.report.json": json.dumps(report, indent=2, ensure_ascii=False).encode()},
+            report=report,
+        )
+    report = {"source": name, **photo.report}
+    to_review = not photo.passed and options.strict
+    folder = "review/" if to_review else ""
+    files = {f"{folder}{out_name}": photo.data}
+    report["output"] = f"{folder}{out_name}"
+    if sheet and not to_review:
+        page, copies = make_sheet(photo.image, options.spec, sheet)
+        buf = io.BytesIO()
+        page.save(buf, "JPEG", quality=95, dpi=(300, 300))
+        files[f"{stem}.sheet-{sheet}.jpg"] = buf.getvalue()
+        report["sheet"] = {"path": f"{stem}.sheet-{sheet}.jpg", "size": sheet, "copies": copies}
+    files[f"{folder}{stem}.report.json"] = json.dumps(report, indent=2, ensure_ascii=False).encode()
+    if to_review:
+        result = ImageResult(
+            source=name,
+            ok=False,
+            output=report["output"],
+            error_type="rule_failed",
+            error="sent to review: " + "; ".join(photo.report["reasons"]),
+        )
+    else:
+        for reason in photo.report["reasons"]:
+            log.warning("%s: emitted with a failed rule (lenient): %s", name, reason)
+        result = ImageResult(
+            source=name,
+            ok=True,
+            output=report["output"],
+            width=photo.image.width,
+            height=photo.image.height,
+            bytes_out=len(photo.data),
+            timings_ms=photo.report["timings_ms"],
+        )
+    return PortraitOutcome(result=result, files=files, report=report)
+
+
+def options_from(
+    spec_name: str,
+    background: str | None,
+    fmt: str = "jpeg",
+    kb_max: float | None = None,
+    kb_min: float | None = None,
+    strict: bool = True,
+) -> IdPhotoOptions:
+    """Validated options from plain values (CLI flags, DAG params): clear errors for bad input."""
+    from matting.engine.postprocess import parse_colour
+    from matting.errors import ConfigError
+    from matting.idphoto.specs import get_spec
+
+    spec = get_spec(spec_name)
+    bg_name = background or spec.backgrounds[0]
+    colour = parse_colour(bg_name)
+    if colour is None:
+        raise ConfigError("an ID photo needs a background colour")
+    fmt = fmt.lower().replace("jpg", "jpeg")
+    if fmt not in ("jpeg", "png"):
+        raise ConfigError(f"ID photos are written as jpeg or png, not {fmt!r}")
+    if kb_max is not None and kb_max <= 0:
+        raise ConfigError("kb_max must be positive")
+    return IdPhotoOptions(
+        spec=spec, background=colour, background_name=bg_name, format=fmt, kb_max=kb_max, kb_min=kb_min, strict=strict
+    )

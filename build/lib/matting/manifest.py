@@ -1,0 +1,71 @@
+"""Run manifests and per-file records: plain dataclasses -> JSON (no Airflow import).
+
+A record is written for every input as soon as it is settled (output written, or quarantined), so a
+retried or re-run batch knows exactly what is already done and neither duplicates nor skips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass
+class FileRecord:
+    source: str  # path relative to the source root
+    source_size: int
+    source_version: str
+    source_sha256: str | None = None
+    status: str = "pending"  # ok | failed
+    outputs: list[str] = field(default_factory=list)  # paths relative to the destination root
+    error_type: str | None = None
+    error: str | None = None
+    moved_to: str | None = None  # processed/... or quarantine/... in the source, None if kept
+    kept_reason: str | None = None  # why the original stayed in the source (e.g. a read-only account)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    finished_at: str | None = None
+
+    @property
+    def record_name(self) -> str:
+        """A stable file name for this input's record (one per source path and version)."""
+        digest = hashlib.sha1(f"{self.source}|{self.source_version}".encode()).hexdigest()[:16]
+        return f"{digest}.json"
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> FileRecord:
+        return cls(**json.loads(data))
+
+
+def run_counts(files: list) -> dict[str, int]:
+    """files / ok / failed over records or their dicts (manifests, parts, summaries)."""
+    statuses = [f["status"] if isinstance(f, dict) else f.status for f in files]
+    return {"files": len(statuses), "ok": statuses.count("ok"), "failed": len(statuses) - statuses.count("ok")}
+
+
+@dataclass
+class RunManifest:
+    dag_id: str
+    run_id: str
+    params: dict
+    job: dict  # what ran: model name + sha256, providers, scenario, output options, ...
+    started_at: str
+    run_prefix: str = ""  # the run's folder in the destination; outputs are listed relative to the root
+    finished_at: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    files: list[FileRecord] = field(default_factory=list)  # background removal: one record per input
+    photos: list[dict] = field(default_factory=list)  # ID photos: one report per portrait
+
+    def to_json(self) -> bytes:
+        doc = asdict(self)
+        return json.dumps(doc, indent=2, ensure_ascii=False).encode()

@@ -1,0 +1,1 @@
+"""Notifiers: ``matting.notifiers.webhook`` (run summaries to a webhook)."""

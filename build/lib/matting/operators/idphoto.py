@@ -1,0 +1,296 @@
+"""ID photos and their human review: operator shells over ``matting.idphoto``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from matting.detection import ScanOptions, scan
+from matting.manifest import RunManifest, utc_now
+from matting.operators.matting import default_run_prefix
+from matting.pipeline import attempt_rounds
+from matting.progress import BatchProgress
+from matting.storage import open_storage
+from matting.ui.links import ResultsLink
+
+
+class IdPhotoOperator(BaseOperator):
+    """Standard ID photos for every portrait under ``source``: photo + ``.report.json`` (+ print
+    sheet) per input in ``destination/<run_prefix>/``, refusals and strict-mode failures under
+    ``review/``, and a ``manifest.json``. Bad options fail the task at once, without retries."""
+
+    operator_extra_links = (ResultsLink(),)
+    template_fields: Sequence[str] = (
+        "source",
+        "source_conn_id",
+        "destination",
+        "destination_conn_id",
+        "spec",
+        "background",
+        "output_format",
+        "kb_max",
+        "sheet",
+        "strict",
+        "run_prefix",
+        "model",
+    )
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        destination: str,
+        spec: str,
+        background: str | None = None,
+        output_format: str = "jpeg",
+        kb_max: float | None = None,
+        sheet: str | None = None,
+        strict: bool = True,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        run_prefix: str | None = None,
+        model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source, self.source_conn_id = source, source_conn_id
+        self.destination, self.destination_conn_id = destination, destination_conn_id
+        self.spec, self.background, self.output_format = spec, background, output_format
+        self.kb_max, self.sheet, self.strict = kb_max, sheet, strict
+        self.run_prefix, self.model = run_prefix, model
+
+    def _options(self):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from matting.errors import ConfigError
+        from matting.idphoto.batch import options_from
+
+        try:  # templated fields render as native values (the DAG sets render_template_as_native_obj)
+            if self.kb_max is not None and (isinstance(self.kb_max, bool) or not isinstance(self.kb_max, int | float)):
+                raise ConfigError(f"kb_max must be a number or None, got {self.kb_max!r}")
+            if not isinstance(self.strict, bool):
+                raise ConfigError(f"strict must be True or False, got {self.strict!r}")
+            kb_max = float(self.kb_max) if self.kb_max is not None else None
+            return options_from(self.spec, self.background or None, self.output_format, kb_max, strict=self.strict)
+        except (ConfigError, ValueError) as exc:
+            raise AirflowFailException(f"bad parameters: {exc}") from exc
+
+    def _check_access(self) -> None:
+        """Source, destination and connection ids must be on the allow-list (Variables
+        ``matting_allowed_locations``, ``matting_allowed_conn_ids``; defaults: the data folder and the
+        default connections) before any storage is opened."""
+        import json
+
+        from airflow.sdk import Variable
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from matting.access import check_allowed
+        from matting.errors import ConfigError
+        from matting.flows.defaults import data_dir
+
+        def listed(name: str, default: list[str]) -> list[str]:
+            raw = Variable.get(name, default=None)
+            if raw in (None, ""):
+                return default
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            return [value] if isinstance(value, str) else list(value)
+
+        try:
+            check_allowed(
+                {"source": self.source, "destination": self.destination},
+                {"source_conn_id": self.source_conn_id or "", "destination_conn_id": self.destination_conn_id or ""},
+                listed("matting_allowed_locations", [data_dir()]),
+                listed("matting_allowed_conn_ids", ["", "aws_default", "sftp_default"]),
+            )
+        except (ConfigError, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def execute(self, context: Any) -> dict:
+        from matting.engine import Engine, RuntimeOptions
+        from matting.idphoto.compose import face_mesh
+
+        started_at = utc_now()
+        options = self._options()
+        self._check_access()
+        engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
+        face_mesh(engine.store)  # the face mesh and iris models: missing ones fail the task now, not per photo
+        prefix = self.run_prefix or default_run_prefix(context)
+        with (
+            open_storage(self.source, self.source_conn_id or None) as src,
+            open_storage(self.destination, self.destination_conn_id or None) as root,
+        ):
+            return self._run(context, options, engine, src, root.sub(prefix), prefix, started_at)
+
+    def _run(self, context: Any, options, engine, src, dest, prefix: str, started_at: str) -> dict:
+
+        from matting import limits
+        from matting.errors import InfrastructureError
+        from matting.idphoto.batch import process_portrait
+        from matting.naming import plan_outputs
+
+        sheet = None if self.sheet in (None, "", "none", "None") else str(self.sheet)
+        infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
+        plan = plan_outputs([f.path for f in infos], ".jpg" if options.format == "jpeg" else ".png")
+        self.log.info(
+            "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",
+            len(infos),
+            src.describe(),
+            options.spec.name,
+            options.background_name,
+            "strict" if options.strict else "lenient",
+            dest.describe(),
+            prefix,
+        )
+        progress = BatchProgress(total=len(infos), log=logging.getLogger("matting.task"), every_s=5.0)
+        reports: list[dict] = []
+
+        def attempt(todo: list) -> dict[str, str]:
+            errors = {}
+            for info in todo:
+                load = functools.partial(src.read, info.path, info)
+                outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
+                if outcome.result.retryable:  # storage trouble, not the photo's fault
+                    errors[info.path] = outcome.result.error
+                    continue
+                for rel, blob in outcome.files.items():
+                    dest.write(rel, blob)
+                reports.append(outcome.report)
+                progress.add(outcome.result)
+            return errors
+
+        attempts = limits.attempts()
+        pending, errors = attempt_rounds(infos, attempt, attempts, what="portrait(s)")
+        self.log.info(progress.summary())
+        manifest = RunManifest(
+            dag_id=getattr(context.get("dag"), "dag_id", ""),
+            run_id=str(context.get("run_id", "")),
+            params=dict(getattr(context.get("dag_run"), "conf", None) or {}),
+            job={
+                "kind": "id_photo",
+                "spec": options.spec.name,
+                "background": options.background_name,
+                "strict": options.strict,
+                "model": engine.spec.name,
+                "model_sha256": engine.model_sha256,
+                "providers": engine.providers,
+            },
+            started_at=started_at,
+            run_prefix=prefix,
+            finished_at=utc_now(),
+            counts={"files": len(reports), "ok": progress.ok, "failed": progress.failed},
+            photos=reports,
+        )
+        dest.write("manifest.json", manifest.to_json())
+        if pending:
+            raise InfrastructureError(
+                f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
+                + "; ".join(f"{p}: {e}" for p, e in list(errors.items())[:5])
+            )
+        from matting.idphoto.review import held_photos
+
+        held = held_photos(reports)
+        if held:
+            self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
+        return {
+            "run_prefix": prefix,
+            "manifest": "manifest.json",
+            **manifest.counts,
+            "held": held,
+            "destination": self.destination,
+            "destination_conn_id": self.destination_conn_id or "",
+            "source": self.source,
+            "source_conn_id": self.source_conn_id or "",
+        }
+
+
+def _hitl_operator():
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    return HITLOperator
+
+
+class ReviewHeldPhotosOperator(_hitl_operator()):
+    """Human review of the ID photos strict mode held back (Airflow's Required Actions).
+
+    Lists each held photo with its reasons; the reviewer ticks the ones to approve (they join the
+    run's outputs) and may leave a note for the rest (they go to ``rejected/`` with it). Nothing
+    held: done at once. No answer within ``response_timeout`` (7 days): the photos stay in
+    ``review/``. Where the run's files are comes from the photo task's XCom.
+
+    :param photos_task_id: the ``IdPhotoOperator`` task whose XCom lists the held photos.
+    :param response_timeout: how long to wait for a reviewer.
+    """
+
+    ui_color = "#fcf3cf"
+
+    def __init__(self, *, photos_task_id: str = "make_id_photos", response_timeout=None, **kwargs: Any) -> None:
+        from datetime import timedelta
+
+        from airflow.sdk import Param
+
+        from matting.idphoto.review import DECIDE_LATER, REJECT_ALL
+
+        kwargs.pop("params", None)  # the DAG's trigger form is not this step's form
+        # Airflow 3.3.2's LocalExecutor can report a task that just parked in awaiting_input as finished
+        # while the scheduler still sees it queued, and marks it up for retry: the retry asks again within seconds
+        kwargs["retries"] = max(int(kwargs.get("retries") or 0), 3)
+        kwargs["retry_delay"] = timedelta(seconds=5)  # then 10, 20 s (the DAGs' exponential backoff)
+        super().__init__(
+            subject="ID photos held for review",
+            options=[REJECT_ALL, DECIDE_LATER],
+            defaults=[DECIDE_LATER],
+            multiple=True,
+            params={"note": Param("", type="string", title="Note for the rejected photos")},
+            response_timeout=response_timeout or timedelta(days=7),
+            **kwargs,
+        )
+        self.photos_task_id = photos_task_id
+
+    def _photos(self, context: Any) -> dict:
+        return context["ti"].xcom_pull(task_ids=self.photos_task_id) or {}
+
+    def execute(self, context: Any) -> Any:
+        from matting.idphoto.review import DECIDE_LATER, REJECT_ALL, review_body
+
+        photos = self._photos(context)
+        held = list(photos.get("held") or [])
+        if not held:
+            self.log.info("no photo held for review")
+            return {"approved": [], "rejected": [], "kept": []}
+        self.options = [*(h["photo"] for h in held), REJECT_ALL, DECIDE_LATER]
+        with open_storage(photos["destination"], photos.get("destination_conn_id") or None) as root:
+            run = root.sub(photos["run_prefix"])
+            expires = int(self.response_timeout.total_seconds()) if self.response_timeout else 7 * 24 * 3600
+            links = {h["photo"]: run.share_url(f"review/{h['photo']}", expires) for h in held}
+            self.body = review_body(held, {k: v for k, v in links.items() if v}, run.describe())
+        self.log.info("%d photo(s) wait for a reviewer under Required Actions", len(held))
+        return super().execute(context)
+
+    def validate_chosen_options(self, chosen_options: list[str]) -> None:
+        """Checked by ``settle_review`` against the photos held in this run (options are set at run time)."""
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from matting.idphoto.review import settle_review
+
+        answer = super().execute_complete(context, event)
+        photos = self._photos(context)
+        user = event.get("responded_by_user")
+        reviewer = user.get("name") if isinstance(user, dict) else user
+        note = str((answer.get("params_input") or {}).get("note") or "")
+        with open_storage(photos["destination"], photos.get("destination_conn_id") or None) as root:
+            outcome = settle_review(
+                root.sub(photos["run_prefix"]), list(photos["held"]), list(answer["chosen_options"]), note, reviewer
+            )
+        self.log.info(
+            "review by %s: approved %s; rejected %s; kept %s",
+            reviewer or "the timeout default",
+            outcome["approved"] or "none",
+            outcome["rejected"] or "none",
+            outcome["kept"] or "none",
+        )
+        return outcome

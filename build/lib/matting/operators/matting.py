@@ -1,0 +1,211 @@
+"""Background removal and archiving: thin operator shells over the core (engine, batch runner)
+and the storage layer."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from matting.archive import PARTS_DIR, close_run
+from matting.detection import ScanOptions, scan
+from matting.manifest import RunManifest, utc_now
+from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
+from matting.progress import BatchProgress
+from matting.storage import FileInfo, open_storage
+from matting.ui.links import ResultsLink
+
+
+def default_run_prefix(context: Any) -> str:
+    """``YYYY/MM/DD/<run_id>``: the day the run was due (``logical_date``; manual runs in Airflow 3
+    have none, so ``dag_run.run_after``) and the run id made path-safe. Every task of a run computes
+    the same prefix, so mapped batches and the archive step meet in one folder."""
+    dag_run = context.get("dag_run")
+    when = context.get("logical_date") or getattr(dag_run, "run_after", None) or context.get("data_interval_start")
+    day = when.strftime("%Y/%m/%d") if when else time.strftime("%Y/%m/%d", time.gmtime())
+    run_id = str(context.get("run_id") or "manual")
+    for char, repl in (("/", "_"), (":", "-"), ("+", "_")):
+        run_id = run_id.replace(char, repl)
+    return f"{day}/{run_id}"
+
+
+def _stats():
+    try:
+        from airflow.sdk.observability import stats
+    except ImportError:  # pragma: no cover - older task SDKs
+        return None
+    return stats
+
+
+class RemoveBackgroundOperator(BaseOperator):
+    """Remove backgrounds from a batch: the sensor's XCom (``files``) or, without it, every settled
+    image under ``source``. Outputs, per-file records and a manifest go to
+    ``destination/<run_prefix>/``; originals move to ``processed/`` or ``quarantine/`` (with an
+    ``.error.json``), or stay put with ``move_originals=False`` (read-only sources: ledger).
+
+    Returns a small summary (counts and where the manifest is), never image bytes."""
+
+    operator_extra_links = (ResultsLink(),)
+    template_fields: Sequence[str] = (
+        "source",
+        "source_conn_id",
+        "destination",
+        "destination_conn_id",
+        "files",
+        "model",
+        "scenario",
+        "output_format",
+        "background",
+        "run_prefix",
+    )
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        destination: str,
+        files: list[dict] | str | None = None,
+        source_conn_id: str | None = None,
+        destination_conn_id: str | None = None,
+        model: str | None = None,
+        scenario: str = "default",
+        output_format: str = "png",
+        background: str | None = None,
+        run_prefix: str | None = None,
+        move_originals: bool = True,
+        chunk_size: int = 16,
+        max_files: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source, self.source_conn_id = source, source_conn_id
+        self.destination, self.destination_conn_id = destination, destination_conn_id
+        self.files = files
+        self.model, self.scenario = model, scenario
+        self.output_format, self.background = output_format, background
+        self.run_prefix = run_prefix
+        self.move_originals, self.chunk_size, self.max_files = move_originals, chunk_size, max_files
+
+    def execute(self, context: Any) -> dict:
+        with (
+            open_storage(self.source, self.source_conn_id or None) as src,
+            open_storage(self.destination, self.destination_conn_id or None) as dest,
+        ):
+            return self._run(context, src, dest)
+
+    def _run(self, context: Any, src, dest) -> dict:
+        from matting.detection import Ledger
+        from matting.engine import Engine, OutputOptions, RuntimeOptions
+
+        if self.files is None:
+            opts = ScanOptions(settle_seconds=0, max_files=self.max_files)
+            infos = scan(src, opts, Ledger(dest).ids()).new
+            planned: dict[str, str] = {}
+        else:
+            infos = [FileInfo.from_dict(d) for d in (self.files or [])]
+            planned = {d["path"]: d["output_stem"] for d in self.files or [] if d.get("output_stem")}
+        prefix = self.run_prefix or default_run_prefix(context)
+        map_index = context["ti"].map_index if context.get("ti") is not None else -1
+        engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
+        job = MattingJob(engine, OutputOptions.build(self.output_format, self.background or None))
+        cfg = BatchConfig(run_prefix=prefix, move_originals=self.move_originals, chunk_size=self.chunk_size)
+        logger = logging.getLogger("matting.task")
+        self.log.info(
+            "batch of %d file(s) from %s to %s under %s/; model=%s providers=%s scenario=%s format=%s",
+            len(infos),
+            src.describe(),
+            dest.describe(),
+            prefix,
+            engine.spec.name,
+            ",".join(engine.providers),
+            engine.scenario.name,
+            job.out.format,
+        )
+        progress = BatchProgress(total=len(infos), log=logger, every_s=5.0)
+        started = utc_now()
+        runner = BatchRunner(src, dest, job, cfg)
+        plan = {path: stem + job.out.extension for path, stem in planned.items()}
+        dag_run = context.get("dag_run")
+        manifest = RunManifest(
+            dag_id=getattr(context.get("dag"), "dag_id", ""),
+            run_id=str(context.get("run_id", "")),
+            params=dict(getattr(dag_run, "conf", None) or {}),
+            job=job.describe(),
+            started_at=started,
+            run_prefix=prefix,
+        )
+        # one part per (mapped) batch; ArchiveOperator merges the parts into manifest.json
+        part = f"{PARTS_DIR}/part-{max(map_index if map_index is not None else 0, 0):04d}"
+        try:
+            runner.run(infos, progress, plan=plan)
+        finally:  # also when the batch fails: what was settled is in the part, and in the manifest
+            manifest.files = runner.records
+            path = write_manifest(dest, cfg, manifest, name=part)
+            self.log.info(progress.summary())
+            if runner.left_for_next_run:
+                self.log.warning(
+                    "%d file(s) changed since detection, left for the next run: %s",
+                    len(runner.left_for_next_run),
+                    ", ".join(runner.left_for_next_run[:10]),
+                )
+        stats = _stats()
+        if stats is not None:
+            stats.incr("matting.images_ok", progress.ok)
+            stats.incr("matting.images_failed", progress.failed)
+            for rec in runner.records:
+                if rec.timings_ms:
+                    stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
+        return {"run_prefix": prefix, "manifest": path, **manifest.counts}
+
+
+class ArchiveOperator(BaseOperator):
+    """Close a run: merge the batch parts into ``manifest.json``, zip the outputs (optional) and draw
+    a before/after contact sheet, all in ``destination/<run_prefix>/``."""
+
+    operator_extra_links = (ResultsLink(),)
+    template_fields: Sequence[str] = ("destination", "destination_conn_id", "source", "source_conn_id", "run_prefix")
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        run_prefix: str | None = None,
+        destination_conn_id: str | None = None,
+        source: str | None = None,
+        source_conn_id: str | None = None,
+        make_zip: bool = True,
+        contact_sheet: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.destination, self.destination_conn_id = destination, destination_conn_id
+        self.source, self.source_conn_id = source, source_conn_id
+        self.run_prefix, self.make_zip, self.contact_sheet = run_prefix, make_zip, contact_sheet
+
+    def execute(self, context: Any) -> dict:
+        prefix = self.run_prefix or default_run_prefix(context)
+        with contextlib.ExitStack() as stack:  # closed on every way out, failures included
+            run = stack.enter_context(open_storage(self.destination, self.destination_conn_id or None)).sub(prefix)
+            source = None
+            if self.source:
+                source = stack.enter_context(open_storage(self.source, self.source_conn_id or None))
+            if not any(f.path.startswith(f"{PARTS_DIR}/") for f in run.list()):
+                self.log.info("nothing to archive under %s: no batch ran", run.describe())
+                return {"files": 0, "ok": 0, "failed": 0}
+            summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
+            self.log.info("archived %s: %s", run.describe(), summary)
+        return {"run_prefix": prefix, **summary, **self.locations()}
+
+    def locations(self) -> dict:
+        """Where the run's files are, for the results page (``matting.results.Where``)."""
+        return {
+            "destination": self.destination,
+            "destination_conn_id": self.destination_conn_id or "",
+            "source": self.source or "",
+            "source_conn_id": self.source_conn_id or "",
+        }

@@ -1,0 +1,380 @@
+"""One batch of a pipeline run, between two Storages: read -> matte -> write outputs -> record ->
+move the original to processed/ (or quarantine/ with an .error.json). No Airflow import.
+
+Nothing is lost, nothing is done twice:
+- Per input, in this order: the output is written (atomic), then the input's record (atomic, it
+  names where the original goes), then the original is moved. A retry finds the record and only
+  finishes the move; an output without a record is rewritten under the same planned name.
+- Only content errors (``ImageError``: not an image, truncated, too large, ...) quarantine a file.
+  Infrastructure errors (storage, network, disk full, ONNX Runtime, out of memory) are retried in the
+  task with backoff; what still fails makes the task fail (``InfrastructureError``) so that Airflow
+  retries it, with those originals untouched and nothing quarantined.
+- Identity is the version seen at detection (size+mtime, or the ETag): a file re-uploaded under the
+  same name is a new file, never moved or recorded as the old one.
+- Nothing in processed/, quarantine/ or the outputs is ever overwritten: a taken name gets a
+  deterministic suffix from the file's version (``a~1f2e3d4c.jpg``).
+- A source that refuses moves (read-only account) keeps its originals; the destination's ledger
+  remembers each settled version so that no later run reprocesses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+from matting import limits
+from matting.detection import Ledger
+from matting.engine.core import Engine, ImageResult, OutputOptions
+from matting.errors import FileTooLarge, InfrastructureError, SourceChanged
+from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
+from matting.naming import plan_outputs
+from matting.progress import BatchProgress
+from matting.storage import FileInfo, Storage
+
+log = logging.getLogger("matting.pipeline")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    run_prefix: str  # where this run's outputs, records and manifest go in the destination
+    processed_dir: str = "processed"
+    quarantine_dir: str = "quarantine"
+    move_originals: bool = True  # False for read-only sources: keep them, record them in the ledger
+    chunk_size: int = 16  # images in flight per engine batch; memory stays flat whatever the batch
+    max_bytes: int | None = None  # None: MATTING_MAX_BYTES
+    attempts: int | None = None  # in-task attempts for infrastructure errors; None: MATTING_IO_ATTEMPTS
+
+    @property
+    def records_dir(self) -> str:
+        return f"{self.run_prefix}/records"
+
+    @property
+    def outputs_dir(self) -> str:
+        return f"{self.run_prefix}/outputs"
+
+
+class MattingJob:
+    """Background removal with one engine and output options."""
+
+    kind = "matting"
+
+    def __init__(self, engine: Engine, out: OutputOptions) -> None:
+        self.engine, self.out = engine, out
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "model": self.engine.spec.name,
+            "model_sha256": self.engine.model_sha256,
+            "providers": self.engine.providers,
+            "scenario": self.engine.scenario.name,
+            "output": asdict(self.out),
+        }
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i : i + size]
+
+
+def versioned_name(rel: str, info: FileInfo) -> str:
+    """``rel`` with this version's suffix (``a.jpg`` -> ``a~1f2e3d4c.jpg``); idempotent."""
+    tag = f"~{info.version_id[:8]}"
+    stem, ext = posixpath.splitext(rel)
+    return rel if stem.endswith(tag) else f"{stem}{tag}{ext}"
+
+
+def unique_name(storage: Storage, rel: str, info: FileInfo) -> str:
+    """``rel`` if nothing is there yet, else the versioned name: never overwrites, and a retry of the
+    same version picks the same name."""
+    return rel if not storage.exists(rel) else versioned_name(rel, info)
+
+
+def attempt_rounds(
+    items: list,
+    attempt: Callable[[list], dict[str, str]],
+    attempts: int,
+    sleep: Callable[[float], None] = time.sleep,
+    what: str = "file(s)",
+) -> tuple[list, dict[str, str]]:
+    """In-task retries for infrastructure errors: ``attempt(pending)`` returns {path: why} for the items
+    that failed; they are tried again after ``limits.backoff_s`` up to ``attempts`` times. Returns the
+    items still failing and why (empty when all went through)."""
+    pending, errors = list(items), {}
+    for n in range(1, attempts + 1):
+        errors = attempt(pending)
+        pending = [item for item in pending if item.path in errors]
+        if not pending:
+            break
+        if n < attempts:
+            wait = limits.backoff_s(n)
+            log.warning(
+                "%d %s hit infrastructure errors (attempt %d/%d), retrying in %.1fs: %s",
+                len(pending),
+                what,
+                n,
+                attempts,
+                wait,
+                "; ".join(errors[item.path] for item in pending[:3]),
+            )
+            sleep(wait)
+    return pending, errors
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class BatchRunner:
+    """Runs one batch; ``records`` holds every input settled so far (also when ``run`` raises)."""
+
+    def __init__(
+        self,
+        source: Storage,
+        dest: Storage,
+        job: MattingJob,
+        cfg: BatchConfig,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source, self.dest, self.job, self.cfg = source, dest, job, cfg
+        self.ledger = Ledger(dest)
+        self.sleep = sleep
+        self.max_bytes = cfg.max_bytes if cfg.max_bytes is not None else limits.max_bytes()
+        self.attempts = cfg.attempts if cfg.attempts is not None else limits.attempts()
+        self.grace_s = limits.upload_grace_s()
+        self.records: list[FileRecord] = []
+        self.left_for_next_run: list[str] = []  # changed since detection: untouched
+
+    def _record_path(self, info: FileInfo) -> str:
+        return f"{self.cfg.records_dir}/{info.version_id}.json"
+
+    # --- the batch ---------------------------------------------------------------------------------
+
+    def run(
+        self, files: list[FileInfo], progress: BatchProgress | None = None, plan: dict[str, str] | None = None
+    ) -> list[FileRecord]:
+        """Settle every file of the batch. ``plan`` maps each source path to its output name (planned
+        once over the whole run, so mapped batches never collide); without it the batch plans alone."""
+        plan = {**plan_outputs([f.path for f in files], self.job.out.extension), **(plan or {})}
+        pending, errors = attempt_rounds(
+            files, lambda todo: self._pass(todo, plan, progress), self.attempts, self.sleep, "file(s)"
+        )
+        if pending:
+            raise InfrastructureError(
+                f"{len(pending)} file(s) not processed after {self.attempts} attempt(s); originals left in "
+                f"place, nothing quarantined: " + "; ".join(f"{f.path}: {errors[f.path]}" for f in pending[:5])
+            )
+        return self.records
+
+    def _pass(self, files: list[FileInfo], plan: dict[str, str], progress) -> dict[str, str]:
+        """One attempt over ``files``; returns {path: why} for those that hit infrastructure errors."""
+        errors: dict[str, str] = {}
+        todo: list[FileInfo] = []
+        for info in files:
+            try:
+                rec = self._existing_record(info)
+                if rec is not None:  # settled by an earlier attempt: finish its move, never redo it
+                    self._settle_original(info, rec)
+                    self._done(rec, "already done")
+                elif info.size > self.max_bytes:
+                    self._finish(info, self._refused_too_large(info), None)
+                else:
+                    todo.append(info)
+            except Exception as exc:  # storage trouble: this file waits for the next attempt
+                errors[info.path] = _why(exc)
+        for chunk in _chunks(todo, self.cfg.chunk_size):
+            self._run_chunk(chunk, plan, errors, progress)
+        return errors
+
+    def _existing_record(self, info: FileInfo) -> FileRecord | None:
+        path = self._record_path(info)
+        return FileRecord.from_json(self.dest.read(path)) if self.dest.exists(path) else None
+
+    def _done(self, rec: FileRecord, how: str) -> None:
+        self.records.append(rec)
+        if how:
+            log.info("%s %s (%s)", how, rec.source, rec.status)
+
+    def _refused_too_large(self, info: FileInfo) -> FileRecord:
+        err = FileTooLarge(
+            f"{info.path}: {info.size / 1e6:.1f} MB exceeds the limit of {self.max_bytes / 1e6:.1f} MB "
+            "(set MATTING_MAX_BYTES to raise it); not read"
+        )
+        log.warning("refused %s", err)
+        return FileRecord(
+            source=info.path,
+            source_size=info.size,
+            source_version=info.version,
+            status="failed",
+            error_type=err.code,
+            error=str(err),
+        )
+
+    def _run_chunk(self, chunk: list[FileInfo], plan: dict[str, str], errors: dict, progress) -> None:
+        by_path = {f.path: f for f in chunk}
+        payloads: dict[str, bytes] = {}
+
+        def loader(info: FileInfo):
+            def load() -> bytes:
+                data = self.source.read(info.path, expect=info)  # only the version that was detected
+                payloads[info.path] = data
+                return data
+
+            return load
+
+        def sink(name: str, data: bytes, _out) -> str:
+            rel = posixpath.join(self.cfg.outputs_dir, plan[name])
+            self.dest.write(rel, data)  # the name is this source's alone in the run: a retry rewrites it
+            return rel
+
+        results: Iterator[ImageResult] = self.job.engine.run_batch(
+            [(f.path, loader(f)) for f in chunk], self.job.out, sink=sink
+        )
+        for result in results:
+            info = by_path[result.source]
+            data = payloads.pop(result.source, None)
+            if result.retryable:
+                errors[info.path] = result.error or "infrastructure error"
+                continue
+            if result.error_type == SourceChanged.code:
+                log.warning("left for the next run: %s", result.error)
+                self.left_for_next_run.append(info.path)
+                continue
+            if self._maybe_still_uploading(info, result):
+                age = time.time() - (info.mtime or 0)
+                log.warning(
+                    "left for the next run: %s looks incomplete (%s) and changed %.0fs ago: it may still be uploading",
+                    info.path,
+                    result.error_type,
+                    age,
+                )
+                self.left_for_next_run.append(info.path)
+                continue
+            rec = FileRecord(
+                source=info.path,
+                source_size=info.size,
+                source_version=info.version,
+                source_sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+                status="ok" if result.ok else "failed",
+                outputs=[result.output] if result.output else [],
+                error_type=result.error_type,
+                error=result.error,
+                timings_ms=result.timings_ms,
+                width=result.width,
+                height=result.height,
+            )
+            try:
+                self._finish(info, rec, data)
+            except Exception as exc:
+                errors[info.path] = _why(exc)
+                continue
+            if progress is not None:
+                progress.add(result)
+
+    INCOMPLETE = frozenset({"empty_file", "truncated_image", "not_an_image", "corrupt_image"})
+
+    def _maybe_still_uploading(self, info: FileInfo, result: ImageResult) -> bool:
+        """Filesystems show a file while it is written (S3 never does): a fresh, incomplete-looking
+        file gets the benefit of the doubt until it is ``MATTING_UPLOAD_GRACE_S`` old."""
+        if result.ok or self.source.kind == "s3" or result.error_type not in self.INCOMPLETE or info.mtime is None:
+            return False
+        return time.time() - info.mtime < self.grace_s
+
+    # --- settling one file -------------------------------------------------------------------------
+
+    def _finish(self, info: FileInfo, rec: FileRecord, data: bytes | None) -> None:
+        """Record first (with where the original goes), then move it: a retry knows it is done."""
+        rec.finished_at = utc_now()
+        if self.cfg.move_originals and rec.error_type != "vanished":
+            base = self.cfg.processed_dir if rec.status == "ok" else self.cfg.quarantine_dir
+            rec.moved_to = unique_name(self.source, posixpath.join(base, info.path), info)
+        self.dest.write(self._record_path(info), rec.to_json())
+        self._settle_original(info, rec, data)
+        self._done(rec, "")
+
+    def _settle_original(self, info: FileInfo, rec: FileRecord, data: bytes | None = None) -> None:
+        """Move the original where its record says (idempotent), or keep it and mark it in the ledger."""
+        if rec.error_type == "vanished":
+            return
+        if rec.moved_to is None:
+            self._keep_in_source(info, rec, data)
+            return
+        suffixed = versioned_name(rec.moved_to, info)
+        while True:
+            try:
+                self.source.move(info.path, rec.moved_to, expect=info)
+                break
+            except FileNotFoundError:  # moved by an earlier attempt, or deleted by someone
+                if not self.source.exists(rec.moved_to):
+                    log.warning("%s vanished from the source before its move to %s", info.path, rec.moved_to)
+                    return
+                break
+            except SourceChanged as exc:  # re-uploaded under the same name: the new file is a new input
+                log.warning("not moving %s: %s", info.path, exc)
+                return
+            except FileExistsError:  # taken since the record was written: this version's own name
+                if rec.moved_to == suffixed:
+                    raise
+                rec.moved_to = suffixed
+                self.dest.write(self._record_path(info), rec.to_json())
+            except PermissionError as exc:  # a read-only source: keep the original, remember this version
+                log.warning(
+                    "cannot move %s on %s (%s): kept in place and marked in the ledger",
+                    info.path,
+                    self.source.describe(),
+                    exc,
+                )
+                rec.moved_to = None
+                rec.kept_reason = f"source refused the move: {exc}"
+                self.dest.write(self._record_path(info), rec.to_json())
+                self._keep_in_source(info, rec, data)
+                return
+        if rec.status != "ok":
+            note = rec.moved_to + ".error.json"
+            if not self.source.exists(note):
+                self.source.write(note, self._note(rec))
+
+    def _keep_in_source(self, info: FileInfo, rec: FileRecord, data: bytes | None) -> None:
+        """Read-only source: a failed file's copy and note go to the destination's quarantine/."""
+        if rec.status != "ok":
+            base = posixpath.join(self.cfg.quarantine_dir, info.path)
+            for copy in (base, versioned_name(base, info)):
+                note = copy + ".error.json"
+                if self.dest.exists(note):
+                    if json.loads(self.dest.read(note)).get("source_version") == info.version:
+                        break  # written by an earlier attempt
+                    continue  # another version's: never overwritten
+                if data is None and rec.error_type != FileTooLarge.code:
+                    try:
+                        data = self.source.read(info.path, expect=info)
+                    except (FileNotFoundError, SourceChanged):
+                        data = None
+                if data is not None:
+                    self.dest.write(copy, data)
+                self.dest.write(note, self._note(rec))
+                break
+        self.ledger.mark(info, rec.status)
+
+    @staticmethod
+    def _note(rec: FileRecord) -> bytes:
+        doc = {
+            "source": rec.source,
+            "source_version": rec.source_version,
+            "error_type": rec.error_type,
+            "error": rec.error,
+            "at": rec.finished_at,
+        }
+        return json.dumps(doc, indent=1).encode()
+
+
+def write_manifest(dest: Storage, cfg: BatchConfig, manifest: RunManifest, name: str = "manifest") -> str:
+    manifest.counts = run_counts(manifest.files)
+    manifest.finished_at = utc_now()
+    path = f"{cfg.run_prefix}/{name}.json"
+    dest.write(path, manifest.to_json())
+    return path

@@ -1,0 +1,43 @@
+"""The Airflow plugin: the results pages (a FastAPI app under ``/matting`` and an entry in the UI's
+navigation) and the operators' "Results" link.
+
+Registered by the ``airflow.plugins`` entry point when the package is installed; in the drop-in
+layout by ``plugins/matting_plugin.py``. The FastAPI app (and Airflow's API security it needs) is
+imported on the first request, so schedulers, triggerers and task processes that load plugins pay
+nothing for it.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from matting.ui.links import URL_PREFIX, ResultsLink
+
+
+class LazyApp:
+    """An ASGI app that builds ``matting.ui.app`` on its first request."""
+
+    def __init__(self) -> None:
+        self._app = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self._app is None:
+            from matting.ui.app import create_app
+
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+
+class MattingPlugin(AirflowPlugin):
+    name = "matting"
+    fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "Matting results"}]
+    external_views = [
+        {
+            "name": "Matting results",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "matting",
+        }
+    ]
+    operator_extra_links = [ResultsLink()]

@@ -1,0 +1,1 @@
+"""Triggers (run in the triggerer): ``new_files`` (deferrable sensors) and ``s3_events`` (SQS)."""
