@@ -42,6 +42,7 @@ class LiveAirflow:
     user: str = "admin"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     extra_env: dict = field(default_factory=dict)
+    viewers: dict = field(default_factory=dict)  # more users (role viewer): name -> password
     workers: dict = field(default_factory=dict)  # Celery: worker name -> queue it serves
     procs: dict = field(default_factory=dict)
     token: str | None = None
@@ -64,7 +65,9 @@ class LiveAirflow:
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__FERNET_KEY": "",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.user}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    [f"{self.user}:admin", *(f"{name}:viewer" for name in self.viewers)]
+                ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -101,7 +104,7 @@ class LiveAirflow:
 
     def start(self, timeout: float = 240.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "passwords.json").write_text(json.dumps({self.user: self.password}))
+        (self.home / "passwords.json").write_text(json.dumps({self.user: self.password, **self.viewers}))
         airflow = str(Path(sys.executable).parent / "airflow")
         migrate = subprocess.run([airflow, "db", "migrate"], env=self.env, capture_output=True, text=True, timeout=300)
         if migrate.returncode:

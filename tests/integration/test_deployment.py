@@ -200,7 +200,7 @@ def test_volumes_and_dockerfile_agree_with_the_layout(config):
 
 
 def _var_names_read_by_dags() -> set[str]:
-    text = "\n".join(p.read_text() for p in [*ROOT.glob("dags/*.py"), ROOT / "plugins/matting/flows.py"])
+    text = "\n".join(p.read_text() for p in [*ROOT.glob("dags/*.py"), *ROOT.glob("plugins/matting/flows/*.py")])
     names = set(re.findall(r'var\(\s*f?"([a-z_{}]+)"', text))
     return {n.replace("{kind}", kind) for n in names for kind in ("s3", "sftp")}
 

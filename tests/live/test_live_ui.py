@@ -37,7 +37,11 @@ def airflow(tmp_path_factory, model_store):
             "MATTING_SETTLE_SECONDS": "0",
             "MATTING_PROVIDERS": "cpu",
             "MATTING_UI_CACHE_DIR": str(data / "ui-cache"),
+            # SimpleAuthManager, but the viewer "clerk" may not read id_photo_batch
+            "AIRFLOW__CORE__AUTH_MANAGER": "restricted_auth.RestrictedAuthManager",
+            "PYTHONPATH": str(Path(__file__).parent),
         },
+        viewers={"clerk": "clerk-password"},
     )
     live.data = data
     with live:
@@ -89,6 +93,19 @@ def test_nothing_without_a_logged_in_user(airflow, runs):
         f"{airflow.url}/matting/", timeout=30, headers={"Accept": "text/html"}, allow_redirects=False
     )
     assert browser.status_code == 303 and "/auth/" in browser.headers["location"]  # to Airflow's login
+
+
+def test_pages_follow_the_auth_managers_decision(airflow, runs):
+    """A viewer whom the auth manager denies id_photo_batch: not in the list, no page, no image."""
+    clerk = {"Authorization": f"Bearer {airflow.login('clerk', 'clerk-password')}"}
+    listing = requests.get(f"{airflow.url}/matting/", headers=clerk, timeout=30)
+    assert listing.status_code == 200
+    assert runs["matting_scheduled"] in listing.text and runs["id_photo_batch"] not in listing.text
+    denied = _page_url(airflow, "id_photo_batch", runs["id_photo_batch"])
+    for url in (denied, denied + "/thumb/0/after.jpg"):
+        assert requests.get(url, headers=clerk, timeout=30).status_code == 403
+    allowed = _page_url(airflow, "matting_scheduled", runs["matting_scheduled"])
+    assert requests.get(allowed + "/thumb/0/before.jpg", headers=clerk, timeout=60).status_code == 200
 
 
 def test_urls_reach_only_the_runs_own_images(airflow, runs):

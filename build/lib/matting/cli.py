@@ -236,7 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (walked recursively)")
     rm.add_argument("-o", "--output", required=True, help="output folder (created; names are kept)")
     rm.add_argument("--model", help="model name (see: models list); default u2netp or MATTING_MODEL")
-    rm.add_argument("--scenario", default="default", help="post-processing scenario from include/scenarios.yaml")
+    rm.add_argument(
+        "--scenario",
+        default="default",
+        help="post-processing scenario (matting/data/scenarios.yaml, MATTING_SCENARIOS)",
+    )
     rm.add_argument("--bg", help="background colour (name or #hex); default transparent (white for jpeg)")
     rm.add_argument("--format", default="png", help="png (default), webp, jpeg or mask")
     rm.add_argument(
@@ -258,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     idp = sub.add_parser("idphoto", help="standard ID photos: crop to a spec, background, DPI, KB limit, report")
     idp.add_argument("inputs", nargs="+", metavar="INPUT", help="portrait files or folders")
     idp.add_argument("-o", "--output", required=True, help="output folder (review/ inside it for refusals)")
-    idp.add_argument("--spec", required=True, help="preset from include/idphoto_specs.yaml, e.g. cn-1inch")
+    idp.add_argument(
+        "--spec", required=True, help="preset (matting/data/idphoto_specs.yaml, MATTING_IDPHOTO_SPECS), e.g. cn-1inch"
+    )
     idp.add_argument("--bg", help="background colour (default: the spec's first accepted colour)")
     idp.add_argument("--format", default="jpeg", help="jpeg (default) or png")
     idp.add_argument("--kb-max", type=float, help="file size limit in KB (default: the spec's)")

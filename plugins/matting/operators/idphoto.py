@@ -21,7 +21,21 @@ from matting.ui.links import ResultsLink
 class IdPhotoOperator(BaseOperator):
     """Standard ID photos for every portrait under ``source``: photo + ``.report.json`` (+ print
     sheet) per input in ``destination/<run_prefix>/``, refusals and strict-mode failures under
-    ``review/``, and a ``manifest.json``. Bad options fail the task at once, without retries."""
+    ``review/``, and a ``manifest.json``. Bad options fail the task at once, without retries.
+
+    :param source: folder, ``s3://bucket/prefix`` or ``sftp:///dir`` of portraits (templated).
+    :param destination: where the run folder goes (templated).
+    :param spec: preset name (``matting/data/idphoto_specs.yaml`` plus ``MATTING_IDPHOTO_SPECS``).
+    :param background: colour name or ``#RRGGBB`` (default: the preset's first accepted colour).
+    :param output_format: ``jpeg`` or ``png``.
+    :param kb_max: file size limit in KB (None: the preset's own, if any).
+    :param sheet: print sheet ``4x6`` or ``5x7`` (None or ``none``: no sheet).
+    :param strict: True sends photos failing a rule to ``review/``; False emits them with warnings.
+    :param source_conn_id: Airflow connection for an S3 or SFTP source.
+    :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
+    :param run_prefix: the run's folder (default ``YYYY/MM/DD/<run_id>``).
+    :param model: matting model (default ``u2netp``).
+    """
 
     operator_extra_links = (ResultsLink(),)
     template_fields: Sequence[str] = (

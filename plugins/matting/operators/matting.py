@@ -47,7 +47,24 @@ class RemoveBackgroundOperator(BaseOperator):
     ``destination/<run_prefix>/``; originals move to ``processed/`` or ``quarantine/`` (with an
     ``.error.json``), or stay put with ``move_originals=False`` (read-only sources: ledger).
 
-    Returns a small summary (counts and where the manifest is), never image bytes."""
+    Returns a small summary (counts and where the manifest is), never image bytes.
+
+    :param source: folder, ``s3://bucket/prefix`` or ``sftp:///dir`` holding the originals (templated).
+    :param destination: where results go, same forms (templated).
+    :param files: the batch, as a new-file sensor or ``split_batches`` hands it on (a list of
+        ``{"path", "size", "mtime", "version"}``); None: every settled image under ``source``.
+    :param source_conn_id: Airflow connection for an S3 or SFTP source.
+    :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
+    :param model: model name from the manifest (default ``MATTING_MODEL`` or ``u2netp``).
+    :param scenario: mask post-processing scenario (``matting/data/scenarios.yaml``).
+    :param output_format: ``png``, ``webp``, ``jpeg`` or ``mask``.
+    :param background: colour name or ``#RRGGBB``; None keeps transparency (white for JPEG).
+    :param run_prefix: the run's folder under ``destination`` (default ``YYYY/MM/DD/<run_id>``).
+    :param move_originals: move originals to ``processed/`` / ``quarantine/``; False for read-only
+        sources (a ledger at the destination remembers what was done).
+    :param chunk_size: images read ahead and processed per round.
+    :param max_files: at most this many files when listing ``source`` itself.
+    """
 
     operator_extra_links = (ResultsLink(),)
     template_fields: Sequence[str] = (
@@ -165,7 +182,17 @@ class RemoveBackgroundOperator(BaseOperator):
 
 class ArchiveOperator(BaseOperator):
     """Close a run: merge the batch parts into ``manifest.json``, zip the outputs (optional) and draw
-    a before/after contact sheet, all in ``destination/<run_prefix>/``."""
+    a before/after contact sheet, all in ``destination/<run_prefix>/``. Its XCom says where the run's
+    files are (the results pages read it).
+
+    :param destination: where the batches wrote (templated).
+    :param run_prefix: the run's folder (default ``YYYY/MM/DD/<run_id>``, as the batches computed it).
+    :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
+    :param source: the originals' location, for the contact sheet's "before" pictures.
+    :param source_conn_id: Airflow connection for the source.
+    :param make_zip: write ``outputs.zip``.
+    :param contact_sheet: draw ``contact_sheet.jpg``.
+    """
 
     operator_extra_links = (ResultsLink(),)
     template_fields: Sequence[str] = ("destination", "destination_conn_id", "source", "source_conn_id", "run_prefix")

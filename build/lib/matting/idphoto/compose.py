@@ -349,6 +349,91 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
     return IdPhoto(image=final, data=data, report=report)
 
 
+def _rule(name: str, value, band, passed: bool, failure: str) -> dict:
+    """One row of the report's rule table; the message says what is wrong, only when it is."""
+    return {"rule": name, "value": value, "band": band, "passed": passed, "message": "" if passed else failure}
+
+
+def _hex(rgb) -> str:
+    return "#{:02X}{:02X}{:02X}".format(*rgb)
+
+
+def _output_rules(spec, options, out_size: list, face_count: int, roll: float) -> list[dict]:
+    """The rules about the file we made (size, background, KB limits) and the source's face count and roll."""
+    bg_allowed = {tuple(pp.parse_colour(c)) for c in spec.backgrounds}
+    size = [spec.width_px, spec.height_px]
+    return [
+        _rule(
+            "pixel_size",
+            out_size,
+            size,
+            out_size == size,
+            f"downscaled to {out_size[0]}x{out_size[1]} to meet the KB limit",
+        ),
+        _rule("face_count", face_count, [1, 1], face_count == 1, ""),
+        _rule(
+            "roll_in_source",
+            round(roll, 2),
+            [-MAX_ROLL_DEG, MAX_ROLL_DEG],
+            abs(roll) <= MAX_ROLL_DEG,
+            f"head tilted {roll:.1f} degrees",
+        ),
+        _rule(
+            "background_colour",
+            options.background_name or _hex(options.background),
+            list(spec.backgrounds),
+            tuple(options.background) in bg_allowed,
+            f"background not accepted by {spec.name} (accepted: {', '.join(spec.backgrounds)})",
+        ),
+    ]
+
+
+def _limit_rules(options, file_kb: float) -> list[dict]:
+    kb_min, kb_max = options.limits_kb
+    rules = []
+    if kb_max:
+        rules.append(
+            _rule(
+                "kb_max",
+                round(file_kb, 1),
+                [0, kb_max],
+                file_kb <= kb_max,
+                f"file is {file_kb:.1f} KB, over {kb_max} KB",
+            )
+        )
+    if kb_min:
+        rules.append(
+            _rule(
+                "kb_min",
+                round(file_kb, 1),
+                [kb_min, None],
+                file_kb >= kb_min,
+                f"file is {file_kb:.1f} KB, under {kb_min} KB",
+            )
+        )
+    return rules
+
+
+def _warnings(measured_warnings, touches_top: bool, rotated: bool, roll: float, detections: int, face_count: int):
+    warnings = list(measured_warnings)
+    if touches_top:
+        warnings.append("the head touches the top of the source: crown estimated from the face, top padded")
+    if rotated:
+        warnings.append(f"head roll of {roll:.1f} degrees corrected")
+    if detections > face_count:
+        warnings.append(f"{detections - face_count} small or unsure face detection(s) ignored")
+    return warnings
+
+
+def _background_uniformity(composed, out_alpha, background) -> float:
+    """Informational: painted by us, so it cannot fail; stray_objects is the real check."""
+    bg_mask = out_alpha < 8
+    if not bg_mask.any():
+        return 0.0
+    diff = np.abs(composed[bg_mask].astype(np.int16) - np.array(background, np.int16)).max(axis=1)
+    return float((diff <= BG_TOLERANCE).mean())
+
+
 def build_report(
     spec,
     options,
@@ -373,73 +458,16 @@ def build_report(
         "top_margin_ratio": round(placement.crown_y / h, 4),
         "eye_line_ratio": round(1 - placement.eye_y / h, 4),
     }
-    bg_mask = out_alpha < 8
-    if bg_mask.any():  # informational: painted by us, so it cannot fail; stray_objects is the real check
-        diff = np.abs(composed[bg_mask].astype(np.int16) - np.array(options.background, np.int16)).max(axis=1)
-        uniformity = float((diff <= BG_TOLERANCE).mean())
-    else:
-        uniformity = 0.0
+    uniformity = _background_uniformity(composed, out_alpha, options.background)
     file_kb = len(data) / 1024
-    kb_min, kb_max = options.limits_kb
-    bg_allowed = {tuple(pp.parse_colour(c)) for c in spec.backgrounds}
     out_size = list(enc["downscaled_to"] or final.size)
     rules = [
-        {
-            "rule": "pixel_size",
-            "value": out_size,
-            "band": [spec.width_px, spec.height_px],
-            "passed": out_size == [spec.width_px, spec.height_px],
-            "message": ""
-            if out_size == [spec.width_px, spec.height_px]
-            else f"downscaled to {out_size[0]}x{out_size[1]} to meet the KB limit",
-        },
-        {"rule": "face_count", "value": face_count, "band": [1, 1], "passed": face_count == 1, "message": ""},
-        {
-            "rule": "roll_in_source",
-            "value": round(roll, 2),
-            "band": [-MAX_ROLL_DEG, MAX_ROLL_DEG],
-            "passed": abs(roll) <= MAX_ROLL_DEG,
-            "message": "" if abs(roll) <= MAX_ROLL_DEG else f"head tilted {roll:.1f} degrees",
-        },
-        {
-            "rule": "background_colour",
-            "value": options.background_name or "#{:02X}{:02X}{:02X}".format(*options.background),
-            "band": list(spec.backgrounds),
-            "passed": tuple(options.background) in bg_allowed,
-            "message": ""
-            if tuple(options.background) in bg_allowed
-            else f"background not accepted by {spec.name} (accepted: {', '.join(spec.backgrounds)})",
-        },
+        *_output_rules(spec, options, out_size, face_count, roll),
         *measured_rules,
+        *_limit_rules(options, file_kb),
     ]
-    if kb_max:
-        rules.append(
-            {
-                "rule": "kb_max",
-                "value": round(file_kb, 1),
-                "band": [0, kb_max],
-                "passed": file_kb <= kb_max,
-                "message": "" if file_kb <= kb_max else f"file is {file_kb:.1f} KB, over {kb_max} KB",
-            }
-        )
-    if kb_min:
-        rules.append(
-            {
-                "rule": "kb_min",
-                "value": round(file_kb, 1),
-                "band": [kb_min, None],
-                "passed": file_kb >= kb_min,
-                "message": "" if file_kb >= kb_min else f"file is {file_kb:.1f} KB, under {kb_min} KB",
-            }
-        )
     rules = [_plain(r) for r in rules if r]
-    warnings = list(measured_warnings)
-    if touches_top:
-        warnings.append("the head touches the top of the source: crown estimated from the face, top padded")
-    if rotated:
-        warnings.append(f"head roll of {roll:.1f} degrees corrected")
-    if detections > face_count:
-        warnings.append(f"{detections - face_count} small or unsure face detection(s) ignored")
+    warnings = _warnings(measured_warnings, touches_top, rotated, roll, detections, face_count)
     reasons = [r["message"] for r in rules if not r["passed"]]
     return _plain(
         {
@@ -456,7 +484,7 @@ def build_report(
             "face_count": face_count,
             "roll_deg": round(roll, 2),
             "roll_corrected": rotated,
-            "background": options.background_name or "#{:02X}{:02X}{:02X}".format(*options.background),
+            "background": options.background_name or _hex(options.background),
             "background_uniformity": round(uniformity, 4),
             "width": final.width,
             "height": final.height,

@@ -3,7 +3,7 @@
 A passport office refuses a photo with a hand over the face (a chin resting on a hand, fingers at the
 mouth). The detector is an SSD over 2016 fixed anchors at 192 x 192 (MediaPipe's palm_detection graph:
 strides 8 and 16, 2 and 6 anchors per cell, inputs scaled to 0..1, boxes relative to their anchor).
-The .tflite file comes from the mediapipe wheel like the face mesh (models/manifest.json,
+The .tflite file comes from the mediapipe wheel like the face mesh (matting/data/models.json,
 ``python -m matting models fetch palm_detection``). No Airflow import.
 """
 

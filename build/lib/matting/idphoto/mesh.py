@@ -1,6 +1,6 @@
 """Dense face landmarks, offline: MediaPipe's face mesh (468 points) and iris models on LiteRT.
 
-The .tflite files come from the mediapipe wheel (models/manifest.json, sha256-verified, fetched with
+The .tflite files come from the mediapipe wheel (matting/data/models.json, sha256-verified, fetched with
 ``python -m matting models fetch face_landmark iris_landmark``); mediapipe itself is never installed.
 The mesh looks at a square crop around the detector's face box (x1.5, turned upright by the eye
 line, as MediaPipe crops it); each eye's iris model at a crop around that eye's corners.
