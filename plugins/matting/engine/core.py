@@ -227,14 +227,14 @@ class Engine:
             image = self._decode(data, name, timings)
             encoded = self.render(self.matte(image, timings), out, timings)
         except Exception as exc:
-            return self._failure(name, exc, timings), None
+            return self.failed_result(name, exc, timings), None
         result = ImageResult(
             source=name, ok=True, width=image.width, height=image.height, bytes_out=len(encoded), timings_ms=timings
         )
         return result, encoded
 
     @staticmethod
-    def _failure(name: str, exc: Exception, timings: dict, size: tuple[int, int] | None = None) -> ImageResult:
+    def failed_result(name: str, exc: Exception, timings: dict, size: tuple[int, int] | None = None) -> ImageResult:
         """A failed result. Content errors (the typed ``ImageError``s) are the file's fault; a file that
         vanished or changed since detection is reported as such; anything else (storage, network, disk,
         ONNX Runtime, out of memory, a bug) is *retryable*: the caller must not blame the file for it."""
@@ -313,7 +313,7 @@ class Engine:
     def _read_stage(self, name: str, loader: Callable[[], bytes], decode_too: bool):
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        data = loader()  # storage errors propagate: _failure tells them from content errors
+        data = loader()  # storage errors propagate: failed_result tells them from content errors
         timings["read"] = _ms(t0)
         return (self._decode(data, name, timings) if decode_too else data), timings
 
@@ -329,7 +329,7 @@ class Engine:
             data = None if overlap else self.render(matte, out, timings)
         except Exception as exc:
             done: Future = Future()
-            done.set_result(self._failure(name, exc, timings, size))
+            done.set_result(self.failed_result(name, exc, timings, size))
             return done
         return pool.submit(self._finish_stage, name, size, matte, data, timings, out, sink)
 
@@ -343,7 +343,7 @@ class Engine:
                 where = sink(name, data, out)
                 timings["write"] = _ms(t0)
         except Exception as exc:
-            return self._failure(name, exc, timings, size)
+            return self.failed_result(name, exc, timings, size)
         return ImageResult(
             source=name, ok=True, output=where, width=size[0], height=size[1], bytes_out=len(data), timings_ms=timings
         )

@@ -42,7 +42,7 @@ def process_portrait(
     try:
         photo = compose_id_photo(engine, decode(load(), name=name, max_pixels=max_pixels), options)
     except Exception as exc:  # one classification with the engine: content error, vanished, or retryable
-        result = Engine._failure(name, exc, {})
+        result = Engine.failed_result(name, exc, {})
         code, message = result.error_type, result.error
         report = {
             "spec": options.spec.name,
