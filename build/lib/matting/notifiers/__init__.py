@@ -1,1 +1,0 @@
-"""Notifiers: ``matting.notifiers.webhook`` (run summaries to a webhook)."""

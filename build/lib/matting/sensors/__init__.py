@@ -1,1 +1,0 @@
-"""Sensors: ``matting.sensors.new_files`` (new settled images in a folder, S3 prefix or SFTP dir)."""
