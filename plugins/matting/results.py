@@ -14,12 +14,11 @@ import hashlib
 import io
 import json
 import os
-import posixpath
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matting.archive import SHEET_MAX_BYTES, thumbnail_tile
+from matting.archive import SHEET_MAX_BYTES, merge_parts, thumbnail_tile
 from matting.atomic import atomic_write_bytes
 from matting.storage import Storage, UnsafePath, safe_relpath
 
@@ -148,8 +147,9 @@ class RunResults:
 
     def __init__(self, where: Where, run: Storage, source: Storage | None) -> None:
         self.where, self.run, self.source = where, run, source
-        raw = run.read("manifest.json") if run.exists("manifest.json") else b"{}"
-        self.manifest: dict = json.loads(raw)
+        # no manifest yet: the archive step has not run, or failed; the batches' parts say what is done
+        self.partial = not run.exists("manifest.json")
+        self.manifest: dict = merge_parts(run) if self.partial else json.loads(run.read("manifest.json"))
         self.items = items_from_manifest(self.manifest, where.run_prefix)
 
     def item(self, index: int) -> Item:
@@ -194,7 +194,3 @@ def thumbnail(results: RunResults, item: Item, kind: str, size: int = THUMB_PX) 
     if data is not None:  # a missing image may come back (a retried run): do not cache its absence
         atomic_write_bytes(path, blob)
     return blob
-
-
-def name_of(rel: str) -> str:
-    return posixpath.basename(rel)

@@ -109,3 +109,15 @@ def test_missing_images_show_a_label_and_are_not_cached(run):
     with pytest.raises(ValueError):
         thumbnail(res, quarantined, "../../secret")
     assert res.zip_path() is None  # named in the manifest but not there
+
+
+def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_path):
+    dest = LocalStorage(tmp_path / "dest")
+    part = {"started_at": "2026-11-24T08:00:00Z", "files": _matting_manifest()["files"][:2]}
+    dest.write(f"{PREFIX}/parts/part-0000.json", json.dumps(part).encode())
+    dest.write(f"{PREFIX}/outputs/a.png", _png_cutout())
+    res = RunResults(Where(str(tmp_path / "dest"), PREFIX), dest.sub(PREFIX), None)
+    assert res.partial and [i.name for i in res.items] == ["a.jpg", "b.jpg"]
+    assert res.item(0).after == "outputs/a.png" and res.zip_path() is None
+    dest.write(f"{PREFIX}/manifest.json", json.dumps(_matting_manifest()).encode())
+    assert not RunResults(Where(str(tmp_path / "dest"), PREFIX), dest.sub(PREFIX), None).partial

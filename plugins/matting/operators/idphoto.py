@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 
 from matting.detection import ScanOptions, scan
 from matting.manifest import RunManifest, utc_now
-from matting.operators.matting import default_run_prefix
+from matting.operators.matting import default_run_prefix, run_locations
 from matting.pipeline import attempt_rounds
 from matting.progress import BatchProgress
 from matting.storage import open_storage
@@ -215,10 +215,7 @@ class IdPhotoOperator(BaseOperator):
             "manifest": "manifest.json",
             **manifest.counts,
             "held": held,
-            "destination": self.destination,
-            "destination_conn_id": self.destination_conn_id or "",
-            "source": self.source,
-            "source_conn_id": self.source_conn_id or "",
+            **run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id),
         }
 
 

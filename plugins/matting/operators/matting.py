@@ -33,6 +33,17 @@ def default_run_prefix(context: Any) -> str:
     return f"{day}/{run_id}"
 
 
+def run_locations(destination: str, destination_conn_id: str | None, source: str | None, source_conn_id: str | None):
+    """Where a run's files are, in every matting task's XCom: the results pages read it
+    (``matting.results.Where``), so they never take a location from a URL."""
+    return {
+        "destination": destination,
+        "destination_conn_id": destination_conn_id or "",
+        "source": source or "",
+        "source_conn_id": source_conn_id or "",
+    }
+
+
 def _stats():
     try:
         from airflow.sdk.observability import stats
@@ -177,7 +188,8 @@ class RemoveBackgroundOperator(BaseOperator):
             for rec in runner.records:
                 if rec.timings_ms:
                     stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
-        return {"run_prefix": prefix, "manifest": path, **manifest.counts}
+        where = run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id)
+        return {"run_prefix": prefix, "manifest": path, **manifest.counts, **where}
 
 
 class ArchiveOperator(BaseOperator):
@@ -226,13 +238,5 @@ class ArchiveOperator(BaseOperator):
                 return {"files": 0, "ok": 0, "failed": 0}
             summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
             self.log.info("archived %s: %s", run.describe(), summary)
-        return {"run_prefix": prefix, **summary, **self.locations()}
-
-    def locations(self) -> dict:
-        """Where the run's files are, for the results page (``matting.results.Where``)."""
-        return {
-            "destination": self.destination,
-            "destination_conn_id": self.destination_conn_id or "",
-            "source": self.source or "",
-            "source_conn_id": self.source_conn_id or "",
-        }
+        where = run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id)
+        return {"run_prefix": prefix, **summary, **where}

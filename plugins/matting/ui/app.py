@@ -69,8 +69,7 @@ def _where(dag_id: str, run_id: str) -> Where:
         rows = session.scalars(
             select(XComModel)
             .where(XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value")
-            .where(XComModel.map_index == -1)
-            .order_by(XComModel.timestamp.desc())
+            .order_by(XComModel.timestamp.desc())  # the archive's; else a batch's (archive not run yet)
         ).all()
         for row in rows:
             where = Where.from_xcom(XComModel.deserialize_value(row))
@@ -178,15 +177,17 @@ def create_app() -> FastAPI:
             results: dict[tuple[str, str], dict] = {}
             if dag_runs:
                 for row in session.scalars(
-                    select(XComModel).where(
+                    select(XComModel)
+                    .where(
                         XComModel.key == "return_value",
-                        XComModel.map_index == -1,
                         XComModel.dag_id.in_({r.dag_id for r in dag_runs}),
                         XComModel.run_id.in_({r.run_id for r in dag_runs}),
                     )
+                    .order_by(XComModel.map_index.desc())  # the run's own summary (-1) last: it wins
                 ).all():
                     value = XComModel.deserialize_value(row)
                     if Where.from_xcom(value) is not None:
+                        value = dict(value, partial=row.map_index != -1)
                         results[(row.dag_id, row.run_id)] = value
             lines = []
             for r in dag_runs:
@@ -195,6 +196,8 @@ def create_app() -> FastAPI:
                     shown = {k: value[k] for k in ("files", "ok", "failed") if k in value}
                     shown.update({"held": len(value["held"])} if value.get("held") else {})
                     numbers = " ".join(f"{k}={v}" for k, v in shown.items())
+                    if value["partial"]:
+                        numbers = "<small>not archived yet (open for what the batches did)</small>"
                     link = f"<a href='{_run_url(r.dag_id, r.run_id)}'>{html.escape(r.run_id)}</a>"
                 else:
                     numbers, link = "<small>no results</small>", html.escape(r.run_id)
@@ -252,6 +255,12 @@ def create_app() -> FastAPI:
                 f"<p><a href='../../'>all runs</a></p><h1>{html.escape(dag_id)} / {html.escape(run_id)}</h1>"
                 f"<p>{' '.join(f'{k}={v}' for k, v in n.items())} &middot; model {html.escape(str(model))} &middot; "
                 f"{zip_link}</p><p><small>{html.escape(res.run.describe())}</small></p>"
+                + (
+                    "<p class='held'>Not archived: the archive step has not run yet or failed. "
+                    "Shown: what the batches recorded so far.</p>"
+                    if res.partial
+                    else ""
+                )
                 + (f"<h2>Quarantined / refused ({len(quarantine)})</h2><table>{q_rows}</table>" if quarantine else "")
                 + f"<h2>Photos (before / after)</h2>{_pager(quote(run_id, safe=''), page, pages)}"
                 f"<div class='grid'>{''.join(cards)}</div>"
