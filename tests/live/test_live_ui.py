@@ -191,6 +191,12 @@ def test_a_person_logs_in_and_sees_the_photos(airflow, runs):
         assert "head_ratio" in text and "refused" in text
         driver.save_screenshot(str(SHOTS / "ui_run_idphoto.png"))
 
+        driver.get(f"{airflow.url}/providers")  # Admin -> Providers lists the package with its version
+        import matting
+
+        _wait(driver, "the providers list", "return document.body.innerText.includes('airflow-matting')")
+        assert matting.__version__ in driver.find_element(By.TAG_NAME, "body").text
+
         driver.get(f"{airflow.url}/plugin/matting")  # the navigation entry: the page inside Airflow's UI
         _wait(driver, "the embedded page", "return document.querySelector('iframe')", timeout=60)
         time.sleep(3)
