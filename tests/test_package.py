@@ -115,3 +115,20 @@ def test_airflow_lists_the_installed_provider_and_plugin(airflow_db):
     mine = [p for p in found if p["name"] == "matting"]
     assert len(mine) == 1, found  # once: the entry point, not again from the plugins folder
     assert "matting.ui.links.ResultsLink" in json.dumps(mine[0])
+
+
+def test_the_drop_in_layout_registers_the_plugin_only_when_not_installed(monkeypatch):
+    """plugins/matting_plugin.py is what Airflow's plugin loader finds in the image (package not
+    pip-installed); installed, the entry point registers the plugin and the file stays empty."""
+    import importlib.metadata
+    import importlib.util
+
+    def load():
+        spec = importlib.util.spec_from_file_location("matting_plugin_probe", ROOT / "plugins" / "matting_plugin.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    assert not hasattr(load(), "MattingPlugin")  # this venv has the package installed
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    assert load().MattingPlugin.name == "matting"
