@@ -177,13 +177,23 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MATTING_UI_CACHE_DIR") or Path(tempfile.gettempdir()) / "matting-ui-cache")
 
 
+def _cache_path(where: Where, index: int, kind: str, size: int) -> Path:
+    key = json.dumps([where.destination, where.run_prefix, index, kind, size])
+    return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.jpg"
+
+
+def cached_thumbnail(where: Where, index: int, kind: str, size: int = THUMB_PX) -> bytes | None:
+    """A thumbnail made before, without opening any storage (a page asks for dozens at once)."""
+    path = _cache_path(where, index, kind, size)
+    return path.read_bytes() if path.exists() else None
+
+
 def thumbnail(results: RunResults, item: Item, kind: str, size: int = THUMB_PX) -> bytes:
-    """A JPEG thumbnail, made once per (run, item, kind, size) and kept in ``cache_dir()``."""
+    """A JPEG thumbnail, made once per (run, item, kind, size) and kept in ``cache_dir()`` (an
+    archived run's photos do not change; a run not archived yet is not cached)."""
     if kind not in ("before", "after"):
         raise ValueError(kind)
-    rel = item.before if kind == "before" else item.after
-    key = json.dumps([results.where.destination, results.where.run_prefix, item.index, kind, rel, size])
-    path = cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.jpg"
+    path = _cache_path(results.where, item.index, kind, size)
     if path.exists():
         return path.read_bytes()
     data = results.image_bytes(item, kind)
@@ -191,6 +201,6 @@ def thumbnail(results: RunResults, item: Item, kind: str, size: int = THUMB_PX) 
     buf = io.BytesIO()
     thumbnail_tile(data, label, size).save(buf, "JPEG", quality=85)
     blob = buf.getvalue()
-    if data is not None:  # a missing image may come back (a retried run): do not cache its absence
+    if data is not None and not results.partial:  # a missing image may come back (a retried run)
         atomic_write_bytes(path, blob)
     return blob

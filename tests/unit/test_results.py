@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from matting.results import RunResults, Where, counts, items_from_manifest, page_of, thumbnail
+from matting.results import RunResults, Where, cached_thumbnail, counts, items_from_manifest, page_of, thumbnail
 from matting.storage import LocalStorage
 from PIL import Image
 
@@ -88,7 +88,9 @@ def run(tmp_path, monkeypatch):
 def test_thumbnails_are_made_once_and_show_the_images(run):
     res, tmp = run
     item = res.item(0)
+    assert cached_thumbnail(res.where, 0, "after") is None
     first = thumbnail(res, item, "after")
+    assert cached_thumbnail(res.where, 0, "after") == first  # what the page's image URLs get next time
     before = Image.open(io.BytesIO(thumbnail(res, item, "before")))
     after = Image.open(io.BytesIO(first))
     assert before.size == after.size == (256, 256)
@@ -111,7 +113,8 @@ def test_missing_images_show_a_label_and_are_not_cached(run):
     assert res.zip_path() is None  # named in the manifest but not there
 
 
-def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_path):
+def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("MATTING_UI_CACHE_DIR", str(tmp_path / "cache"))
     dest = LocalStorage(tmp_path / "dest")
     part = {"started_at": "2026-11-24T08:00:00Z", "files": _matting_manifest()["files"][:2]}
     dest.write(f"{PREFIX}/parts/part-0000.json", json.dumps(part).encode())
@@ -119,5 +122,7 @@ def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_pat
     res = RunResults(Where(str(tmp_path / "dest"), PREFIX), dest.sub(PREFIX), None)
     assert res.partial and [i.name for i in res.items] == ["a.jpg", "b.jpg"]
     assert res.item(0).after == "outputs/a.png" and res.zip_path() is None
+    thumbnail(res, res.item(0), "after")
+    assert cached_thumbnail(res.where, 0, "after") is None  # not archived: may still change, not cached
     dest.write(f"{PREFIX}/manifest.json", json.dumps(_matting_manifest()).encode())
     assert not RunResults(Where(str(tmp_path / "dest"), PREFIX), dest.sub(PREFIX), None).partial

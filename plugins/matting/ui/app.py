@@ -21,7 +21,7 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from matting.results import PAGE_SIZE, RunResults, Where, counts, page_of, thumbnail
+from matting.results import PAGE_SIZE, RunResults, Where, cached_thumbnail, counts, page_of, thumbnail
 
 log = logging.getLogger("matting.ui")
 
@@ -271,6 +271,9 @@ def create_app() -> FastAPI:
     def thumb(dag_id: str, run_id: str, index: int, kind: str) -> Response:
         if kind not in ("before", "after"):
             raise HTTPException(404, "no such image")
+        cached = cached_thumbnail(_where(dag_id, run_id), index, kind) if index >= 0 else None
+        if cached is not None:  # no storage connection for what was made before
+            return Response(cached, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
         with open_results(dag_id, run_id) as res:
             try:
                 item = res.item(index)
