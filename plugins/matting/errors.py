@@ -132,8 +132,8 @@ class FaceCut(ImageError):
 
 # --- which failures no retry can fix ------------------------------------------------------------
 
-# botocore ClientError codes that mean "these credentials / this bucket will not work"
-_PERMANENT_S3_CODES = {
+# botocore ClientError codes that mean "these credentials / this bucket or queue will not work"
+_PERMANENT_AWS_CODES = {
     "AccessDenied",
     "AllAccessDisabled",
     "InvalidAccessKeyId",
@@ -144,6 +144,8 @@ _PERMANENT_S3_CODES = {
     "InvalidToken",
     "ExpiredToken",
     "UnrecognizedClientException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
 }
 # by class name, so the core imports neither Airflow, paramiko nor botocore to tell them apart
 _PERMANENT_CLASS_NAMES = {
@@ -165,4 +167,4 @@ def is_permanent(exc: BaseException) -> bool:
         return True
     response = getattr(exc, "response", None)
     code = (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code in _PERMANENT_S3_CODES
+    return code in _PERMANENT_AWS_CODES

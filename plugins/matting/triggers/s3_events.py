@@ -58,9 +58,18 @@ class SqsUploadsProducer(SharedStreamProducer):
                     VisibilityTimeout=self.visibility_timeout_s,
                     MessageSystemAttributeNames=["ApproximateReceiveCount"],
                 )
-            except Exception as exc:  # the queue is down or slow: keep the stream, try again
-                log.warning(
-                    "receiving from %s failed: %s: %s; again in %.0fs", self.queue_url, type(exc).__name__, exc, backoff
+            except Exception as exc:  # keep the stream and try again: a watcher has no task to fail
+                from matting.errors import is_permanent
+
+                # a wrong credential or a missing queue will not fix itself: say so loudly, every time
+                report = log.error if is_permanent(exc) else log.warning
+                report(
+                    "receiving from %s failed%s: %s: %s; again in %.0fs",
+                    self.queue_url,
+                    " (will not succeed until the connection or queue is fixed)" if is_permanent(exc) else "",
+                    type(exc).__name__,
+                    exc,
+                    backoff,
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)

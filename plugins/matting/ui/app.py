@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from matting.results import PAGE_SIZE, RunResults, Where, cached_thumbnail, counts, page_of, thumbnail
 
@@ -150,7 +150,7 @@ def create_app() -> FastAPI:
             from airflow.api_fastapi.app import get_auth_manager
 
             return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
-        return Response(f'{{"detail": "{exc.detail}"}}', status_code=exc.status_code, media_type="application/json")
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     @app.get("/", response_class=HTMLResponse)
     def runs(request: Request, page: int = Query(1, ge=1), user=Depends(current_user)) -> HTMLResponse:
