@@ -285,7 +285,8 @@ def create_app() -> FastAPI:
     @app.get("/runs/{dag_id}/{run_id}/outputs.zip", dependencies=[Depends(may_read_run)])
     def download_zip(dag_id: str, run_id: str) -> Response:
         """S3: a redirect to a presigned URL (10 min), so the bytes never pass through the api-server;
-        a folder: streamed from disk; SFTP: read whole, up to ``MATTING_UI_MAX_ZIP_MB`` (1024)."""
+        a folder: streamed from disk; SFTP (and S3 with ``MATTING_UI_ZIP_REDIRECT=off``): read whole,
+        up to ``MATTING_UI_MAX_ZIP_MB`` (1024)."""
         import os
 
         from fastapi.responses import FileResponse
@@ -298,7 +299,9 @@ def create_app() -> FastAPI:
             name = res.zip_path()
             if name is None:
                 raise HTTPException(404, "this run has no zip")
-            url = res.run.share_url(name, 600)
+            # a presigned URL only helps where browsers can reach the S3 endpoint (not the compose
+            # stack's internal MinIO host): MATTING_UI_ZIP_REDIRECT=off passes the bytes through instead
+            url = res.run.share_url(name, 600) if os.environ.get("MATTING_UI_ZIP_REDIRECT", "on") != "off" else None
             if url:
                 return RedirectResponse(url, status_code=303)
             if isinstance(res.run, LocalStorage):
