@@ -153,8 +153,7 @@ _PERMANENT_CLASS_NAMES = {
     "AuthenticationException",  # paramiko: wrong password or key (BadAuthenticationType is one)
     "NoCredentialsError",
     "PartialCredentialsError",
-    "UnsafePath",
-    "ConfigError",
+    "UnsafePath",  # matting.storage's (defined there, which imports this module)
 }
 
 

@@ -257,18 +257,17 @@ def _plain(obj):
     return obj
 
 
+def _rule(name: str, value, band, passed: bool, failure: str) -> dict:
+    """One row of the report's rule table; the message says what is wrong, only when it is."""
+    return {"rule": name, "value": value, "band": band, "passed": passed, "message": "" if passed else failure}
+
+
 def _band_rule(name: str, value: float | None, band, unit: str = "") -> dict:
     if band is None:
         return {}
     ok = value is not None and band[0] - 1e-6 <= value <= band[1] + 1e-6
     text = f"{name} {value:.3f}{unit}" if value is not None else f"{name} unknown"
-    return {
-        "rule": name,
-        "value": value,
-        "band": list(band),
-        "passed": ok,
-        "message": "" if ok else f"{text} outside {band[0]:.3f}-{band[1]:.3f}",
-    }
+    return _rule(name, value, list(band), ok, f"{text} outside {band[0]:.3f}-{band[1]:.3f}")
 
 
 def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOptions) -> IdPhoto:
@@ -349,17 +348,12 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
     return IdPhoto(image=final, data=data, report=report)
 
 
-def _rule(name: str, value, band, passed: bool, failure: str) -> dict:
-    """One row of the report's rule table; the message says what is wrong, only when it is."""
-    return {"rule": name, "value": value, "band": band, "passed": passed, "message": "" if passed else failure}
-
-
 def _hex(rgb) -> str:
     return "#{:02X}{:02X}{:02X}".format(*rgb)
 
 
 def _output_rules(spec, options, out_size: list, face_count: int, roll: float) -> list[dict]:
-    """The rules about the file we made (size, background, KB limits) and the source's face count and roll."""
+    """The rules about the file we made (size, background) and the source's face count and roll."""
     bg_allowed = {tuple(pp.parse_colour(c)) for c in spec.backgrounds}
     size = [spec.width_px, spec.height_px]
     return [

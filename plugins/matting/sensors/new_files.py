@@ -26,9 +26,11 @@ class NewFilesSensor(BaseSensorOperator):
     root (the default excludes ``processed/``, ``quarantine/``, ``review/``), or, for read-only
     sources, ``ledger_location`` names the destination whose ledger lists processed files.
 
-    Errors: a transient one (server down, timeout, 5xx) is retried at the next poke; a permanent
-    one (bad credentials, unknown connection, missing bucket, unsafe path) fails the task at once,
-    also with ``soft_fail=True`` (only a timeout is soft), in poke and in deferrable mode alike.
+    Errors: a transient one (server down, timeout, 5xx) that outlives the client's own retries is
+    retried at the trigger's next check in deferrable mode, and fails the poke's attempt (Airflow's
+    task retries take over) in poke mode; a permanent one (bad credentials, unknown connection,
+    missing bucket, unsafe path) fails the task at once, also with ``soft_fail=True`` (only a timeout
+    is soft), in both modes.
 
     :param location: folder, ``s3://bucket/prefix`` or ``sftp:///dir`` (templated).
     :param conn_id: Airflow connection for S3 or SFTP; default ``aws_default`` / ``sftp_default``.

@@ -62,11 +62,11 @@ class SqsUploadsProducer(SharedStreamProducer):
                 from matting.errors import is_permanent
 
                 # a wrong credential or a missing queue will not fix itself: say so loudly, every time
-                report = log.error if is_permanent(exc) else log.warning
-                report(
+                permanent = is_permanent(exc)
+                (log.error if permanent else log.warning)(
                     "receiving from %s failed%s: %s: %s; again in %.0fs",
                     self.queue_url,
-                    " (will not succeed until the connection or queue is fixed)" if is_permanent(exc) else "",
+                    " (will not succeed until the connection or queue is fixed)" if permanent else "",
                     type(exc).__name__,
                     exc,
                     backoff,

@@ -79,10 +79,9 @@ def _where(dag_id: str, run_id: str) -> Where:
 
 
 @contextmanager
-def open_results(dag_id: str, run_id: str) -> Iterator[RunResults]:
+def open_results(where: Where) -> Iterator[RunResults]:
     from matting.storage import open_storage
 
-    where = _where(dag_id, run_id)
     with ExitStack() as stack:
         dest = stack.enter_context(open_storage(where.destination, where.destination_conn_id or None))
         source = None
@@ -219,7 +218,7 @@ def create_app() -> FastAPI:
     def run_page(
         dag_id: str, run_id: str, page: int = Query(1, ge=1), per_page: int = Query(PAGE_SIZE, ge=1)
     ) -> HTMLResponse:
-        with open_results(dag_id, run_id) as res:
+        with open_results(_where(dag_id, run_id)) as res:
             shown, pages = page_of(res.items, page, per_page)
             page = min(page, pages)
             n = counts(res.items)
@@ -271,10 +270,11 @@ def create_app() -> FastAPI:
     def thumb(dag_id: str, run_id: str, index: int, kind: str) -> Response:
         if kind not in ("before", "after"):
             raise HTTPException(404, "no such image")
-        cached = cached_thumbnail(_where(dag_id, run_id), index, kind) if index >= 0 else None
+        where = _where(dag_id, run_id)
+        cached = cached_thumbnail(where, index, kind) if index >= 0 else None
         if cached is not None:  # no storage connection for what was made before
             return Response(cached, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
-        with open_results(dag_id, run_id) as res:
+        with open_results(where) as res:
             try:
                 item = res.item(index)
             except KeyError:
@@ -295,7 +295,7 @@ def create_app() -> FastAPI:
 
         filename = f"{dag_id}-{run_id}.zip".replace(":", "-").replace("+", "_")
         disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
-        with open_results(dag_id, run_id) as res:
+        with open_results(_where(dag_id, run_id)) as res:
             name = res.zip_path()
             if name is None:
                 raise HTTPException(404, "this run has no zip")
