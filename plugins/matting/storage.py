@@ -29,7 +29,7 @@ from pathlib import Path
 
 from matting import limits
 from matting.atomic import atomic_open, atomic_write_bytes
-from matting.errors import MattingError, SourceChanged
+from matting.errors import MattingError, SourceChanged, is_permanent
 
 log = logging.getLogger("matting.storage")
 
@@ -496,8 +496,8 @@ class SftpStorage(Storage):
             try:
                 return fn(self._sftp())
             except (EOFError, OSError, SSHException) as exc:
-                if isinstance(exc, (FileNotFoundError, PermissionError, FileExistsError)):
-                    raise
+                if isinstance(exc, (FileNotFoundError, PermissionError, FileExistsError)) or is_permanent(exc):
+                    raise  # a missing file, or a login that will fail again: reconnecting cannot help
                 log.warning(
                     "SFTP connection to %s lost (%s: %s); reconnecting", self.describe(), type(exc).__name__, exc
                 )
