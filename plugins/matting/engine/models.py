@@ -22,7 +22,7 @@ from pathlib import Path
 
 from matting.atomic import atomic_open
 from matting.catalogue import shipped
-from matting.errors import FetchError, ModelCorrupt, ModelMissing, UnknownModel, UnsupportedModel
+from matting.errors import ConfigError, FetchError, ModelCorrupt, ModelMissing, UnknownModel, UnsupportedModel
 
 log = logging.getLogger("matting.models")
 
@@ -42,18 +42,51 @@ FETCH_HINT = "python -m matting models fetch {name}"
 
 
 @dataclass(frozen=True)
+class Sizing:
+    """How a model with dynamic input is fed (MODNet's reference rule, bounded): when the long side is
+    under ``short_side`` or the short side over it, scale so the short side is ``short_side`` (aspect
+    kept); then, if the long side exceeds ``max_long_side``, scale it down to that; then floor both
+    sides to multiples of ``multiple``."""
+
+    short_side: int = 512
+    multiple: int = 32
+    max_long_side: int = 1024
+
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) to feed the network for a ``width`` x ``height`` photo."""
+        w, h = float(width), float(height)
+        if max(w, h) < self.short_side or min(w, h) > self.short_side:
+            scale = self.short_side / min(w, h)
+            w, h = w * scale, h * scale
+        if max(w, h) > self.max_long_side:
+            scale = self.max_long_side / max(w, h)
+            w, h = w * scale, h * scale
+        m = self.multiple
+        return max(m, int(w) // m * m), max(m, int(h) // m * m)
+
+
+INPUT_SCALES = ("max", "255")  # rembg divides by the image's brightest value; others by 255
+RESAMPLERS = ("lanczos", "area")  # Pillow Lanczos (rembg parity) | OpenCV area down, cubic up
+OUTPUT_NORMALIZERS = ("minmax", "clip")  # rembg stretches each prediction to 0..1; a true alpha is kept
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One manifest entry: what the file is and how to feed the network."""
 
     name: str
     file: str
-    input_size: tuple[int, int]  # (width, height) fed to the network
+    input_size: tuple[int, int] | None  # (width, height) fed to the network; None: dynamic (see sizing)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     sha256: str | None = None
     md5: str | None = None
     activation: str = "identity"  # or "sigmoid" (BiRefNet emits logits)
     output_index: int = 0
+    output_normalize: str = "minmax"
+    input_scale: str = "max"
+    resample: str = "lanczos"
+    sizing: Sizing | None = None
     supported: bool = True
     unsupported_reason: str | None = None
     licence: str | None = None
@@ -64,17 +97,35 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
         out = d.get("output", {})
-        w, h = d["input_size"]
+        size = d["input_size"]
+        sizing = d.get("sizing")
+        if size == "dynamic":
+            if not isinstance(sizing, dict):
+                raise ConfigError(f"model {d['name']!r}: dynamic input needs a 'sizing' rule in the manifest")
+            input_size, sizing = None, Sizing(**{k: int(v) for k, v in sizing.items()})
+        else:
+            input_size, sizing = (int(size[0]), int(size[1])), None
+        for key, value, allowed in (
+            ("input_scale", d.get("input_scale", "max"), INPUT_SCALES),
+            ("resample", d.get("resample", "lanczos"), RESAMPLERS),
+            ("output.normalize", out.get("normalize", "minmax"), OUTPUT_NORMALIZERS),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"model {d['name']!r}: {key} must be one of {allowed}, got {value!r}")
         return cls(
             name=d["name"],
             file=d["file"],
-            input_size=(int(w), int(h)),
+            input_size=input_size,
             mean=tuple(float(x) for x in d["mean"]),
             std=tuple(float(x) for x in d["std"]),
             sha256=d.get("sha256"),
             md5=d.get("md5"),
             activation=out.get("activation", "identity"),
             output_index=int(out.get("index", 0)),
+            output_normalize=out.get("normalize", "minmax"),
+            input_scale=d.get("input_scale", "max"),
+            resample=d.get("resample", "lanczos"),
+            sizing=sizing,
             supported=bool(d.get("supported", True)),
             unsupported_reason=d.get("unsupported_reason"),
             licence=d.get("licence"),
@@ -82,6 +133,12 @@ class ModelSpec:
             sources=tuple(d.get("sources", ())),
             kind=d.get("kind", "matting"),
         )
+
+    def network_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the tensor fed to the network for a ``width`` x ``height`` photo."""
+        if self.sizing is not None:
+            return self.sizing.size_for(width, height)
+        return self.input_size  # type: ignore[return-value]
 
     @property
     def checksum(self) -> tuple[str, str] | None:
