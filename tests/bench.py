@@ -380,10 +380,91 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tests/bench.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add_bench_parser(sub)
+    add_models_bench_parser(sub)
     add_pipeline_bench_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
+
+
+# --- models side by side: the same images through each model, one run -----------------------------
+
+MODEL_VARIANTS = ("floor", "engine_mem", "engine_batch")
+
+
+def run_models_benchmark(models: list[str], rounds: int, repeat: int, large_side: int) -> dict:
+    """Each model's inference alone (floor), in memory (engine_mem) and end to end (engine_batch), on
+    the samples as given (~512 px) and upscaled to ``large_side``; child processes alternate models."""
+    from matting.engine import ModelStore
+    from matting.engine.session import available_cores
+
+    store = ModelStore()
+    for m in models:
+        store.verified_path(m)
+    cores = available_cores()
+    report: dict = {"models": models, "cores": cores, "rounds": rounds, "repeat": repeat, "sets": {}}
+    with tempfile.TemporaryDirectory(prefix="matting-bench-models-") as tmp:
+        sets = {
+            f"{SAMPLES_DIR.name} (as given)": SAMPLES_DIR,
+            f"{large_side} px": make_large_set(_images(SAMPLES_DIR), Path(tmp) / "large", large_side),
+        }
+        for label, folder in sets.items():
+            runs: dict[tuple[str, str], list[dict]] = {(m, v): [] for m in models for v in MODEL_VARIANTS}
+            for rnd in range(rounds):
+                for v in MODEL_VARIANTS:
+                    for m in models:
+                        res = _run_child(
+                            ["worker", v, str(folder), m, "1", str(repeat)], _child_env(v, store.model_dir, cores)
+                        )
+                        runs[(m, v)].append(res)
+                        median = statistics.median(res["wall_s"])
+                        _log(f"  {label} round {rnd + 1} {m:10} {v:13} median {median:.3f} s/img")
+            table = {
+                f"{m} {v}": {
+                    "s_per_img": _median_over_rounds(rs, "wall_s"),
+                    "range_s": [
+                        min(statistics.fmean(r["wall_s"]) for r in rs),
+                        max(statistics.fmean(r["wall_s"]) for r in rs),
+                    ],
+                    "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                }
+                for (m, v), rs in runs.items()
+            }
+            base = models[0]
+            ratios = {
+                f"{m} / {base} {v} (time)": table[f"{m} {v}"]["s_per_img"] / table[f"{base} {v}"]["s_per_img"]
+                for m in models[1:]
+                for v in MODEL_VARIANTS
+            }
+            report["sets"][label] = {"images": [p.name for p in _images(folder)], "variants": table, "ratios": ratios}
+    return report
+
+
+def add_models_bench_parser(sub) -> None:
+    b = sub.add_parser("bench-models", help="models side by side on the same images (time per image)")
+    b.add_argument("--models", default="u2netp,modnet")
+    b.add_argument("--rounds", type=int, default=3)
+    b.add_argument("--repeat", type=int, default=2)
+    b.add_argument("--large-side", type=int, default=3000)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench_models)
+
+
+def cmd_bench_models(args: argparse.Namespace) -> int:
+    r = run_models_benchmark(args.models.split(","), args.rounds, args.repeat, args.large_side)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"\nmodels side by side, {r['cores']} cores, {r['rounds']} rounds x {r['repeat']} passes")
+    for label, body in r["sets"].items():
+        print(f"\n== {label}: {', '.join(body['images'])}")
+        print(f"  {'model variant':26} {'s/img':>7} {'range':>15} {'peak RSS':>9}")
+        for k, m in body["variants"].items():
+            lo, hi = m["range_s"]
+            print(f"  {k:26} {m['s_per_img']:7.3f} {lo:7.3f}-{hi:<7.3f} {m['peak_rss_mb']:6.0f} MB")
+        for k, ratio in body["ratios"].items():
+            print(f"    {k:40} {ratio:5.2f}x")
+    return 0
 
 
 # --- pipeline overhead: the batch runner + archive against the engine alone ---------------------

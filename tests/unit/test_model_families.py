@@ -50,7 +50,10 @@ def _graph(input_dims: list, affine: tuple[float, float] | None) -> bytes:
             helper.make_tensor("a", TensorProto.FLOAT, [], [affine[0]]),
             helper.make_tensor("b", TensorProto.FLOAT, [], [affine[1]]),
         ]
-        nodes += [helper.make_node("Mul", ["red", "a"], ["scaled"]), helper.make_node("Add", ["scaled", "b"], ["output"])]
+        nodes += [
+            helper.make_node("Mul", ["red", "a"], ["scaled"]),
+            helper.make_node("Add", ["scaled", "b"], ["output"]),
+        ]
     model = helper.make_model(
         helper.make_graph(nodes, "family", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)]
     )

@@ -179,7 +179,9 @@ class Engine:
         else:
             pred = np.clip(pred, 0.0, 1.0)
         mask = (pred * 255.0 + (0.5 if self.spec.output_normalize == "clip" else 0.0)).astype(np.uint8)
-        interp = cv2.INTER_LINEAR if width * height >= mask.size else cv2.INTER_AREA
+        # Lanczos up, like rembg's Pillow resize (sharper edges than linear: MSE -6 % on a cello at
+        # 3000 px, `make quality`), area average down
+        interp = cv2.INTER_LANCZOS4 if width * height >= mask.size else cv2.INTER_AREA
         return cv2.resize(mask, (width, height), interpolation=interp)
 
     def predict_mask(self, rgb: np.ndarray) -> np.ndarray:

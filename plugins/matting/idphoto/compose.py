@@ -63,6 +63,7 @@ class IdPhoto:
     image: Image.Image
     data: bytes
     report: dict = field(default_factory=dict)
+    alpha: np.ndarray | None = None  # the subject's alpha placed in the final frame (uint8, before encoding)
 
     @property
     def passed(self) -> bool:
@@ -345,7 +346,7 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
         final=final,
     )
     report["timings_ms"] = timings
-    return IdPhoto(image=final, data=data, report=report)
+    return IdPhoto(image=final, data=data, report=report, alpha=out_alpha)
 
 
 def _hex(rgb) -> str:

@@ -1,0 +1,171 @@
+"""``make quality``: matte quality against exact ground truth, per model x scenario x content type.
+
+Composites of real photographic cut-outs over real photos (tests/quality/data.py), at the cut-out's own
+size and enlarged to a 3000 px product shot. Each model's raw mask is computed once per image; every
+scenario's mask operations (matting.engine.postprocess.refine_alpha) run on it; rembg's own
+``remove(only_mask=True)`` with the same u2netp weights runs on the same images in the same process.
+Metrics: matting.quality (SAD, MSE x1e3, gradient, connectivity, IoU at 0.5), over the whole image.
+Reported: mean, median and worst per group, and the median time per image (mask + scenario).
+
+    python tests/quality/run.py [--models u2netp,modnet] [--scenarios ...] [--resolutions native,3000]
+                                [--only squirrel,cello] [--json out/quality.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
+
+METRICS = ("mse", "sad", "grad", "conn", "iou")
+
+
+def _rembg_mask(session, rgb):
+    import numpy as np
+    from PIL import Image
+    from rembg import remove
+
+    return np.asarray(remove(Image.fromarray(rgb), session=session, only_mask=True))
+
+
+def measure(models: list[str], scenarios: list[str], resolutions: list[str], only: list[str] | None, rembg: bool):
+    """One row per (resolution, image, variant): the scores and the seconds it took."""
+    from matting.engine import Engine
+    from matting.engine.postprocess import refine_alpha
+    from matting.engine.scenarios import get_scenario
+    from matting.quality import score
+    from quality.data import composites
+
+    engines = {m: Engine(model=m) for m in models}
+    plans = {s: get_scenario(s) for s in scenarios}
+    session = None
+    if rembg:
+        import os
+
+        from rembg import new_session
+
+        os.environ["U2NET_HOME"] = str(engines["u2netp"].store.model_dir)  # the very same weights file
+        session = new_session("u2netp")
+    rows = []
+    for res in resolutions:
+        long_side = None if res == "native" else int(res)
+        for comp in composites(long_side, only):
+            t_img = time.perf_counter()
+            variants = []
+            for name, engine in engines.items():
+                t0 = time.perf_counter()
+                raw = engine.predict_mask(comp.rgb)
+                t_mask = time.perf_counter() - t0
+                for sname, sc in plans.items():
+                    t0 = time.perf_counter()
+                    alpha = refine_alpha(comp.rgb, raw, sc)
+                    variants.append((name, sname, alpha, t_mask + time.perf_counter() - t0))
+            if session is not None:
+                t0 = time.perf_counter()
+                alpha = _rembg_mask(session, comp.rgb)
+                variants.append(("rembg u2netp", "remove()", alpha, time.perf_counter() - t0))
+            for model, sname, alpha, secs in variants:
+                rows.append(
+                    {
+                        "resolution": comp.resolution,
+                        "image": comp.name,
+                        "content": comp.content,
+                        "model": model,
+                        "scenario": sname,
+                        "seconds": secs,
+                        **score(alpha, comp.alpha).to_dict(),
+                    }
+                )
+            print(
+                f"  {comp.resolution:7} {comp.content:8} {comp.name:22} {comp.rgb.shape[1]}x{comp.rgb.shape[0]} "
+                f"{time.perf_counter() - t_img:5.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """(resolution, content, model, scenario) -> mean / median / worst of each metric, median seconds."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        for content in (r["content"], "all"):
+            groups[(r["resolution"], content, r["model"], r["scenario"])].append(r)
+    out = {}
+    for key, rs in groups.items():
+        stats = {"n": len(rs), "seconds": statistics.median(r["seconds"] for r in rs)}
+        for m in METRICS:
+            values = [r[m] for r in rs]
+            worst = min(values) if m == "iou" else max(values)
+            stats[m] = {"mean": statistics.fmean(values), "median": statistics.median(values), "worst": worst}
+        stats["worst_image"] = min(rs, key=lambda r: r["iou"])["image"]
+        out[key] = stats
+    return out
+
+
+def tables(summary: dict) -> str:
+    lines = []
+    resolutions = sorted({k[0] for k in summary}, key=lambda r: (r != "native", r))
+    contents = ["all", "objects", "animals", "people"]
+    for res in resolutions:
+        for content in contents:
+            keys = [k for k in summary if k[0] == res and k[1] == content]
+            if not keys:
+                continue
+            n = summary[keys[0]]["n"]
+            lines += [
+                "",
+                f"**{content}, {res}** ({n} images)",
+                "",
+                "| model | scenario | MSE x1e3 mean / median / worst | SAD mean | Grad mean | Conn mean "
+                "| IoU mean / worst | s/image |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for k in sorted(keys, key=lambda k: summary[k]["mse"]["mean"]):
+                s = summary[k]
+                mse = s["mse"]
+                lines.append(
+                    f"| {k[2]} | {k[3]} "
+                    f"| {mse['mean'] * 1e3:.2f} / {mse['median'] * 1e3:.2f} / {mse['worst'] * 1e3:.1f} "
+                    f"| {s['sad']['mean']:.2f} | {s['grad']['mean']:.2f} | {s['conn']['mean']:.2f} "
+                    f"| {s['iou']['mean']:.3f} / {s['iou']['worst']:.3f} ({s['worst_image']}) | {s['seconds']:.2f} |"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from matting.engine.scenarios import load_scenarios
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="u2netp,modnet")
+    ap.add_argument("--scenarios", default=",".join(load_scenarios()))
+    ap.add_argument("--resolutions", default="native,3000")
+    ap.add_argument("--only", help="comma-separated cut-out names (a quick run)")
+    ap.add_argument("--no-rembg", action="store_true", help="leave out rembg's own numbers")
+    ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality.json")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = measure(
+        args.models.split(","),
+        args.scenarios.split(","),
+        args.resolutions.split(","),
+        args.only.split(",") if args.only else None,
+        not args.no_rembg,
+    )
+    summary = summarise(rows)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"rows": rows, "summary": [[*k, v] for k, v in summary.items()]}, indent=1))
+    print(tables(summary))
+    print(f"\n{len(rows)} scores in {time.perf_counter() - t0:.0f} s; per-image rows in {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
