@@ -14,7 +14,7 @@ FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
 
 ARG AIRFLOW_VERSION=3.3.2
 ARG MATTING_VARIANT=cpu
-ARG MATTING_MODELS="u2netp isnet-general-use"
+ARG MATTING_MODELS="u2netp modnet isnet-general-use"
 ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]==1.31.1"
 
 ENV PYTHONPATH=/opt/airflow/plugins \

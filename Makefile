@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt require
 # the weights of this checkout (the package's default is ~/.cache/matting/models)
 export MATTING_MODEL_DIR := $(CURDIR)/models
 
-.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quantize-study lint clean
+.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quality quantize-study lint clean
 
 $(STAMP): pyproject.toml requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ tools: $(COMPOSE)
 
 # model weights are fetched and checksum-verified, never committed (models/*.onnx is git-ignored)
 models: venv
-	$(PY) -m matting models fetch u2netp face_landmark iris_landmark palm_detection
+	$(PY) -m matting models fetch u2netp modnet face_landmark iris_landmark palm_detection
 
 # Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
 # client) and Redis (the Celery broker of the live CeleryExecutor test). Installed with apt-get when
@@ -89,6 +89,7 @@ demo: models
 
 bench: models
 	$(PY) tests/bench.py bench
+	$(PY) tests/bench.py bench-models --models u2netp,modnet
 
 # what a real (local) Airflow adds per task around the engine: matting_scheduled over 24 photos
 bench-airflow: models
@@ -103,9 +104,15 @@ bench-memory: models
 	$(PY) tests/live/bench_memory.py 200
 	$(PY) tests/live/bench_memory.py 2000
 
-# the ID-photo evaluation set: each case's verdict and the per-rule table (README "ID photos")
+# the ID-photo evaluation set: each case's verdict, the per-rule table and the edge halo, per matte model
 idphoto-eval: models
-	$(PY) tests/idphoto/eval_set.py
+	$(PY) tests/idphoto/eval_set.py --model u2netp --model modnet
+
+# matte quality against exact ground truth (README "Matte quality"): real photographic cut-outs over
+# real photos (Debian packages, fetched with apt-get download and sha256-checked), native and 3000 px,
+# every model x scenario x content type, each post-processing step alone, rembg in the same run
+quality: models
+	$(PY) tests/quality/run.py --ablation
 
 # issue #12: static INT8 u2netp recipes against fp32 (speed and mask agreement, one run)
 quantize-study: models

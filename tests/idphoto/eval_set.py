@@ -248,11 +248,11 @@ CASES = [
 
 
 def backdrop_show_through(source_rgb: np.ndarray, final_rgb: np.ndarray, alpha: np.ndarray, colour) -> float | None:
-    """Edge halo on the final photo: in the subject's edge band (0.02 < alpha < 0.98, widened by 2 px
-    outwards), how far each pixel sits from the new background colour towards the *old* backdrop's
-    colour (the median of the source's top 6 % of rows), as a mean fraction 0..1. A clean edge is a
-    mix of subject and new colour (near 0 along that direction); a light rim of the old backdrop is not.
-    None when the two backgrounds are too alike to tell apart."""
+    """Edge halo on the final photo: in the outer half of the subject's edge (0.02 < alpha < 0.5, and
+    2 px further out), how far each pixel sits from the new background colour towards the *old*
+    backdrop's colour (the median of the source's top 6 % of rows), as a mean fraction 0..1. There the
+    new colour dominates a clean edge; a rim of the old backdrop pulls towards it. None when the two
+    backgrounds are too alike to tell apart."""
     rows = max(1, source_rgb.shape[0] * 6 // 100)
     old = np.median(source_rgb[:rows].reshape(-1, 3), axis=0)
     new = np.asarray(colour, np.float64)
@@ -260,7 +260,7 @@ def backdrop_show_through(source_rgb: np.ndarray, final_rgb: np.ndarray, alpha: 
     if np.linalg.norm(u) < 40:
         return None
     a = alpha.astype(np.float64) / 255.0
-    band = (a > 0.02) & (a < 0.98)
+    band = (a > 0.02) & (a < 0.5)
     band |= cv2.dilate(band.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & (a <= 0.02)
     d = final_rgb.reshape(-1, 3)[band.ravel()].astype(np.float64) - new
     return float(np.clip(d @ u / (u @ u), 0.0, 1.0).mean())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -132,6 +133,9 @@ def package_dir(package: str) -> Path:
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         cmd = ["apt-get", "download", f"{package}={version}"]
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0 and os.geteuid() == 0:  # package lists missing or stale: refresh once
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=900)
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=900)
         debs = list(Path(tmp).glob("*.deb"))
         if proc.returncode != 0 or not debs:
             raise FetchError(

@@ -35,16 +35,46 @@ def _rembg_mask(session, rgb):
     return np.asarray(remove(Image.fromarray(rgb), session=session, only_mask=True))
 
 
-def measure(models: list[str], scenarios: list[str], resolutions: list[str], only: list[str] | None, rembg: bool):
-    """One row per (resolution, image, variant): the scores and the seconds it took."""
+# one step at a time, on the model's raw mask: what each post-processing step does per content type
+ABLATION = {
+    "step: flip": {"flip": True},
+    "step: levels 0.06-0.94": {"levels": [0.06, 0.94]},
+    "step: levels 0.15-0.85": {"levels": [0.15, 0.85]},
+    "step: keep_largest": {"keep_largest": True},
+    "step: erode 1": {"erode": 1},
+    "step: feather 0.8": {"feather": 0.8},
+    "step: threshold 0.5": {"threshold": 0.5},
+    "step: alpha_matting": {"alpha_matting": True},
+}
+
+
+def plans_for(scenarios: list[str], ablation: bool) -> dict:
+    from matting.engine.scenarios import Scenario, get_scenario
+
+    plans = {s: get_scenario(s) for s in scenarios}
+    if ablation:
+        plans.update({name: Scenario.from_dict(name, d) for name, d in ABLATION.items()})
+    return plans
+
+
+def measure(
+    models: list[str],
+    scenarios: list[str],
+    resolutions: list[str],
+    only: list[str] | None,
+    rembg: bool,
+    ablation: bool = False,
+    portrait_models: tuple[str, ...] = ("modnet",),
+):
+    """One row per (resolution, image, variant): the scores and the seconds it took. A portrait model
+    runs every variant on people and only its raw mask elsewhere (it is not meant for objects)."""
     from matting.engine import Engine
     from matting.engine.postprocess import refine_alpha
-    from matting.engine.scenarios import get_scenario
     from matting.quality import score
     from quality.data import composites
 
     engines = {m: Engine(model=m) for m in models}
-    plans = {s: get_scenario(s) for s in scenarios}
+    plans = plans_for(scenarios, ablation)
     session = None
     if rembg:
         import os
@@ -60,12 +90,17 @@ def measure(models: list[str], scenarios: list[str], resolutions: list[str], onl
             t_img = time.perf_counter()
             variants = []
             for name, engine in engines.items():
-                t0 = time.perf_counter()
-                raw = engine.predict_mask(comp.rgb)
-                t_mask = time.perf_counter() - t0
+                raw: dict[bool, tuple] = {}
                 for sname, sc in plans.items():
+                    if name in portrait_models and comp.content != "people" and sname != "default":
+                        continue
+                    if sc.flip not in raw:
+                        t0 = time.perf_counter()
+                        mask = engine.predict_mask(comp.rgb, flip=sc.flip)
+                        raw[sc.flip] = (mask, time.perf_counter() - t0)
+                    mask, t_mask = raw[sc.flip]
                     t0 = time.perf_counter()
-                    alpha = refine_alpha(comp.rgb, raw, sc)
+                    alpha = refine_alpha(comp.rgb, mask, sc)
                     variants.append((name, sname, alpha, t_mask + time.perf_counter() - t0))
             if session is not None:
                 t0 = time.perf_counter()
@@ -149,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resolutions", default="native,3000")
     ap.add_argument("--only", help="comma-separated cut-out names (a quick run)")
     ap.add_argument("--no-rembg", action="store_true", help="leave out rembg's own numbers")
+    ap.add_argument("--ablation", action="store_true", help="also each post-processing step alone")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality.json")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -158,11 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         args.resolutions.split(","),
         args.only.split(",") if args.only else None,
         not args.no_rembg,
+        args.ablation,
     )
     summary = summarise(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rows": rows, "summary": [[*k, v] for k, v in summary.items()]}, indent=1))
-    print(tables(summary))
+    text = tables(summary)
+    args.json.with_suffix(".md").write_text(text + "\n")
+    print(text)
     print(f"\n{len(rows)} scores in {time.perf_counter() - t0:.0f} s; per-image rows in {args.json}")
     return 0
 

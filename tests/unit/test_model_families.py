@@ -166,3 +166,17 @@ def test_manifest_rejects_what_the_engine_cannot_run():
         ModelSpec.from_dict({**base, "input_size": [8, 8], "output": {"normalize": "softmax"}})
     spec = ModelSpec.from_dict({**base, "input_size": [320, 320]})
     assert dataclasses.replace(spec).network_size(3000, 2000) == (320, 320)
+
+
+def test_flip_averages_with_the_mirrored_prediction_put_back_in_place(tmp_path):
+    """``flip: true`` runs the mirrored photo too and mirrors its prediction back before averaging. The
+    tiny network is pointwise, so a correct flip changes nothing; a prediction left mirrored would
+    flatten the ramp to its middle value (120)."""
+    from matting.engine.scenarios import Scenario
+
+    store = _store_with(tmp_path, "modnet", _graph(["batch", 3, "height", "width"], (0.5, 0.5)))
+    rgb = _photo()
+    plain = Engine(model="modnet", store=store).predict_mask(rgb).astype(np.float64)
+    flipped = Engine(model="modnet", store=store, scenario=Scenario(name="t", flip=True)).predict_mask(rgb)
+    np.testing.assert_allclose(flipped.astype(np.float64), plain, atol=1.0)
+    assert plain[H0 // 2, 10] < 60 and plain[H0 // 2, -10] > 180

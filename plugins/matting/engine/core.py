@@ -167,12 +167,14 @@ class Engine:
         outputs = session.run(None, {session.get_inputs()[0].name: tensor})
         return outputs[self.spec.output_index][0, 0]
 
-    def postprocess_prediction(self, pred: np.ndarray, width: int, height: int) -> np.ndarray:
+    def _activated(self, pred: np.ndarray) -> np.ndarray:
+        pred = pred.astype(np.float32)
+        return 1.0 / (1.0 + np.exp(-pred)) if self.spec.activation == "sigmoid" else pred
+
+    def postprocess_prediction(self, pred: np.ndarray, width: int, height: int, activated: bool = False) -> np.ndarray:
         """Raw network output -> uint8 mask at the image's size: the activation, then min-max
         normalised like rembg (``minmax``) or kept as the alpha it is (``clip`` to 0..1)."""
-        pred = pred.astype(np.float32)
-        if self.spec.activation == "sigmoid":
-            pred = 1.0 / (1.0 + np.exp(-pred))
+        pred = pred.astype(np.float32) if activated else self._activated(pred)
         if self.spec.output_normalize == "minmax":
             lo, hi = float(pred.min()), float(pred.max())
             pred = (pred - lo) / max(hi - lo, 1e-6)
@@ -184,9 +186,16 @@ class Engine:
         interp = cv2.INTER_LANCZOS4 if width * height >= mask.size else cv2.INTER_AREA
         return cv2.resize(mask, (width, height), interpolation=interp)
 
-    def predict_mask(self, rgb: np.ndarray) -> np.ndarray:
-        """The model's raw soft mask at full size (the one rembg's only_mask=True returns)."""
-        return self.postprocess_prediction(self.infer(self.preprocess(rgb)), rgb.shape[1], rgb.shape[0])
+    def predict_mask(self, rgb: np.ndarray, flip: bool | None = None) -> np.ndarray:
+        """The model's soft mask at full size (the one rembg's only_mask=True returns). With ``flip``
+        (default: the scenario's), the prediction is averaged with the mirrored photo's (two inferences)."""
+        flip = self.scenario.flip if flip is None else flip
+        tensor = self.preprocess(rgb)
+        pred = self._activated(self.infer(tensor))
+        if flip:
+            mirrored = self._activated(self.infer(np.ascontiguousarray(tensor[..., ::-1])))
+            pred = (pred + mirrored[:, ::-1]) * 0.5
+        return self.postprocess_prediction(pred, rgb.shape[1], rgb.shape[0], activated=True)
 
     # --- one image --------------------------------------------------------------------------------
 

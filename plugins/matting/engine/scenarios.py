@@ -17,12 +17,14 @@ FOREGROUND_METHODS = ("none", "ml", "blur_fusion")
 
 @dataclass(frozen=True)
 class Scenario:
-    """Mask post-processing, applied in this order: alpha matting, levels/threshold, largest region,
-    erosion, feathering; then foreground colour estimation on the final alpha."""
+    """How the mask is made (``model``, ``flip``) and post-processed, in this order: alpha matting,
+    levels/threshold, largest region, erosion, feathering; then foreground colour estimation on the
+    final alpha."""
 
     name: str = "default"
     description: str = ""
     model: str | None = None
+    flip: bool = False  # average the model's prediction with the mirrored photo's (2 inferences)
     levels: tuple[float, float] | None = None  # alpha below lo -> 0, above hi -> 1, linear between
     threshold: float | None = None  # binary alpha at this level (0..1)
     keep_largest: bool = False  # drop every foreground region except the largest
