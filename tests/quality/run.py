@@ -48,12 +48,35 @@ ABLATION = {
 }
 
 
-def plans_for(scenarios: list[str], ablation: bool) -> dict:
+def fill_holes(alpha, level: int = 128, margin: int = 6):
+    """HivisionIDPhotos' ``hollow_out_fix`` (run after its own MODNet), rewritten to measure it: opaque
+    inside the outline of the largest region, the outline taken after eroding ``margin`` px."""
+    import cv2
+    import numpy as np
+
+    binary = cv2.erode((alpha >= level).astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return alpha
+    inside = np.zeros_like(alpha)
+    cv2.drawContours(inside, [max(contours, key=cv2.contourArea)], -1, 255, thickness=cv2.FILLED)
+    return np.maximum(alpha, inside)
+
+
+# steps that are not scenario keys: measured here, not offered (see the README for why)
+EXTRA_STEPS = {"step: fill_holes (HivisionIDPhotos)": fill_holes}
+
+
+def plans_for(scenarios: list[str], ablation: bool | list[str]) -> dict:
+    """Named scenarios, plus the ablation steps (all, or those listed by name)."""
     from matting.engine.scenarios import Scenario, get_scenario
 
     plans = {s: get_scenario(s) for s in scenarios}
     if ablation:
-        plans.update({name: Scenario.from_dict(name, d) for name, d in ABLATION.items()})
+        steps = ABLATION if ablation is True else {k: ABLATION[k] for k in ablation if k in ABLATION}
+        plans.update({name: Scenario.from_dict(name, d) for name, d in steps.items()})
+        extra = EXTRA_STEPS if ablation is True else {k: EXTRA_STEPS[k] for k in ablation if k in EXTRA_STEPS}
+        plans.update({name: (Scenario(name=name), fn) for name, fn in extra.items()})
     return plans
 
 
@@ -63,7 +86,7 @@ def measure(
     resolutions: list[str],
     only: list[str] | None,
     rembg: bool,
-    ablation: bool = False,
+    ablation: bool | list[str] = False,
     portrait_models: tuple[str, ...] = ("modnet",),
 ):
     """One row per (resolution, image, variant): the scores and the seconds it took. A portrait model
@@ -91,7 +114,8 @@ def measure(
             variants = []
             for name, engine in engines.items():
                 raw: dict[bool, tuple] = {}
-                for sname, sc in plans.items():
+                for sname, plan in plans.items():
+                    sc, extra = plan if isinstance(plan, tuple) else (plan, None)
                     if name in portrait_models and comp.content != "people" and sname != "default":
                         continue
                     if sc.flip not in raw:
@@ -100,7 +124,7 @@ def measure(
                         raw[sc.flip] = (mask, time.perf_counter() - t0)
                     mask, t_mask = raw[sc.flip]
                     t0 = time.perf_counter()
-                    alpha = refine_alpha(comp.rgb, mask, sc)
+                    alpha = refine_alpha(comp.rgb, mask, sc) if extra is None else extra(mask)
                     variants.append((name, sname, alpha, t_mask + time.perf_counter() - t0))
             if session is not None:
                 t0 = time.perf_counter()
@@ -185,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="comma-separated cut-out names (a quick run)")
     ap.add_argument("--no-rembg", action="store_true", help="leave out rembg's own numbers")
     ap.add_argument("--ablation", action="store_true", help="also each post-processing step alone")
+    ap.add_argument("--steps", help="with --ablation: only these steps (comma-separated, e.g. 'step: flip')")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality.json")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -194,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         args.resolutions.split(","),
         args.only.split(",") if args.only else None,
         not args.no_rembg,
-        args.ablation,
+        args.steps.split(",") if args.ablation and args.steps else args.ablation,
     )
     summary = summarise(rows)
     args.json.parent.mkdir(parents=True, exist_ok=True)

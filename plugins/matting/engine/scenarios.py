@@ -18,8 +18,8 @@ FOREGROUND_METHODS = ("none", "ml", "blur_fusion")
 @dataclass(frozen=True)
 class Scenario:
     """How the mask is made (``model``, ``flip``) and post-processed, in this order: alpha matting,
-    levels/threshold, largest region, erosion, feathering; then foreground colour estimation on the
-    final alpha."""
+    levels/threshold, largest region, erosion, feathering; then foreground colour
+    estimation on the final alpha."""
 
     name: str = "default"
     description: str = ""

@@ -112,8 +112,22 @@ def find_crown(alpha: np.ndarray, face: Face) -> tuple[float, bool]:
     return crown, False
 
 
+# Placement aims this share of each band's width inside the band (top margin and eye line; the head
+# ratio is aimed inside by its candidates): the final photo is re-measured after JPEG, KB-limit
+# re-compression and re-detection, which move the eye line by ~0.003 of the height, so a photo we
+# place can never land on a band's edge and fail our own rule.
+PLACEMENT_MARGIN = 0.15
+
+
+def _inset(band: tuple[float, float], margin: float) -> tuple[float, float]:
+    lo, hi = band
+    d = (hi - lo) * margin
+    return lo + d, hi - d
+
+
 def plan_placement(spec: IdPhotoSpec, face: Face, crown: float) -> Placement:
-    """Choose scale and vertical offset so head height, top margin and eye line fall in the bands."""
+    """Choose scale and vertical offset so head height, top margin and eye line fall in the bands,
+    aimed ``PLACEMENT_MARGIN`` inside each band (without the margin only when no placement fits it)."""
     w, h = spec.width_px, spec.height_px
     chin = face.chin_y
     head_px = max(chin - crown, 1.0)
@@ -122,19 +136,23 @@ def plan_placement(spec: IdPhotoSpec, face: Face, crown: float) -> Placement:
     mid = (lo + hi) / 2
     candidates = sorted(np.linspace(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo), 9), key=lambda r: abs(r - mid))
     chosen = None
-    for ratio in candidates:
-        s = ratio * h / head_px
-        t_lo, t_hi = spec.top_margin_ratio[0] * h, spec.top_margin_ratio[1] * h
-        if spec.eye_line_ratio:
-            e_lo, e_hi = spec.eye_line_ratio
-            t_lo = max(t_lo, h * (1 - e_hi) - eye_below_crown * s)
-            t_hi = min(t_hi, h * (1 - e_lo) - eye_below_crown * s)
-        # keep the chin inside the frame with a little room
-        t_hi = min(t_hi, h * 0.98 - head_px * s)
-        if t_lo <= t_hi:
-            # inside the feasible range, prefer the middle of the top-margin band
-            want = sum(spec.top_margin_ratio) / 2 * h
-            chosen = (s, min(max(want, t_lo), t_hi))
+    for margin in (PLACEMENT_MARGIN, 0.0):
+        top_band = _inset(spec.top_margin_ratio, margin)
+        for ratio in candidates:
+            s = ratio * h / head_px
+            t_lo, t_hi = top_band[0] * h, top_band[1] * h
+            if spec.eye_line_ratio:
+                e_lo, e_hi = _inset(spec.eye_line_ratio, margin)
+                t_lo = max(t_lo, h * (1 - e_hi) - eye_below_crown * s)
+                t_hi = min(t_hi, h * (1 - e_lo) - eye_below_crown * s)
+            # keep the chin inside the frame with a little room
+            t_hi = min(t_hi, h * 0.98 - head_px * s)
+            if t_lo <= t_hi:
+                # inside the feasible range, prefer the middle of the top-margin band
+                want = sum(spec.top_margin_ratio) / 2 * h
+                chosen = (s, min(max(want, t_lo), t_hi))
+                break
+        if chosen is not None:
             break
     if chosen is None:  # no ratio satisfies every band: take the middle and let the report say why
         s = mid * h / head_px
