@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--lenient", dest="strict", action="store_false", help="emit photos failing a rule, with warnings"
     )
-    idp.add_argument("--model", help="matting model (default u2netp)")
+    idp.add_argument("--model", help="matting model (default: the id_photo scenario's, modnet)")
     idp.add_argument("--scenario", default="id_photo", help="mask post-processing scenario")
     idp.add_argument("--providers", help="execution providers in order, e.g. cuda,cpu")
     idp.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")

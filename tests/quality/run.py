@@ -80,6 +80,14 @@ def plans_for(scenarios: list[str], ablation: bool | list[str]) -> dict:
     return plans
 
 
+def runs_on(model: str, scenario_name: str, sc, content: str, portrait_models=("modnet",)) -> bool:
+    """A scenario that names its model runs with that model only; a portrait model runs every variant
+    on people and only its raw mask elsewhere (it is not meant for objects)."""
+    if sc.model and sc.model != model:
+        return False
+    return not (model in portrait_models and content != "people" and scenario_name != "default")
+
+
 def measure(
     models: list[str],
     scenarios: list[str],
@@ -89,8 +97,8 @@ def measure(
     ablation: bool | list[str] = False,
     portrait_models: tuple[str, ...] = ("modnet",),
 ):
-    """One row per (resolution, image, variant): the scores and the seconds it took. A portrait model
-    runs every variant on people and only its raw mask elsewhere (it is not meant for objects)."""
+    """One row per (resolution, image, variant): the scores and the seconds it took (which variants
+    run where: ``runs_on``)."""
     from matting.engine import Engine
     from matting.engine.postprocess import refine_alpha
     from matting.quality import score
@@ -116,7 +124,7 @@ def measure(
                 raw: dict[bool, tuple] = {}
                 for sname, plan in plans.items():
                     sc, extra = plan if isinstance(plan, tuple) else (plan, None)
-                    if name in portrait_models and comp.content != "people" and sname != "default":
+                    if not runs_on(name, sname, sc, comp.content, portrait_models):
                         continue
                     if sc.flip not in raw:
                         t0 = time.perf_counter()
@@ -199,6 +207,52 @@ def tables(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def compact_tables(summary: dict) -> str:
+    """The README's tables: per resolution, each (model, scenario) x content type (MSE x1e3 mean /
+    median / worst, gradient error mean, s/image), then each step's change of mean MSE and gradient
+    error against the raw mask it was applied to (u2netp for objects and animals, MODNet for people)."""
+    contents = ["objects", "animals", "people"]
+    lines = []
+    for res in sorted({k[0] for k in summary}, key=lambda r: (r != "native", r)):
+        variants = sorted(
+            {(k[2], k[3]) for k in summary if k[0] == res and not k[3].startswith("step: ")},
+            key=lambda v: (v[0] != "rembg u2netp", v[0], v[1] != "default", v[1]),
+        )
+        n = {c: summary.get((res, c, "u2netp", "default"), {}).get("n", 0) for c in contents}
+        head = " | ".join(f"{c} ({n[c]}): MSE mean / median / worst, Grad" for c in contents)
+        lines += ["", f"**{res}**", "", f"| model | scenario | {head} | s/image |", "|---" * 6 + "|"]
+        for model, scen in variants:
+            cells, secs = [], []
+            for c in contents:
+                s = summary.get((res, c, model, scen))
+                if s is None:
+                    cells.append("-")
+                    continue
+                m = s["mse"]
+                cells.append(
+                    f"{m['mean'] * 1e3:.2f} / {m['median'] * 1e3:.2f} / {m['worst'] * 1e3:.1f}, {s['grad']['mean']:.3f}"
+                )
+                secs.append(s["seconds"])
+            lines.append(f"| {model} | {scen} | {' | '.join(cells)} | {statistics.median(secs):.2f} |")
+    steps = sorted({k[3] for k in summary if k[3].startswith("step: ")})
+    if steps:
+        lines += ["", "| step alone (change vs the raw mask) | resolution | objects (u2netp): MSE, Grad "
+                  "| animals (u2netp): MSE, Grad | people (MODNet): MSE, Grad |", "|---|---|---|---|---|"]
+        for step in steps:
+            for res in sorted({k[0] for k in summary}, key=lambda r: (r != "native", r)):
+                cells = []
+                for c, model in (("objects", "u2netp"), ("animals", "u2netp"), ("people", "modnet")):
+                    base, s = summary.get((res, c, model, "default")), summary.get((res, c, model, step))
+                    if not base or not s:
+                        cells.append("-")
+                        continue
+                    dm = s["mse"]["mean"] / base["mse"]["mean"] - 1
+                    dg = s["grad"]["mean"] / base["grad"]["mean"] - 1
+                    cells.append(f"{dm:+.0%}, {dg:+.0%}")
+                lines.append(f"| {step[6:]} | {res} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from matting.engine.scenarios import load_scenarios
 
@@ -225,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rows": rows, "summary": [[*k, v] for k, v in summary.items()]}, indent=1))
     text = tables(summary)
-    args.json.with_suffix(".md").write_text(text + "\n")
+    args.json.with_suffix(".md").write_text(compact_tables(summary) + "\n\n" + text + "\n")
     print(text)
+    print("\n" + compact_tables(summary))
     print(f"\n{len(rows)} scores in {time.perf_counter() - t0:.0f} s; per-image rows in {args.json}")
     return 0
 

@@ -34,7 +34,7 @@ class IdPhotoOperator(BaseOperator):
     :param source_conn_id: Airflow connection for an S3 or SFTP source.
     :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
     :param run_prefix: the run's folder (default ``YYYY/MM/DD/<run_id>``).
-    :param model: matting model (default ``u2netp``).
+    :param model: matting model (default: the ``id_photo`` scenario's, ``modnet``).
     """
 
     operator_extra_links = (ResultsLink(),)
