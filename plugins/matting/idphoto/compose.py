@@ -135,28 +135,28 @@ def plan_placement(spec: IdPhotoSpec, face: Face, crown: float) -> Placement:
     lo, hi = spec.head_ratio
     mid = (lo + hi) / 2
     candidates = sorted(np.linspace(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo), 9), key=lambda r: abs(r - mid))
-    chosen = None
-    for margin in (PLACEMENT_MARGIN, 0.0):
-        top_band = _inset(spec.top_margin_ratio, margin)
+    want = sum(spec.top_margin_ratio) / 2 * h
+
+    def fit(margin: float) -> tuple[float, float] | None:
+        """The first head ratio (nearest the middle) whose bands, inset by ``margin``, leave room."""
+        t_band = _inset(spec.top_margin_ratio, margin)
+        e_band = _inset(spec.eye_line_ratio, margin) if spec.eye_line_ratio else None
         for ratio in candidates:
             s = ratio * h / head_px
-            t_lo, t_hi = top_band[0] * h, top_band[1] * h
-            if spec.eye_line_ratio:
-                e_lo, e_hi = _inset(spec.eye_line_ratio, margin)
-                t_lo = max(t_lo, h * (1 - e_hi) - eye_below_crown * s)
-                t_hi = min(t_hi, h * (1 - e_lo) - eye_below_crown * s)
+            t_lo, t_hi = t_band[0] * h, t_band[1] * h
+            if e_band:
+                t_lo = max(t_lo, h * (1 - e_band[1]) - eye_below_crown * s)
+                t_hi = min(t_hi, h * (1 - e_band[0]) - eye_below_crown * s)
             # keep the chin inside the frame with a little room
             t_hi = min(t_hi, h * 0.98 - head_px * s)
-            if t_lo <= t_hi:
-                # inside the feasible range, prefer the middle of the top-margin band
-                want = sum(spec.top_margin_ratio) / 2 * h
-                chosen = (s, min(max(want, t_lo), t_hi))
-                break
-        if chosen is not None:
-            break
+            if t_lo <= t_hi:  # inside the feasible range, prefer the middle of the top-margin band
+                return s, min(max(want, t_lo), t_hi)
+        return None
+
+    chosen = fit(PLACEMENT_MARGIN) or fit(0.0)
     if chosen is None:  # no ratio satisfies every band: take the middle and let the report say why
         s = mid * h / head_px
-        chosen = (s, sum(spec.top_margin_ratio) / 2 * h)
+        chosen = (s, want)
     s, crown_out = chosen
     cx = face.eye_mid[0]
     m = np.array([[s, 0.0, w / 2 - s * cx], [0.0, s, crown_out - s * crown]])
