@@ -27,10 +27,9 @@ USER airflow
 # (group-writable: the compose file runs as any AIRFLOW_UID with group 0)
 RUN mkdir -p /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache \
  && chmod -R g+rwX /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache
-COPY --chown=airflow:0 requirements-runtime.txt requirements-nodeps.txt constraints.txt /opt/matting/
+COPY --chown=airflow:0 requirements-runtime.txt constraints.txt /opt/matting/
 # keep Airflow itself at the image's version; everything else at the set the tests ran with
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/matting/requirements-runtime.txt \
- && pip install --no-cache-dir --no-deps -r /opt/matting/requirements-nodeps.txt \
  && if [ "${MATTING_VARIANT}" = "gpu" ]; then \
         pip uninstall -y onnxruntime && pip install --no-cache-dir "${ONNXRUNTIME_GPU}"; \
     fi \
@@ -41,4 +40,4 @@ COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 include /opt/airflow/include
 # weights come from rembg's release URLs (the manifest's first source) and are checked against the
 # manifest's checksum; a mismatch fails the build
-RUN python -m matting models fetch ${MATTING_MODELS} face_landmark iris_landmark palm_detection && python -m matting models list
+RUN python -m matting models fetch ${MATTING_MODELS} idphoto && python -m matting models list

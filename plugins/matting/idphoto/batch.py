@@ -114,6 +114,8 @@ def options_from(
     fmt = fmt.lower().replace("jpg", "jpeg")
     if fmt not in ("jpeg", "png"):
         raise ConfigError(f"ID photos are written as jpeg or png, not {fmt!r}")
+    if fmt not in spec.formats:
+        raise ConfigError(f"{spec.name} accepts {' or '.join(spec.formats)} files only, not {fmt}")
     if kb_max is not None and kb_max <= 0:
         raise ConfigError("kb_max must be positive")
     return IdPhotoOptions(

@@ -5,7 +5,6 @@ and measure every rule for the compliance report.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import math
 import time
@@ -21,8 +20,8 @@ from matting.engine.core import Engine
 from matting.errors import ConfigError, FaceCut, MultipleFaces, NoFaceFound
 from matting.idphoto.face import Face, detect_faces, prominent_faces
 from matting.idphoto.hands import PalmDetector
-from matting.idphoto.measure import measure_final
-from matting.idphoto.mesh import CHIN, FaceMesh
+from matting.idphoto.measure import judge, measure_final, measure_source
+from matting.idphoto.mesh import FaceMesh, on_mesh
 from matting.idphoto.specs import IdPhotoSpec
 from matting.images import DecodedImage, decode
 
@@ -78,7 +77,7 @@ def _transform(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def _rotated_face(face: Face, m: np.ndarray) -> Face:
-    pts = np.array([face.left_eye, face.right_eye, face.nose, face.mouth_left, face.mouth_right])
+    pts = np.array([face.left_eye, face.right_eye, face.nose, face.mouth])
     p = _transform(pts, m)
     cx, cy = _transform(np.array([[(face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2]]), m)[0]
     hw, hh = (face.box[2] - face.box[0]) / 2, (face.box[3] - face.box[1]) / 2
@@ -88,8 +87,7 @@ def _rotated_face(face: Face, m: np.ndarray) -> Face:
         left_eye=tuple(p[0]),
         right_eye=tuple(p[1]),
         nose=tuple(p[2]),
-        mouth_left=tuple(p[3]),
-        mouth_right=tuple(p[4]),
+        mouth=tuple(p[3]),
     )
 
 
@@ -281,14 +279,6 @@ def _rule(name: str, value, band, passed: bool, failure: str) -> dict:
     return {"rule": name, "value": value, "band": band, "passed": passed, "message": "" if passed else failure}
 
 
-def _band_rule(name: str, value: float | None, band, unit: str = "") -> dict:
-    if band is None:
-        return {}
-    ok = value is not None and band[0] - 1e-6 <= value <= band[1] + 1e-6
-    text = f"{name} {value:.3f}{unit}" if value is not None else f"{name} unknown"
-    return _rule(name, value, list(band), ok, f"{text} outside {band[0]:.3f}-{band[1]:.3f}")
-
-
 def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOptions) -> IdPhoto:
     """The whole ID-photo pipeline for one decoded portrait. Raises NoFaceFound / MultipleFaces /
     FaceCut for photos that cannot be framed; everything else is measured into the report."""
@@ -296,14 +286,17 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     seen = image.rgb if image.alpha is None else pp.over_background(image.rgb, image.alpha, (255, 255, 255))
-    faces = detect_faces(seen)
+    faces = detect_faces(seen, engine.store)
     prominent = prominent_faces(faces)
     timings["face"] = round((time.perf_counter() - t0) * 1000, 1)
     if not prominent:
         raise NoFaceFound("no face found" + (f" (only {len(faces)} unsure or tiny detection(s))" if faces else ""))
     if len(prominent) > 1:
         raise MultipleFaces(f"{len(prominent)} prominent faces found; an ID photo needs exactly one")
-    face = prominent[0]
+    mesh_model = face_mesh(engine.store)
+    source_mesh = mesh_model.landmarks(seen, prominent[0])
+    from_source = measure_source(seen, source_mesh, palm_detector(engine.store))
+    face = on_mesh(prominent[0], source_mesh)
     roll = face.roll_deg
 
     matte = engine.matte(image, timings)
@@ -316,10 +309,9 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
         rgb = cv2.warpAffine(rgb, rot, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         alpha = cv2.warpAffine(alpha, rot, size, flags=cv2.INTER_LINEAR, borderValue=0)
         face = _rotated_face(face, rot)
+        face = on_mesh(face, mesh_model.landmarks(rgb, face))
     if face.box[1] < 0 or face.box[0] < 0 or face.box[2] > rgb.shape[1]:
         raise FaceCut("the face runs off the edge of the source photo")
-    mesh_model = face_mesh(engine.store)
-    face = dataclasses.replace(face, chin=float(mesh_model.landmarks(rgb, face).pt(CHIN)[1]))
     crown, touches_top = find_crown(alpha, face)
     placement = plan_placement(spec, face, crown)
     w, h = spec.width_px, spec.height_px
@@ -345,7 +337,9 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
         if shown.shape[:2] == out_alpha.shape
         else cv2.resize(out_alpha, (shown.shape[1], shown.shape[0]), interpolation=cv2.INTER_AREA)
     )
-    measured = measure_final(shown, shown_alpha, spec, placement.scale, mesh_model, palm_detector(engine.store))
+    measured = measure_final(
+        shown, shown_alpha, spec, placement.scale, mesh_model, palm_detector(engine.store), from_source
+    )
     timings["measure"] = round((time.perf_counter() - t0) * 1000, 1)
     report = build_report(
         spec,
@@ -479,14 +473,21 @@ def build_report(
         *measured_rules,
         *_limit_rules(options, file_kb),
     ]
-    rules = [_plain(r) for r in rules if r]
+    rules = judge([_plain(r) for r in rules if r])
     warnings = _warnings(measured_warnings, touches_top, rotated, roll, detections, face_count)
     reasons = [r["message"] for r in rules if not r["passed"]]
+    borderline = [r["message"] for r in rules if r.get("borderline")]
+    verdict = "fail" if reasons else "borderline" if borderline else "pass"
+    if options.strict:  # borderline is not a pass: held for review, with why
+        reasons += borderline
+    else:
+        warnings += borderline
     return _plain(
         {
             "spec": spec.name,
             "spec_title": spec.title,
             "passed": not reasons,
+            "verdict": verdict,
             "reasons": reasons,
             "warnings": warnings,
             "head_ratio": values.get("head_ratio"),

@@ -15,7 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from matting.idphoto.mesh import LiteRTRunner
+from matting.idphoto.litert import runner
 
 SIZE = 192
 MIN_SCORE = 0.5  # MediaPipe's palm graph threshold
@@ -38,11 +38,6 @@ def _anchors() -> np.ndarray:
     return np.asarray(centres, np.float32)
 
 
-@lru_cache(maxsize=2)
-def _runner(path: str) -> LiteRTRunner:
-    return LiteRTRunner(path)
-
-
 def _iou(a, b) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -57,7 +52,7 @@ class PalmDetector:
     def __init__(self, store=None) -> None:
         from matting.engine.models import ModelStore
 
-        self.model = _runner(str((store or ModelStore()).verified_path("palm_detection")))
+        self.model = runner(str((store or ModelStore()).verified_path("palm_detection")))
 
     def palms(self, rgb: np.ndarray, region: tuple[float, float, float, float] | None = None) -> list[Palm]:
         """Palms found in ``region`` (x0, y0, x1, y1; the whole image if None), letterboxed to a square,
@@ -75,7 +70,7 @@ class PalmDetector:
         square[oy : oy + patch.shape[0], ox : ox + patch.shape[1]] = patch
         tensor = cv2.resize(square, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         regressors, logits = self.model(tensor)
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -100, 100)))
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1), -80, 80)))
         anchors = _anchors()
         found: list[Palm] = []
         for i in np.argsort(-scores):

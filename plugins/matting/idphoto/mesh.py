@@ -9,21 +9,24 @@ No Airflow import.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from matting.idphoto.face import Face
+from matting.idphoto.litert import runner
 
 # MediaPipe canonical mesh indices ("right"/"left" are the subject's; the subject's right eye is on
 # the image's left)
 RIGHT_EYE = {"outer": 33, "inner": 133, "upper": (160, 158), "lower": (144, 153)}
 LEFT_EYE = {"outer": 263, "inner": 362, "upper": (385, 387), "lower": (380, 373)}
 LIPS_INNER = (13, 14)  # upper, lower lip (inner edge), on the mid line
+# the lips' inner and outer contours, each a closed loop from the image-left mouth corner
+INNER_LIP_LOOP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+OUTER_LIP_LOOP = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 MOUTH_CORNERS = (61, 291)
 NOSE_TIP, CHIN, FOREHEAD = 1, 152, 10
 FACE_SIDES = (234, 454)  # image-left and image-right cheek contour
@@ -95,30 +98,6 @@ class Mesh:
         return np.asarray(self.iris["right"][:2]), np.asarray(self.iris["left"][:2])
 
 
-class LiteRTRunner:
-    """One LiteRT interpreter; invocations are serialised (an interpreter is not thread-safe)."""
-
-    def __init__(self, path: str) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_path=path, num_threads=1)
-        self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
-        self.lock = threading.Lock()
-
-    def __call__(self, image01: np.ndarray) -> list[np.ndarray]:
-        with self.lock:
-            self.interpreter.set_tensor(self.input, image01[None].astype(np.float32))
-            self.interpreter.invoke()
-            return [self.interpreter.get_tensor(i).copy() for i in self.outputs]
-
-
-@lru_cache(maxsize=4)
-def _runners(face_path: str, iris_path: str) -> tuple[LiteRTRunner, LiteRTRunner]:
-    return LiteRTRunner(face_path), LiteRTRunner(iris_path)
-
-
 def _crop(rgb: np.ndarray, centre, side: float, angle_deg: float, size: int, flip: bool = False):
     """A size x size crop of ``side`` image pixels around ``centre``, turned by ``angle_deg``; returns
     the crop and the matrix from crop to image coordinates."""
@@ -131,6 +110,21 @@ def _crop(rgb: np.ndarray, centre, side: float, angle_deg: float, size: int, fli
     return crop, cv2.invertAffineTransform(m)
 
 
+def _roll(points: np.ndarray) -> float:
+    """Roll from the outer eye corners (positive when the image-right eye sits lower)."""
+    dx, dy = points[LEFT_EYE["outer"], :2] - points[RIGHT_EYE["outer"], :2]
+    return math.degrees(math.atan2(dy, dx))
+
+
+def on_mesh(face: Face, mesh: Mesh) -> Face:
+    """The detector's face with the mesh's precision: eyes at the iris centres, chin at the mesh's
+    chin (BlazeFace's six points are a few pixels coarse; the eye line and roll need better)."""
+    left, right = mesh.eye_centres
+    return dataclasses.replace(
+        face, left_eye=tuple(map(float, left)), right_eye=tuple(map(float, right)), chin=float(mesh.pt(CHIN)[1])
+    )
+
+
 def _to_image(points: np.ndarray, inv: np.ndarray) -> np.ndarray:
     return points[:, :2] @ inv[:, :2].T + inv[:, 2]
 
@@ -141,21 +135,26 @@ class FaceMesh:
     def __init__(self, store=None) -> None:
         from matting.engine.models import ModelStore
 
-        store = store or ModelStore()
-        self.face_model, self.iris_model = _runners(
-            str(store.verified_path("face_landmark")), str(store.verified_path("iris_landmark"))
-        )
+        self.store = store = store or ModelStore()
+        self.face_model = runner(str(store.verified_path("face_landmark")))
+        self.iris_model = runner(str(store.verified_path("iris_landmark")))
 
-    def landmarks(self, rgb: np.ndarray, face: Face) -> Mesh:
-        x0, y0, x1, y1 = face.box
-        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
-        side = max(x1 - x0, y1 - y0) * FACE_CROP_SCALE
-        crop, inv = _crop(rgb, centre, side, face.roll_deg, MESH_SIZE)
+    def _points(self, rgb: np.ndarray, centre, side: float, angle: float) -> tuple[np.ndarray, np.ndarray]:
+        crop, inv = _crop(rgb, centre, side, angle, MESH_SIZE)
         raw, presence = self.face_model(crop.astype(np.float32) / 255.0)
         pts = raw.reshape(468, 3).astype(np.float64)
-        scale = side / MESH_SIZE
-        points = np.column_stack([_to_image(pts, inv), pts[:, 2] * scale])
-        mesh_roll = math.degrees(math.atan2(*(points[LEFT_EYE["outer"], 1::-1] - points[RIGHT_EYE["outer"], 1::-1])))
+        return np.column_stack([_to_image(pts, inv), pts[:, 2] * side / MESH_SIZE]), presence
+
+    def landmarks(self, rgb: np.ndarray, face: Face) -> Mesh:
+        """Two passes, as MediaPipe tracks a face: the first on the detector's box (x1.5, turned by
+        its eyes), the second on the box of the first pass's landmarks (x1.5, turned by the mesh's
+        eye corners), so the result depends on the face, not on where the detector put its box."""
+        x0, y0, x1, y1 = face.box
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+        points, presence = self._points(rgb, centre, max(x1 - x0, y1 - y0) * FACE_CROP_SCALE, face.roll_deg)
+        lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+        points, presence = self._points(rgb, (lo + hi) / 2, float(max(hi - lo)) * FACE_CROP_SCALE, _roll(points))
+        mesh_roll = _roll(points)
         iris, lids, eyelids = {}, {}, {}
         for name, eye in (("right", RIGHT_EYE), ("left", LEFT_EYE)):
             a, b = points[eye["outer"], :2], points[eye["inner"], :2]

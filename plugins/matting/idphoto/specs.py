@@ -33,6 +33,7 @@ class IdPhotoSpec:
     source: str = ""
     expression: str = "neutral"  # or "natural_smile" (US): how far the mouth may open
     glasses: str = "allowed"  # or "forbidden" (US since 2016)
+    formats: tuple[str, ...] = ("jpeg", "png")  # the file formats the standard accepts
 
     def __post_init__(self) -> None:
         if self.expression not in ("neutral", "natural_smile"):
@@ -45,6 +46,8 @@ class IdPhotoSpec:
                 raise ConfigError(f"spec {self.name}: {label} must be [min, max] within 0..1, got {band}")
         if self.width_px <= 0 or self.height_px <= 0 or self.dpi <= 0:
             raise ConfigError(f"spec {self.name}: width_px, height_px and dpi must be positive")
+        if not self.formats or set(self.formats) - {"jpeg", "png"}:
+            raise ConfigError(f"spec {self.name}: formats must be a list of jpeg and/or png, got {list(self.formats)}")
         if self.kb_min and self.kb_max and self.kb_min > self.kb_max:
             raise ConfigError(f"spec {self.name}: kb_min is above kb_max")
 
@@ -67,8 +70,9 @@ class IdPhotoSpec:
         for key in ("head_ratio", "top_margin_ratio", "eye_line_ratio", "print_mm", "print_in"):
             if kw.get(key) is not None:
                 kw[key] = tuple(float(x) for x in kw[key])
-        if "backgrounds" in kw:
-            kw["backgrounds"] = tuple(str(b) for b in kw["backgrounds"])
+        for key in ("backgrounds", "formats"):
+            if key in kw:
+                kw[key] = tuple(str(b) for b in kw[key])
         missing = [
             k for k in ("title", "width_px", "height_px", "dpi", "head_ratio", "top_margin_ratio") if k not in kw
         ]
