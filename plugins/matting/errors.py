@@ -66,6 +66,12 @@ class SourceChanged(MattingError):
     code = "source_changed"
 
 
+class ShortRead(ConnectionError):
+    """Fewer bytes arrived than the file holds (a connection cut mid-transfer that the client did not
+    report as an error, as paramiko's prefetch can do): the transfer's fault, never the file's, so it
+    is retried and the photo is never quarantined as truncated."""
+
+
 class InfrastructureError(MattingError):
     """Storage, network, disk or runtime failures that outlived the in-task retries: the task fails
     (Airflow retries it) and the affected originals stay where they were; nothing is quarantined."""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from matting import limits
 from matting.atomic import atomic_open, atomic_write_bytes
-from matting.errors import MattingError, SourceChanged, is_permanent
+from matting.errors import MattingError, ShortRead, SourceChanged, is_permanent
 
 log = logging.getLogger("matting.storage")
 
@@ -103,10 +103,16 @@ class Storage(ABC):
     def _read(self, rel: str) -> bytes: ...
 
     def read(self, rel: str, expect: FileInfo | None = None) -> bytes:
-        """The file's bytes; with ``expect``, only if it is still that version (else ``SourceChanged``)."""
-        if expect is not None:
-            self._check_version(rel, expect)
-        return self._read(rel)
+        """The file's bytes; with ``expect``, only if it is still that version (else ``SourceChanged``)
+        and all of it: fewer bytes than that version holds is ``ShortRead`` (retried), not a file."""
+        if expect is None:
+            return self._read(rel)
+        self._check_version(rel, expect)
+        data = self._read(rel)
+        if len(data) != expect.size:
+            self._check_version(rel, expect)  # it changed while it was read: left for the next run
+            raise ShortRead(f"{rel}: read {len(data)} of its {expect.size} bytes from {self.describe()}")
+        return data
 
     @abstractmethod
     def write(self, rel: str, data: bytes) -> str: ...
@@ -375,7 +381,7 @@ class S3Storage(Storage):
         from botocore.exceptions import ClientError
 
         try:  # one request: the object only if its ETag is still the detected one
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel), IfMatch=expect.version)["Body"].read()
+            data = self.client.get_object(Bucket=self.bucket, Key=self._key(rel), IfMatch=expect.version)["Body"].read()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("PreconditionFailed", "412"):
@@ -383,6 +389,9 @@ class S3Storage(Storage):
             if code in ("NoSuchKey", "404"):
                 raise FileNotFoundError(f"{rel}: gone from {self.describe()}") from exc
             raise
+        if len(data) != expect.size:  # the ETag matched: the same object, cut short in transit
+            raise ShortRead(f"{rel}: read {len(data)} of its {expect.size} bytes from {self.describe()}")
+        return data
 
     def write(self, rel: str, data: bytes) -> str:
         key = self._key(rel)

@@ -320,3 +320,32 @@ def test_archive_of_a_2000_photo_run_keeps_memory_flat(tmp_path):
 
     with zipfile.ZipFile(run / "outputs.zip") as zf:
         assert len(zf.namelist()) == 2000 and zf.read("outputs/p0007.png") == blob[7:] + blob[:7]
+
+
+class CutsTransfers(LocalStorage):
+    """A source whose first read of each good photo returns only its first half without an error, as
+    paramiko does when the SSH session dies under its prefetch (seen in the SFTP fault scenario)."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.cut: set[str] = set()
+
+    def _read(self, rel):
+        data = super()._read(rel)
+        if rel.endswith(("a.jpg", "coffee.jpg")) and rel not in self.cut:
+            self.cut.add(rel)
+            return data[: len(data) // 2]
+        return data
+
+
+def test_a_transfer_cut_short_is_retried_never_quarantined_as_truncated(tmp_path, incoming, job):
+    files = _files(incoming)
+    src = CutsTransfers(incoming)
+    records = BatchRunner(src, LocalStorage(tmp_path / "d"), job, BatchConfig(run_prefix="r")).run(files)
+    by_src = {r.source: r for r in records}
+    assert src.cut == {"a.jpg", "sub/coffee.jpg"}  # both were cut once
+    assert by_src["a.jpg"].status == "ok" and by_src["sub/coffee.jpg"].status == "ok"
+    assert by_src["broken.jpg"].error_type == "truncated_image"  # a file that *is* short still is one
+    moved = files_under(incoming)
+    assert "processed/a.jpg" in moved and "processed/sub/coffee.jpg" in moved
+    assert not [m for m in moved if m.startswith("quarantine/") and m.endswith(("a.jpg", "coffee.jpg"))]
