@@ -146,6 +146,18 @@ class Case:
     caught_by: tuple[str, ...] = ()  # the rule(s) that must refuse it ("rejected" for no/two faces)
     why: str = ""
 
+    @property
+    def person(self) -> str:
+        """Whose photo it is (the unit the leave-one-person-out evaluation holds out)."""
+        name = self.source.name if isinstance(self.source, Fetched) else self.source.name
+        for prefix, person in PEOPLE:
+            if name.startswith(prefix):
+                return person
+        return "Collins"  # include/samples/astronaut.jpg and the fixtures made from it (tests/data)
+
+
+PEOPLE = (("obama", "Obama"), ("biden", "Biden"), ("grace_hopper", "Hopper"), ("camera", "cameraman"))
+
 
 CASES = [
     Case("astronaut", SAMPLE, None, "us-passport", True, why="frontal, eyes open, natural smile (US allows it)"),
@@ -302,14 +314,29 @@ def run_case(case: Case, engine, background: str = "white") -> dict:
     try:
         photo = compose_id_photo(engine, image, options_from(case.spec, background))
     except ImageError as exc:
-        return {"verdict": "refuse", "failed": ["rejected"], "borderline": [], "reasons": [str(exc)], "halo": None}
+        return {
+            "verdict": "refuse",
+            "failed": ["rejected"],
+            "borderline": [],
+            "reasons": [str(exc)],
+            "halo": None,
+            "values": {},
+        }
     report = photo.report
     failed = [r["rule"] for r in report["rules"] if not r["passed"] and r["rule"] != "background_colour"]
     borderline = [r["rule"] for r in report["rules"] if r.get("borderline")]
     verdict = "refuse" if failed else "review" if borderline else "accept"
     final = np.asarray(photo.image.convert("RGB"))
     halo = backdrop_show_through(image.rgb, final, photo.alpha, parse_colour(background))
-    return {"verdict": verdict, "failed": failed, "borderline": borderline, "reasons": report["reasons"], "halo": halo}
+    values = {r["rule"]: r["value"] for r in report["rules"] if isinstance(r.get("value"), int | float)}
+    return {
+        "verdict": verdict,
+        "failed": failed,
+        "borderline": borderline,
+        "reasons": report["reasons"],
+        "halo": halo,
+        "values": values,
+    }
 
 
 def table(results: list[tuple[Case, dict]]) -> str:
@@ -343,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
+    from idphoto.holdout import table as holdout_table
     from matting.engine import Engine
 
     ap = argparse.ArgumentParser(description="the ID-photo evaluation set: verdicts per case and per rule")
@@ -358,6 +386,8 @@ def main(argv: list[str] | None = None) -> None:
             f"\nedge halo on the final photo (old backdrop showing through the edge band, {len(halos)} photos): "
             f"median {np.median(halos):.3f}, worst {max(halos):.3f}"
         )
+        print(f"\n#### leave one person out ({engine.spec.name}: tests/idphoto/holdout.py)\n")
+        print(holdout_table(results))
 
 
 if __name__ == "__main__":

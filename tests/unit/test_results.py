@@ -126,3 +126,25 @@ def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_pat
     assert cached_thumbnail(res.where, 0, "after") is None  # not archived: may still change, not cached
     dest.write(f"{PREFIX}/manifest.json", json.dumps(_matting_manifest()).encode())
     assert not RunResults(Where(str(tmp_path / "dest"), PREFIX), dest.sub(PREFIX), None).partial
+
+
+def test_the_rule_table_shows_distance_and_borderline_escaped():
+    from matting.ui.app import _rules_table
+
+    html_text = _rules_table(
+        [
+            {
+                "rule": "yaw_deg",
+                "value": 7.1,
+                "band": [-8, 8],
+                "distance": 0.9,
+                "passed": True,
+                "borderline": True,
+                "message": "borderline yaw deg: 7.1 is 0.9 from the limit 8 <b>",
+            },
+            {"rule": "teeth", "value": 0.04, "band": [0, 0.015], "distance": -0.025, "passed": False, "message": "x"},
+        ]
+    )
+    assert "<td class='held'>borderline</td>" in html_text and "<td>0.9</td>" in html_text
+    assert "<td class='fail'>FAIL</td>" in html_text and "<td>-0.025</td>" in html_text
+    assert "&lt;b&gt;" in html_text and "<b>" not in html_text

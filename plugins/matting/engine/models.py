@@ -44,6 +44,7 @@ FETCH_HINT = "python -m matting models fetch {name}"
 # the models of the ID-photo checks (`matting models fetch idphoto` fetches them all)
 IDPHOTO_KINDS = ("face-detector", "face-landmarks", "hand-detector")
 
+
 @dataclass(frozen=True)
 class Sizing:
     """How a model with dynamic input is fed (MODNet's reference rule, bounded): when the long side is

@@ -127,15 +127,20 @@ def _rules_table(rules: list[dict]) -> str:
         return ""
     rows = []
     for r in rules:
-        cls = "pass" if r.get("passed") else "fail"
+        state = ("pass", "pass") if r.get("passed") else ("fail", "FAIL")
+        if r.get("passed") and r.get("borderline"):
+            state = ("held", "borderline")
+        distance = "" if r.get("distance") is None else html.escape(str(r.get("distance")))
         rows.append(
             f"<tr><td>{html.escape(str(r.get('rule')))}</td><td>{html.escape(str(r.get('value')))}</td>"
-            f"<td>{html.escape(str(r.get('band')))}</td><td class='{cls}'>{'pass' if r.get('passed') else 'FAIL'}</td>"
-            f"<td>{html.escape(str(r.get('message') or ''))}</td></tr>"
+            f"<td>{html.escape(str(r.get('band')))}</td><td>{distance}</td>"
+            f"<td class='{state[0]}'>{state[1]}</td><td>{html.escape(str(r.get('message') or ''))}</td></tr>"
         )
     return (
         "<details><summary>ID-photo report: rules</summary><table class='rules'>"
-        "<tr><th>rule</th><th>value</th><th>band</th><th></th><th></th></tr>" + "".join(rows) + "</table></details>"
+        "<tr><th>rule</th><th>value</th><th>band</th><th>distance to limit</th><th></th><th></th></tr>"
+        + "".join(rows)
+        + "</table></details>"
     )
 
 
