@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-runtime.txt constraints.txt | cksum | cut -d' ' -f1)
-# the weights of this checkout (the package's default is ~/.cache/matting/models)
-export MATTING_MODEL_DIR := $(CURDIR)/models
+# weights go to this checkout's models/: the package looks there on its own (the models/ folder
+# beside plugins/; see matting.engine.models.model_dir_candidates), so no variable is needed
 
 .PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quality quantize-study lint clean
 

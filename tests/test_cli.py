@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT, SAMPLES
 from matting.cli import collect_inputs, plan_outputs
@@ -219,3 +220,23 @@ def test_two_inputs_with_the_same_name_get_two_outputs(tmp_path, model_store):
     assert made == ["photo.png", "photo_jpg.png"]
     sizes = {Image.open(out / name).size for name in made}
     assert sizes == {Image.open(SAMPLES / "astronaut.jpg").size, Image.open(SAMPLES / "coffee.jpg").size}
+
+
+def test_the_checkout_finds_the_weights_make_fetched_without_any_variable(tmp_path, model_store):
+    """After `make demo`/`make models`, the venv's `matting` finds the checkout's models/ on its own
+    (the models/ folder beside plugins/), from any folder, and `models list` says where it looked."""
+    assert model_store.model_dir.resolve() == (ROOT / "models").resolve()  # what make put there
+    env = {k: v for k, v in os.environ.items() if k != "MATTING_MODEL_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # an empty user cache: it must not be needed
+    matting = str(Path(sys.executable).with_name("matting"))
+    listed = subprocess.run([matting, "models", "list"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert f"model folder: {ROOT / 'models'}" in listed.stdout
+    assert f"looked in {ROOT / 'models'} (models/ beside the plugins/ folder of this package): used" in listed.stdout
+    assert f"looked in {tmp_path / 'cache' / 'matting' / 'models'} (the user's cache): absent" in listed.stdout
+    out = tmp_path / "out"
+    made = subprocess.run(
+        [matting, "remove", str(SAMPLES / "astronaut.jpg"), "-o", str(out)], capture_output=True, text=True, env=env
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert (out / "astronaut.png").stat().st_size > 10_000

@@ -175,9 +175,13 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
 
 def cmd_models_list(args: argparse.Namespace) -> int:
     from matting.engine import ModelStore
+    from matting.engine.models import model_dir_candidates
 
     store = ModelStore()
     print(f"model folder: {store.model_dir}  (manifest: {store.manifest_path})")
+    for why, path in model_dir_candidates():
+        state = "used" if path == store.model_dir else "exists" if path.is_dir() else "absent"
+        print(f"  looked in {path} ({why}): {state}")
     print(f"{'name':24} {'status':11} {'input':9} {'checksum':10} file")
     for name in store.names():
         spec = store.spec(name)

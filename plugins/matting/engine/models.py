@@ -29,13 +29,31 @@ log = logging.getLogger("matting.models")
 DEFAULT_MANIFEST = shipped("models.json")
 
 
-def default_model_dir() -> Path:
-    """Where weights live: ``MATTING_MODEL_DIR``, else the user's cache (``$XDG_CACHE_HOME`` or
-    ``~/.cache``, then ``matting/models``). The Makefile, the image and the tests set the variable."""
+def model_dir_candidates() -> list[tuple[str, Path]]:
+    """Where weights are looked for, in order, each with why: ``MATTING_MODEL_DIR``; the ``models/``
+    folder beside the ``plugins/`` folder that holds this package (this repository's checkout, where
+    ``make demo`` puts them, and Airflow's layout: ``$AIRFLOW_HOME/plugins`` + ``$AIRFLOW_HOME/models``,
+    the image's ``/opt/airflow``); the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then
+    ``matting/models``), where a pip-installed package keeps them."""
+    found = []
     if os.environ.get("MATTING_MODEL_DIR"):
-        return Path(os.environ["MATTING_MODEL_DIR"])
+        found.append(("MATTING_MODEL_DIR", Path(os.environ["MATTING_MODEL_DIR"])))
+    package = Path(__file__).resolve().parents[1]
+    if package.parent.name == "plugins":
+        found.append(("models/ beside the plugins/ folder of this package", package.parent.parent / "models"))
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "matting" / "models"
+    found.append(("the user's cache", Path(cache) / "matting" / "models"))
+    return found
+
+
+def default_model_dir() -> Path:
+    """The first of ``model_dir_candidates``: the variable when set, else the first folder that
+    exists (the user's cache is created on the first fetch). One rule for the CLI, the DAGs, the
+    tests and the image."""
+    candidates = model_dir_candidates()
+    if os.environ.get("MATTING_MODEL_DIR"):
+        return candidates[0][1]
+    return next((path for _, path in candidates if path.is_dir()), candidates[-1][1])
 
 
 FETCH_HINT = "python -m matting models fetch {name}"
