@@ -77,6 +77,36 @@ def sniff(header: bytes) -> str | None:
     return None
 
 
+# (offset, bytes) every file of a format starts with: what an upload cut short may still grow into
+_MAGIC = (
+    ((0, b"\xff\xd8\xff"),),
+    ((0, b"\x89PNG\r\n\x1a\n"),),
+    ((0, b"RIFF"), (8, b"WEBP")),
+    ((0, b"GIF8"),),
+    ((0, b"II*\x00"),),
+    ((0, b"MM\x00*"),),
+    ((0, b"BM"),),
+    ((4, b"ftyp"),),
+    ((0, b"\x00\x00\x00\x0cjP  "),),
+    ((0, b"P"),),
+)
+
+
+NO_MAGIC_EXTENSIONS = frozenset({".tga"})  # formats with no signature at the start: cannot be ruled out
+
+
+def could_become_image(header: bytes, name: str = "") -> bool:
+    """True when more bytes appended to a file starting with ``header`` could make it an image: it
+    already starts like one (its body may still be arriving), or it is shorter than the signature it
+    begins (an upload cut inside the header). A text file named .jpg never can."""
+    if sniff(header) is not None or os.path.splitext(name)[1].lower() in NO_MAGIC_EXTENSIONS:
+        return True
+    for parts in _MAGIC:
+        if all(header[off : off + len(magic)] == magic[: max(0, len(header) - off)] for off, magic in parts):
+            return len(header) < max(off + len(magic) for off, magic in parts)
+    return False
+
+
 def looks_like_image(path: str | os.PathLike) -> bool:
     """Cheap filter for folder walks: an image extension, or image magic bytes for any other name."""
     if os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS:

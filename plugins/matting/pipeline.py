@@ -31,6 +31,7 @@ from matting import limits
 from matting.detection import Ledger
 from matting.engine.core import Engine, ImageResult, OutputOptions
 from matting.errors import FileTooLarge, InfrastructureError, SourceChanged
+from matting.images import could_become_image
 from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
 from matting.naming import plan_outputs
 from matting.progress import BatchProgress
@@ -245,7 +246,7 @@ class BatchRunner:
                 log.warning("left for the next run: %s", result.error)
                 self.left_for_next_run.append(info.path)
                 continue
-            if self._maybe_still_uploading(info, result):
+            if self._maybe_still_uploading(info, result, data):
                 age = time.time() - (info.mtime or 0)
                 log.warning(
                     "left for the next run: %s looks incomplete (%s) and changed %.0fs ago: it may still be uploading",
@@ -278,10 +279,13 @@ class BatchRunner:
 
     INCOMPLETE = frozenset({"empty_file", "truncated_image", "not_an_image", "corrupt_image"})
 
-    def _maybe_still_uploading(self, info: FileInfo, result: ImageResult) -> bool:
+    def _maybe_still_uploading(self, info: FileInfo, result: ImageResult, data: bytes | None) -> bool:
         """Filesystems show a file while it is written (S3 never does): a fresh, incomplete-looking
-        file gets the benefit of the doubt until it is ``MATTING_UPLOAD_GRACE_S`` old."""
+        file gets the benefit of the doubt until it is ``MATTING_UPLOAD_GRACE_S`` old, unless its first
+        bytes can never start an image (a text file named .jpg is quarantined at once)."""
         if result.ok or self.source.kind == "s3" or result.error_type not in self.INCOMPLETE or info.mtime is None:
+            return False
+        if data is not None and not could_become_image(data[:32], info.path):
             return False
         return time.time() - info.mtime < self.grace_s
 

@@ -349,3 +349,38 @@ def test_a_transfer_cut_short_is_retried_never_quarantined_as_truncated(tmp_path
     moved = files_under(incoming)
     assert "processed/a.jpg" in moved and "processed/sub/coffee.jpg" in moved
     assert not [m for m in moved if m.startswith("quarantine/") and m.endswith(("a.jpg", "coffee.jpg"))]
+
+
+def test_only_what_can_still_become_an_image_waits_for_its_upload(tmp_path, job):
+    """Fresh files (inside the upload grace period): a JPEG cut inside its header or its body may
+    still be uploading and is left for the next run; a text file named .jpg never becomes an image
+    and is quarantined now, not five minutes later."""
+    src = tmp_path / "fresh"
+    src.mkdir()
+    astro = (SAMPLES / "astronaut.jpg").read_bytes()
+    (src / "header_cut.jpg").write_bytes(astro[:2])
+    (src / "body_cut.jpg").write_bytes(astro[: len(astro) // 2])
+    (src / "notes.jpg").write_bytes(b"this is a text file, not a photo\n")
+    files = scan(LocalStorage(src), ScanOptions(settle_seconds=0)).new
+    runner = BatchRunner(LocalStorage(src), LocalStorage(tmp_path / "d"), job, BatchConfig(run_prefix="r"))
+    records = {r.source: r for r in runner.run(files)}
+    assert sorted(runner.left_for_next_run) == ["body_cut.jpg", "header_cut.jpg"]
+    assert set(records) == {"notes.jpg"} and records["notes.jpg"].error_type == "not_an_image"
+    assert sorted(files_under(src)) == [
+        "body_cut.jpg",
+        "header_cut.jpg",
+        "quarantine/notes.jpg",
+        "quarantine/notes.jpg.error.json",
+    ]
+
+
+def test_could_become_image_reads_the_first_bytes_only():
+    from matting.images import could_become_image
+
+    png = b"\x89PNG\r\n\x1a\n"
+    assert could_become_image(b"") and could_become_image(png[:3]) and could_become_image(png + b"\x00" * 8)
+    assert could_become_image(b"RIFF\x10\x00") and could_become_image(b"\x00\x00\x00\x18ftypheic")
+    assert not could_become_image(b"hello world, not a photo")
+    assert not could_become_image(b"<html><body>404</body></html>")
+    assert not could_become_image(b"RIFF\x10\x00\x00\x00WAVEfmt ")  # a sound file, not a WebP
+    assert could_become_image(b"\x00\x00\x02", "scan.tga")  # TGA has no signature to rule it out
