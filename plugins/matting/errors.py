@@ -50,12 +50,6 @@ class FileTooLarge(ImageError):
     code = "file_too_large"
 
 
-class ProcessingError(ImageError):
-    """Decoding worked but inference, composition or encoding failed."""
-
-    code = "processing_error"
-
-
 # --- not the file's fault --------------------------------------------------------------------
 
 

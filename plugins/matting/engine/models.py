@@ -238,9 +238,6 @@ class ModelStore:
         except KeyError:
             raise UnknownModel(f"unknown model {name!r}; known: {', '.join(self.names())}") from None
 
-    def path_of(self, name: str) -> Path:
-        return self.model_dir / self.spec(name).file
-
     def status(self, name: str) -> str:
         """'ready', 'missing', 'corrupt' or 'unverified' (no checksum known)."""
         try:
