@@ -463,7 +463,7 @@ def test_sftp_dag_at_default_batch_size_with_openssh_uploads_in_progress(
     done = subprocess.run(["sftp", *ssh, "-b", str(batch), target], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     big = tmp_path / "big.jpg"
-    big.write_bytes(os.urandom(2_000_000))
+    big.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2_000_000))  # a photo: it starts like a JPEG
     slow = subprocess.Popen(  # 64 kbit/s: still growing under its final name while the DAG runs
         ["sftp", *ssh, "-l", "64", "-b", "-", target],
         stdin=subprocess.PIPE,

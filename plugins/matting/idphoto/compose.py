@@ -288,7 +288,6 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
     seen = image.rgb if image.alpha is None else pp.over_background(image.rgb, image.alpha, (255, 255, 255))
     faces = detect_faces(seen, engine.store)
     prominent = prominent_faces(faces)
-    timings["face"] = round((time.perf_counter() - t0) * 1000, 1)
     if not prominent:
         raise NoFaceFound("no face found" + (f" (only {len(faces)} unsure or tiny detection(s))" if faces else ""))
     if len(prominent) > 1:
@@ -298,6 +297,7 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
     from_source = measure_source(seen, source_mesh, palm_detector(engine.store))
     face = on_mesh(prominent[0], source_mesh)
     roll = face.roll_deg
+    timings["face"] = round((time.perf_counter() - t0) * 1000, 1)  # detection, mesh, source measures
 
     matte = engine.matte(image, timings)
     rgb, alpha = matte.rgb, matte.alpha
