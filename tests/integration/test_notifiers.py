@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from matting.notifiers.webhook import WebhookNotifier, deadline_missed
@@ -70,6 +71,30 @@ def test_deadline_callback_posts(webhook):
     ]
 
 
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 def test_without_a_webhook_it_only_logs(monkeypatch):
+    """No connection: the event is logged, nothing is sent anywhere (a receiver that would have been
+    the webhook gets nothing), and the notifier does not raise."""
     monkeypatch.delenv("AIRFLOW_CONN_MATTING_WEBHOOK", raising=False)
-    WebhookNotifier().notify({"ti": _TI(), "dag": _Dag(), "run_id": "r3"})  # no error, no request
+    from matting.notifiers.webhook import post_webhook
+
+    collect = _Collect()
+    notify_log = logging.getLogger("matting.notify")
+    notify_log.addHandler(collect)
+    try:
+        with run_webhook_receiver() as receiver:
+            monkeypatch.setenv("AIRFLOW_CONN_OTHER_HOOK", receiver.url)  # exists, but is not the one asked for
+            WebhookNotifier().notify({"ti": _TI(), "dag": _Dag(), "run_id": "r3"})
+            assert post_webhook("matting_webhook", {"event": "x"}) is False
+            assert receiver.received == []
+    finally:
+        notify_log.removeHandler(collect)
+    assert any(m.startswith("task_failed: ") and '"run_id": "r3"' in m for m in collect.messages), collect.messages
