@@ -62,6 +62,14 @@ def engine(model_store):
 
 
 @pytest.fixture(scope="session")
+def id_engine(model_store):
+    """The ID-photo engine (scenario ``id_photo``), shared by the ID-photo tests."""
+    from matting.engine import Engine
+
+    return Engine(scenario="id_photo", store=model_store)
+
+
+@pytest.fixture(scope="session")
 def astronaut_bytes() -> bytes:
     return (SAMPLES / "astronaut.jpg").read_bytes()
 

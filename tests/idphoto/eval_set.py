@@ -300,6 +300,27 @@ def backdrop_show_through(source_rgb: np.ndarray, final_rgb: np.ndarray, alpha: 
     return float(np.clip(d @ u / (u @ u), 0.0, 1.0).mean())
 
 
+def outcome(report: dict | None) -> dict:
+    """What the strict gate made of one report (None: rejected before a photo was made): verdict
+    (accept = certified, review = held as borderline, refuse), the rules that refused or sit at a
+    limit, and each numeric rule value."""
+    if report is None:
+        return {"verdict": "refuse", "failed": ["rejected"], "borderline": [], "values": {}}
+    rules = [r for r in report["rules"] if r["rule"] != "background_colour"]
+    failed = [r["rule"] for r in rules if not r["passed"]]
+    borderline = [r["rule"] for r in rules if r.get("borderline")]
+    return {
+        "verdict": "refuse" if failed else "review" if borderline else "accept",
+        "failed": failed,
+        "borderline": borderline,
+        "values": {
+            r["rule"]: float(r["value"])
+            for r in rules
+            if isinstance(r.get("value"), int | float) and not isinstance(r["value"], bool)
+        },
+    }
+
+
 def run_case(case: Case, engine, background: str = "white") -> dict:
     """The verdict our strict gate gives, the rules that refused, and the edge halo of the final photo."""
     from matting.engine.postprocess import parse_colour
@@ -314,29 +335,10 @@ def run_case(case: Case, engine, background: str = "white") -> dict:
     try:
         photo = compose_id_photo(engine, image, options_from(case.spec, background))
     except ImageError as exc:
-        return {
-            "verdict": "refuse",
-            "failed": ["rejected"],
-            "borderline": [],
-            "reasons": [str(exc)],
-            "halo": None,
-            "values": {},
-        }
-    report = photo.report
-    failed = [r["rule"] for r in report["rules"] if not r["passed"] and r["rule"] != "background_colour"]
-    borderline = [r["rule"] for r in report["rules"] if r.get("borderline")]
-    verdict = "refuse" if failed else "review" if borderline else "accept"
+        return {**outcome(None), "reasons": [str(exc)], "halo": None}
     final = np.asarray(photo.image.convert("RGB"))
     halo = backdrop_show_through(image.rgb, final, photo.alpha, parse_colour(background))
-    values = {r["rule"]: r["value"] for r in report["rules"] if isinstance(r.get("value"), int | float)}
-    return {
-        "verdict": verdict,
-        "failed": failed,
-        "borderline": borderline,
-        "reasons": report["reasons"],
-        "halo": halo,
-        "values": values,
-    }
+    return {**outcome(photo.report), "reasons": photo.report["reasons"], "halo": halo}
 
 
 def table(results: list[tuple[Case, dict]]) -> str:

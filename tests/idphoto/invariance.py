@@ -37,6 +37,7 @@ def variants(case):
 
 def verdicts(case, engine) -> dict[str, dict]:
     """label -> {verdict: accept/review/refuse, failed, borderline, values: rule -> value}."""
+    from idphoto.eval_set import outcome
     from matting.errors import ImageError
     from matting.idphoto import compose_id_photo
     from matting.idphoto.batch import options_from
@@ -46,23 +47,9 @@ def verdicts(case, engine) -> dict[str, dict]:
     for label, data, bg, fmt, kb_max in variants(case):
         try:
             options = options_from(case.spec, bg, fmt=fmt, kb_max=kb_max)
-            report = compose_id_photo(engine, decode(data), options).report
+            out[label] = outcome(compose_id_photo(engine, decode(data), options).report)
         except ImageError:
-            out[label] = {"verdict": "refuse", "failed": ["rejected"], "borderline": [], "values": {}}
-            continue
-        rules = [r for r in report["rules"] if r["rule"] != "background_colour"]
-        failed = sorted(r["rule"] for r in rules if not r["passed"])
-        borderline = sorted(r["rule"] for r in rules if r.get("borderline"))
-        out[label] = {
-            "verdict": "refuse" if failed else "review" if borderline else "accept",
-            "failed": failed,
-            "borderline": borderline,
-            "values": {
-                r["rule"]: float(r["value"])
-                for r in rules
-                if isinstance(r.get("value"), int | float) and not isinstance(r["value"], bool)
-            },
-        }
+            out[label] = outcome(None)
     return out
 
 

@@ -32,11 +32,6 @@ PRESETS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def id_engine(model_store):
-    return Engine(scenario="id_photo", store=model_store)
-
-
 def make(id_engine, path, spec_name, bg="white", **kw):
     spec = get_spec(spec_name)
     return compose_id_photo(id_engine, decode_file(path), IdPhotoOptions(spec, parse_colour(bg), bg, **kw))

@@ -9,13 +9,6 @@ from idphoto.eval_set import CASES, run_case
 from matting.idphoto.measure import shoulders, stray_share
 
 
-@pytest.fixture(scope="module")
-def id_engine(model_store):
-    from matting.engine import Engine
-
-    return Engine(scenario="id_photo", store=model_store)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_verdict_matches_the_passport_office(case, id_engine):
     result = run_case(case, id_engine)

@@ -12,13 +12,6 @@ from idphoto.eval_set import CASES
 from idphoto.invariance import verdicts
 
 
-@pytest.fixture(scope="module")
-def id_engine(model_store):
-    from matting.engine import Engine
-
-    return Engine(scenario="id_photo", store=model_store)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_the_verdict_holds_over_background_format_and_scale(case, id_engine):
     got = verdicts(case, id_engine)
