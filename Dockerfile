@@ -1,6 +1,6 @@
 # The product's Airflow image: the official Airflow 3.3 image + the tested runtime pins + the
 # package (plugins/: the drop-in layout, with its shipped data and the UI plugin), DAGs, include/ and
-# checksum-verified model weights (MATTING_MODEL_DIR).
+# checksum-verified model weights ([matting] model_dir).
 #
 #   CPU (scheduler, api-server, triggerer, default worker):  docker compose build
 #   GPU worker:  built by the compose service airflow-worker-gpu with MATTING_VARIANT=gpu
@@ -18,8 +18,8 @@ ARG MATTING_MODELS="u2netp modnet isnet-general-use"
 ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]==1.31.1"
 
 ENV PYTHONPATH=/opt/airflow/plugins \
-    MATTING_MODEL_DIR=/opt/airflow/models \
-    MATTING_DATA_DIR=/opt/airflow/data \
+    AIRFLOW__MATTING__MODEL_DIR=/opt/airflow/models \
+    AIRFLOW__MATTING__DATA_DIR=/opt/airflow/data \
     MATTING_VARIANT=${MATTING_VARIANT}
 
 USER airflow

@@ -62,7 +62,7 @@ faults: models
 DEMO_DATA := $(CURDIR)/out/demo-data
 DEMO_ENV  := AIRFLOW_HOME=$(CURDIR)/airflow_home AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
              AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins AIRFLOW__CORE__LOAD_EXAMPLES=False \
-             MATTING_DATA_DIR=$(DEMO_DATA) MATTING_DEADLINES=off MATTING_RETRIES=0 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
+             AIRFLOW__MATTING__DATA_DIR=$(DEMO_DATA) AIRFLOW__MATTING__DEADLINES=off AIRFLOW__MATTING__RETRIES=0 PATH=$(CURDIR)/$(VENV)/bin:$$PATH
 
 # the main job on the embedded default: SQLite Airflow home in ./airflow_home, local folders in
 # ./out/demo-data, the sample photos plus one corrupt file, one run of matting_scheduled

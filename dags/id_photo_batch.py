@@ -23,7 +23,7 @@ from matting.flows.defaults import data_dir, deadline, default_args, matting_tas
 from matting.idphoto.specs import load_specs
 from matting.operators.idphoto import IdPhotoOperator, ReviewHeldPhotosOperator
 
-# the preset names are part of the form: the catalogue's own (plus files named by MATTING_IDPHOTO_SPECS)
+# the preset names are part of the form: the catalogue's own (plus files named by [matting] idphoto_specs)
 SPECS = sorted(load_specs())
 COLOURS = ["white", "blue", "red", "light-blue", "light-grey", "grey", "custom"]
 

@@ -4,7 +4,7 @@
 `matting_s3_events` runs when S3 says a photo arrived: the bucket sends `s3:ObjectCreated:*`
 notifications to an SQS queue, and an `AssetWatcher` in the triggerer turns each message into an
 event on the `matting_s3_uploads` asset (long poll: a message is seen as soon as it lands). A run
-takes every event of the asset from the last `MATTING_S3_EVENTS_LOOKBACK_H` hours (24), not only the
+takes every event of the asset from the last `[matting] s3_events_lookback_h` hours (24), not only the
 ones that triggered it: Airflow hands an asset-triggered run only the events up to the first queued
 one, and events stored while that run was being created start no run of their own, so a burst would
 otherwise wait for the next upload. Many uploads at once make one run, in mapped batches. Each
@@ -15,10 +15,9 @@ SQS messages are deleted only after Airflow stored their events; a message that 
 notification goes to the dead-letter queue. Keep `matting_s3_ingest` (or a daily run of it) as the sweep for anything
 a notification never announced.
 
-Parse-time environment (the watcher is part of the DAG): `MATTING_S3_EVENTS_QUEUE_URL` (unset: the DAG
-has no schedule), `MATTING_S3_EVENTS_DLQ_URL`, `MATTING_S3_EVENTS_CONN_ID` (`aws_default`),
-`MATTING_S3_EVENTS_WAIT_S` (long poll, 10), `MATTING_S3_EVENTS_VISIBILITY_S` (300),
-`MATTING_S3_EVENTS_LOOKBACK_H` (24). Variables as for
+Parse-time settings, `[matting]` section (the watcher is part of the DAG): `s3_events_queue_url` (unset:
+the DAG has no schedule), `s3_events_dlq_url`, `s3_events_conn_id` (`aws_default`), `s3_events_wait_s`
+(long poll, 10), `s3_events_visibility_s` (300), `s3_events_lookback_h` (24). Variables as for
 `matting_s3_ingest`: `matting_s3_source`, `matting_s3_conn_id`, `matting_destination`, ...
 """
 
@@ -32,8 +31,8 @@ from matting.flows.defaults import deadline, default_args, setting, var
 from matting.flows.tasks import split_batches, uploads_from_events
 from matting.triggers.s3_events import S3UploadsTrigger
 
-queue_url = setting("MATTING_S3_EVENTS_QUEUE_URL", "")
-conn_id = setting("MATTING_S3_EVENTS_CONN_ID", "aws_default")
+queue_url = setting("s3_events_queue_url")
+conn_id = setting("s3_events_conn_id")
 uploads = Asset(
     name="matting_s3_uploads",
     watchers=[
@@ -42,9 +41,9 @@ uploads = Asset(
             trigger=S3UploadsTrigger(
                 queue_url=queue_url,
                 aws_conn_id=conn_id,
-                wait_time_s=int(setting("MATTING_S3_EVENTS_WAIT_S", "10")),
-                visibility_timeout_s=int(setting("MATTING_S3_EVENTS_VISIBILITY_S", "300")),
-                dead_letter_url=setting("MATTING_S3_EVENTS_DLQ_URL", "") or None,
+                wait_time_s=setting("s3_events_wait_s"),
+                visibility_timeout_s=setting("s3_events_visibility_s"),
+                dead_letter_url=setting("s3_events_dlq_url") or None,
             ),
         )
     ]
@@ -66,6 +65,6 @@ with DAG(
     source = var("matting_s3_source", "s3://incoming/photos")
     source_conn = var("matting_s3_conn_id", conn_id)
     dest, dest_conn_id = destination()
-    lookback_h = float(setting("MATTING_S3_EVENTS_LOOKBACK_H", "24"))
+    lookback_h = setting("s3_events_lookback_h")
     files = uploads_from_events.override(inlets=[uploads])(source, source_conn, dest, dest_conn_id, lookback_h)
     remove_and_archive(source, source_conn, split_batches(files, var("matting_batch_size", "16")))

@@ -11,9 +11,9 @@ skipped, not failed.
 Connections: `aws_default` / `sftp_default` (or the Variables below). Variables (optional):
 `matting_<kind>_source` (`s3://incoming/photos`, `sftp:///upload/photos`), `matting_<kind>_conn_id`,
 `matting_destination`, `matting_destination_conn_id`, `matting_model`, `matting_scenario`,
-`matting_format`, `matting_background`, `matting_batch_size`. Parse-time environment: `MATTING_<KIND>_SCHEDULE`
-(cron, default every 15 min), `MATTING_POKE_INTERVAL_S` (30), `MATTING_SETTLE_SECONDS` (10: a file must
-keep its size and mtime this long), `MATTING_MAX_FILES_PER_RUN` (500).
+`matting_format`, `matting_background`, `matting_batch_size`. Parse-time settings, `[matting]` section:
+`<kind>_schedule` (cron, default every 15 min), `poke_interval_s` (30), `settle_seconds` (10: a file must
+keep its size and mtime this long), `max_files_per_run` (500).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ for kind, sensor_cls, default_source, default_conn in (
     conn = var(f"matting_{kind}_conn_id", default_conn)
     with DAG(
         dag_id=f"matting_{kind}_ingest",
-        schedule=setting(f"MATTING_{kind.upper()}_SCHEDULE", "*/15 * * * *"),
+        schedule=setting(f"{kind}_schedule"),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -51,10 +51,10 @@ for kind, sensor_cls, default_source, default_conn in (
             ledger_location=dest,
             ledger_conn_id=dest_conn_id,
             deferrable=True,
-            poke_interval=float(setting("MATTING_POKE_INTERVAL_S", "30")),
-            settle_seconds=float(setting("MATTING_SETTLE_SECONDS", "10")),
+            poke_interval=setting("poke_interval_s"),
+            settle_seconds=setting("settle_seconds"),
             timeout=14 * 60,
             soft_fail=True,
-            max_files=int(setting("MATTING_MAX_FILES_PER_RUN", "500")),
+            max_files=setting("max_files_per_run"),
         )
         remove_and_archive(source, conn, split_batches(found.output, var("matting_batch_size", "16")))

@@ -1,7 +1,7 @@
 """
 ### Scheduled background removal
 
-At 09:00, 13:00 and 18:00 (Variable-free: env `MATTING_SCHEDULE` changes the cron), takes every
+At 09:00, 13:00 and 18:00 (Variable-free: `[matting] schedule` changes the cron), takes every
 settled image in the source folder/prefix, removes backgrounds in mapped batches, and archives the run
 under `<destination>/YYYY/MM/DD/<run_id>/` (outputs, `manifest.json`, `outputs.zip`,
 `contact_sheet.jpg`). Originals move to `processed/`; bad files to `quarantine/` with an `.error.json`.
@@ -26,7 +26,7 @@ SOURCE_CONN = var("matting_source_conn_id", "")
 
 with DAG(
     dag_id="matting_scheduled",
-    schedule=setting("MATTING_SCHEDULE", "0 9,13,18 * * *"),
+    schedule=setting("schedule"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

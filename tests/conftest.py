@@ -21,12 +21,12 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 # the repository root holds dags/ (the product) and tests/dags/ (test-only DAGs); dag.test() needs a
 # DAG's file under the configured folder
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT))
-os.environ.setdefault("MATTING_RETRIES", "0")  # dag.test() really sleeps between retries
-os.environ.setdefault("MATTING_DEADLINES", "off")  # dag.test() in 3.3.2 fails on a declared deadline
+os.environ.setdefault("AIRFLOW__MATTING__RETRIES", "0")  # dag.test() really sleeps between retries
+os.environ.setdefault("AIRFLOW__MATTING__DEADLINES", "off")  # dag.test() in 3.3.2 fails on a declared deadline
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
-os.environ.setdefault("MATTING_MODEL_DIR", str(ROOT / "models"))  # where `make models` puts the weights
+os.environ.setdefault("AIRFLOW__MATTING__MODEL_DIR", str(ROOT / "models"))  # where `make models` puts the weights
 for _var, _val in (
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def backdate(*paths: Path, seconds: float = 3600.0) -> None:
     """Files (or every file below folders) "dropped an hour ago": past the upload grace period, so a
-    broken one is quarantined rather than given time to finish uploading (MATTING_UPLOAD_GRACE_S)."""
+    broken one is quarantined rather than given time to finish uploading (AIRFLOW__MATTING__UPLOAD_GRACE_S)."""
     import time
 
     when = time.time() - seconds

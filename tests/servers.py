@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -352,6 +352,7 @@ def run_redis(workdir: Path) -> Iterator[Redis]:
 class WebhookReceiver:
     url: str
     received: list  # JSON bodies, in arrival order
+    headers: list = field(default_factory=list)  # each request's headers, same order
 
     def wait_for(self, match, timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -371,9 +372,11 @@ def run_webhook_receiver() -> Iterator[WebhookReceiver]:
     import threading
 
     received: list[dict] = []
+    headers: list[dict] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
+            headers.append(dict(self.headers))
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(204)
             self.end_headers()
@@ -384,7 +387,7 @@ def run_webhook_receiver() -> Iterator[WebhookReceiver]:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        yield WebhookReceiver(f"http://127.0.0.1:{srv.server_address[1]}/hook", received)
+        yield WebhookReceiver(f"http://127.0.0.1:{srv.server_address[1]}/hook", received, headers)
     finally:
         srv.shutdown()
         srv.server_close()

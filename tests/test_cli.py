@@ -28,7 +28,17 @@ def run_bench(*args):
     )
 
 
-AIRFLOW_FACING = ("operators", "sensors", "triggers", "notifiers", "flows", "plugin", "ui", "get_provider_info")
+AIRFLOW_FACING = (
+    "operators",
+    "sensors",
+    "triggers",
+    "notifiers",
+    "flows",
+    "plugin",
+    "ui",
+    "get_provider_info",
+    "airflow_conf",
+)
 
 
 def test_core_imports_nothing_from_airflow():
@@ -226,7 +236,7 @@ def test_the_checkout_finds_the_weights_make_fetched_without_any_variable(tmp_pa
     """After `make demo`/`make models`, the venv's `matting` finds the checkout's models/ on its own
     (the models/ folder beside plugins/), from any folder, and `models list` says where it looked."""
     assert model_store.model_dir.resolve() == (ROOT / "models").resolve()  # what make put there
-    env = {k: v for k, v in os.environ.items() if k != "MATTING_MODEL_DIR"}
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__MATTING__MODEL_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # an empty user cache: it must not be needed
     matting = str(Path(sys.executable).with_name("matting"))
     listed = subprocess.run([matting, "models", "list"], capture_output=True, text=True, env=env, cwd=tmp_path)

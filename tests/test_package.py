@@ -61,7 +61,7 @@ def test_installed_from_the_wheel_it_runs_without_this_checkout(wheel, tmp_path,
     assert proc.returncode == 0, proc.stderr[-2000:]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(target)
-    env["MATTING_MODEL_DIR"] = str(model_store.model_dir)
+    env["AIRFLOW__MATTING__MODEL_DIR"] = str(model_store.model_dir)
     probe = (
         "import json, matting, importlib.metadata as md\n"
         "from matting.idphoto.specs import load_specs\n"
@@ -113,7 +113,7 @@ def test_plain_pip_install_of_the_wheel_makes_id_photos(wheel, tmp_path, model_s
     assert "opencv-python" not in names  # only the headless OpenCV
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["MATTING_MODEL_DIR"] = str(model_store.model_dir)
+    env["AIRFLOW__MATTING__MODEL_DIR"] = str(model_store.model_dir)
     samples = ROOT / "include" / "samples"
     out = tmp_path / "out"
     cmd = [str(venv / "bin" / "matting"), "idphoto", str(samples / "astronaut.jpg"), "-o", str(out), "--spec"]

@@ -5,4 +5,4 @@ The core (``matting.engine``, ``matting.images``, ...) imports nothing from Airf
 imports as ``matting`` in DAGs, workers, tests and the CLI alike.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,9 +1,8 @@
-"""Named YAML catalogues (scenarios, ID-photo specs): a shipped file plus user files named by an
-environment variable, later files overriding earlier entries of the same name."""
+"""Named YAML catalogues (scenarios, ID-photo specs): a shipped file plus user files named by a
+``[matting]`` setting, later files overriding earlier entries of the same name."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -12,6 +11,7 @@ from typing import TypeVar
 
 import yaml
 
+from matting import settings
 from matting.errors import ConfigError
 
 T = TypeVar("T")
@@ -23,9 +23,8 @@ def shipped(name: str) -> Traversable:
     return resources.files("matting").joinpath("data", name)
 
 
-def catalogue_files(default: Path | Traversable, env_var: str) -> list[Path | Traversable]:
-    extra = os.environ.get(env_var, "")
-    return [default, *(Path(p) for p in extra.split(os.pathsep) if p)]
+def catalogue_files(default: Path | Traversable, setting: str) -> list[Path | Traversable]:
+    return [default, *(Path(p) for p in settings.paths(setting))]
 
 
 def load_catalogue(

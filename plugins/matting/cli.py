@@ -1,4 +1,4 @@
-"""Command line: ``python -m matting remove|models|bench``.
+"""Command line: ``python -m matting remove|idphoto|models|config``.
 
 Exit codes: 0 all files ok, 1 some files failed (each named with its reason), 2 bad usage, model or
 configuration error (nothing was processed).
@@ -193,6 +193,21 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """The ``[matting]`` settings: the reference table (``--markdown``, the README's), or every key
+    with the value this process would use and where it came from."""
+    from matting import settings
+
+    if args.markdown:
+        sys.stdout.write(settings.markdown_table())
+        return 0
+    for option in settings.OPTIONS:
+        text, origin = settings.raw(option.key)
+        settings.value(option.key)  # a value that does not parse is a ConfigError (exit 2)
+        print(f"{option.key:24} {text or '(unset)':32} {origin}")
+    return 0
+
+
 class _FetchProgress:
     def __init__(self, name: str) -> None:
         self.name, self.t0, self.last = name, time.monotonic(), 0.0
@@ -243,11 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("remove", help="remove backgrounds from files or folders")
     rm.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (walked recursively)")
     rm.add_argument("-o", "--output", required=True, help="output folder (created; names are kept)")
-    rm.add_argument("--model", help="model name (see: models list); default u2netp or MATTING_MODEL")
+    rm.add_argument("--model", help="model name (see: models list); default u2netp or [matting] model")
     rm.add_argument(
         "--scenario",
         default="default",
-        help="post-processing scenario (matting/data/scenarios.yaml, MATTING_SCENARIOS)",
+        help="post-processing scenario (matting/data/scenarios.yaml, [matting] scenarios)",
     )
     rm.add_argument("--bg", help="background colour (name or #hex); default transparent (white for jpeg)")
     rm.add_argument("--format", default="png", help="png (default), webp, jpeg or mask")
@@ -271,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     idp.add_argument("inputs", nargs="+", metavar="INPUT", help="portrait files or folders")
     idp.add_argument("-o", "--output", required=True, help="output folder (review/ inside it for refusals)")
     idp.add_argument(
-        "--spec", required=True, help="preset (matting/data/idphoto_specs.yaml, MATTING_IDPHOTO_SPECS), e.g. cn-1inch"
+        "--spec", required=True, help="preset (matting/data/idphoto_specs.yaml, [matting] idphoto_specs), e.g. cn-1inch"
     )
     idp.add_argument("--bg", help="background colour (default: the spec's first accepted colour)")
     idp.add_argument("--format", default="jpeg", help="jpeg (default) or png")
@@ -307,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     mf.add_argument("--force", action="store_true", help="download even if a verified copy is present")
     mf.add_argument("--timeout", type=float, default=30.0, help="network timeout per request (s)")
     mf.set_defaults(func=cmd_models_fetch)
+
+    cfg = sub.add_parser("config", help="the [matting] settings: values in effect and where they come from")
+    cfg.add_argument("--markdown", action="store_true", help="print the reference table (as in the README)")
+    cfg.set_defaults(func=cmd_config)
     return parser
 
 

@@ -45,7 +45,7 @@ class CorruptImage(ImageError):
 
 
 class FileTooLarge(ImageError):
-    """Byte size over ``MATTING_MAX_BYTES``: refused from the listing, never read."""
+    """Byte size over ``[matting] max_bytes``: refused from the listing, never read."""
 
     code = "file_too_large"
 

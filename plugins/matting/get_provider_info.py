@@ -1,9 +1,10 @@
 """Provider metadata for Airflow's ``apache_airflow_provider`` entry point: what Admin -> Providers
-lists, and which modules hold this package's operators, sensors, triggers and notifiers."""
+lists, which modules hold this package's operators, sensors, triggers and notifiers, and the
+``[matting]`` configuration section (``airflow config list --section matting``)."""
 
 from __future__ import annotations
 
-from matting import __version__
+from matting import __version__, settings
 
 INTEGRATION = "Matting (background removal and ID photos)"
 
@@ -34,4 +35,5 @@ def get_provider_info() -> dict:
         ],
         "notifications": ["matting.notifiers.webhook.WebhookNotifier"],
         "plugins": [{"name": "matting", "plugin-class": "matting.plugin.MattingPlugin"}],
+        "config": settings.provider_config(),
     }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from matting import settings
 from matting.errors import (
     ConfigError,
     CorruptImage,
@@ -33,20 +34,14 @@ try:  # phone photos are HEIC; pillow-heif adds the opener (and AVIF where its b
 except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
     HEIF_SUPPORTED = False
 
-DEFAULT_MAX_PIXELS = 50_000_000
-"""Decompression-bomb guard: refuse images above this many pixels (env ``MATTING_MAX_PIXELS``)."""
-
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .bmp .gif .tif .tiff .heic .heif .avif .jp2 .ppm .pgm .tga".split()
 )
 
 
 def max_pixels_from_env() -> int:
-    raw = os.environ.get("MATTING_MAX_PIXELS", "")
-    try:
-        return int(float(raw)) if raw else DEFAULT_MAX_PIXELS
-    except ValueError as exc:
-        raise ConfigError(f"MATTING_MAX_PIXELS must be a number, got {raw!r}") from exc
+    """Decompression-bomb guard: images above this many pixels are refused (``[matting] max_pixels``)."""
+    return settings.value("max_pixels")
 
 
 def sniff(header: bytes) -> str | None:
@@ -143,7 +138,7 @@ def decode(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) ->
     if not data:
         raise EmptyFile(f"{name}: file is empty (0 bytes)")
     # our own limit is the bomb guard: Pillow's (89.5 MP warning, 179 MP error) is raised to match it,
-    # never lowered, so MATTING_MAX_PIXELS above Pillow's default takes effect
+    # never lowered, so [matting] max_pixels above Pillow's default takes effect
     if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = limit
     try:
@@ -167,7 +162,7 @@ def decode(data: bytes, name: str = "<bytes>", max_pixels: int | None = None) ->
     if width * height > limit:
         raise ImageTooLarge(
             f"{name}: {width}x{height} = {width * height / 1e6:.1f} MP exceeds the limit of "
-            f"{limit / 1e6:.1f} MP (set MATTING_MAX_PIXELS to raise it)"
+            f"{limit / 1e6:.1f} MP (raise [matting] max_pixels to allow it)"
         )
     fmt = img.format or "unknown"
     try:

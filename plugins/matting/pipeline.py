@@ -47,8 +47,8 @@ class BatchConfig:
     quarantine_dir: str = "quarantine"
     move_originals: bool = True  # False for read-only sources: keep them, record them in the ledger
     chunk_size: int = 16  # images in flight per engine batch; memory stays flat whatever the batch
-    max_bytes: int | None = None  # None: MATTING_MAX_BYTES
-    attempts: int | None = None  # in-task attempts for infrastructure errors; None: MATTING_IO_ATTEMPTS
+    max_bytes: int | None = None  # None: [matting] max_bytes
+    attempts: int | None = None  # in-task attempts for infrastructure errors; None: [matting] io_attempts
 
     @property
     def records_dir(self) -> str:
@@ -204,7 +204,7 @@ class BatchRunner:
     def _refused_too_large(self, info: FileInfo) -> FileRecord:
         err = FileTooLarge(
             f"{info.path}: {info.size / 1e6:.1f} MB exceeds the limit of {self.max_bytes / 1e6:.1f} MB "
-            "(set MATTING_MAX_BYTES to raise it); not read"
+            "(set [matting] max_bytes to raise it); not read"
         )
         log.warning("refused %s", err)
         return FileRecord(
@@ -281,7 +281,7 @@ class BatchRunner:
 
     def _maybe_still_uploading(self, info: FileInfo, result: ImageResult, data: bytes | None) -> bool:
         """Filesystems show a file while it is written (S3 never does): a fresh, incomplete-looking
-        file gets the benefit of the doubt until it is ``MATTING_UPLOAD_GRACE_S`` old, unless its first
+        file gets the benefit of the doubt until it is ``[matting] upload_grace_s`` old, unless its first
         bytes can never start an image (a text file named .jpg is quarantined at once)."""
         if result.ok or self.source.kind == "s3" or result.error_type not in self.INCOMPLETE or info.mtime is None:
             return False

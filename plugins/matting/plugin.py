@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.ui.links import URL_PREFIX, ResultsLink
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matting import settings
 from matting.archive import SHEET_MAX_BYTES, merge_parts, thumbnail_tile
 from matting.atomic import atomic_write_bytes
 from matting.storage import Storage, UnsafePath, safe_relpath
@@ -174,7 +174,7 @@ class RunResults:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MATTING_UI_CACHE_DIR") or Path(tempfile.gettempdir()) / "matting-ui-cache")
+    return Path(settings.value("ui_cache_dir") or Path(tempfile.gettempdir()) / "matting-ui-cache")
 
 
 def _cache_path(where: Where, index: int, kind: str, size: int) -> Path:

@@ -8,7 +8,7 @@ root and checked, so a remote name such as ``../../x`` or ``/etc/passwd`` can ne
 
 Writes are atomic: local and SFTP write a temp name then rename; S3 objects appear whole on PUT.
 Moves never overwrite (``FileExistsError``) and, given the version seen at detection, move only that
-version (``SourceChanged`` otherwise). Every remote operation has a timeout (``MATTING_IO_TIMEOUT_S``).
+version (``SourceChanged`` otherwise). Every remote operation has a timeout (``[matting] io_timeout_s``).
 One SFTP connection per Storage, and its requests are serialised: paramiko's client must not be
 used from two threads at once (the engine reads on one thread while it writes on another).
 """
@@ -274,11 +274,11 @@ def verbatim_relpath(rel: str) -> str:
 class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix`` through the amazon provider's S3Hook.
 
-    botocore retries in its *standard* mode (``MATTING_S3_MAX_ATTEMPTS``, default 5 attempts, exponential
+    botocore retries in its *standard* mode (``[matting] s3_max_attempts``, default 5 attempts, exponential
     backoff with jitter, on throttling such as SlowDown, 5xx, timeouts and connection errors); each retry
     is logged. Standard rather than adaptive: adaptive's client-side rate limiter helps many clients
     hammering one prefix, but it slows every later request of the process after one throttle.
-    Timeouts: ``MATTING_IO_TIMEOUT_S`` for connect and for each read of a response."""
+    Timeouts: ``[matting] io_timeout_s`` for connect and for each read of a response."""
 
     kind = "s3"
     SOURCE_TAG = "matting-source-etag"  # set on moved copies: an interrupted move can be finished
@@ -462,7 +462,7 @@ class SftpStorage(Storage):
 
     One connection, its requests serialised by a lock (paramiko's SFTPClient is not thread-safe:
     two threads on one channel can each swallow the other's reply and wait forever). Connect,
-    banner and auth are bounded by ``MATTING_IO_TIMEOUT_S``, and so is every request on the channel;
+    banner and auth are bounded by ``[matting] io_timeout_s``, and so is every request on the channel;
     a dropped or stalled connection is replaced once per operation, then the error propagates."""
 
     kind = "sftp"

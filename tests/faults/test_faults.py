@@ -107,8 +107,8 @@ def retry_locally(job, src_root: Path, dest_root: Path, files, inputs: list[Inpu
 
 
 def fast_retries(monkeypatch, timeout: float = 2.0) -> None:
-    monkeypatch.setenv("MATTING_IO_TIMEOUT_S", str(timeout))
-    monkeypatch.setenv("MATTING_IO_BACKOFF_S", "0.2")
+    monkeypatch.setenv("AIRFLOW__MATTING__IO_TIMEOUT_S", str(timeout))
+    monkeypatch.setenv("AIRFLOW__MATTING__IO_BACKOFF_S", "0.2")
 
 
 def s3_inputs(s3_server, name: str):
@@ -161,8 +161,8 @@ def test_s3_outage_fails_the_task_then_the_retry_finishes(s3_server, monkeypatch
     """Every PUT refused: nothing may be quarantined; the task fails with the originals in place, and
     Airflow's retry (a new runner on the same batch) finishes the job once S3 is back."""
     fast_retries(monkeypatch)
-    monkeypatch.setenv("MATTING_S3_MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("MATTING_IO_ATTEMPTS", "2")
+    monkeypatch.setenv("AIRFLOW__MATTING__S3_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("AIRFLOW__MATTING__IO_ATTEMPTS", "2")
     client, bucket, inputs = s3_inputs(s3_server, "outage")
     with FaultProxy(s3_server.endpoint, [Fault("PUT", every=1, status=503, code="ServiceUnavailable")]) as proxy:
         monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN", proxy.conn_uri())
@@ -277,7 +277,7 @@ def test_local_destination_runs_out_of_space(tmp_path, monkeypatch, job, report)
     """A 1 MB tmpfs destination: ENOSPC is an infrastructure error (task fails, nothing quarantined);
     with space again the retry finishes."""
     fast_retries(monkeypatch)
-    monkeypatch.setenv("MATTING_IO_ATTEMPTS", "2")
+    monkeypatch.setenv("AIRFLOW__MATTING__IO_ATTEMPTS", "2")
     src_root, dest_root = tmp_path / "incoming", tmp_path / "full"
     dest_root.mkdir()
     inputs = scenario_inputs()
@@ -482,7 +482,7 @@ def test_sftp_dag_at_default_batch_size_with_openssh_uploads_in_progress(
         "MATTING_DESTINATION": str(dest_root),
     }.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_{key}", value)
-    monkeypatch.setenv("MATTING_IO_TIMEOUT_S", "15")  # a regression hangs one request, never the suite
+    monkeypatch.setenv("AIRFLOW__MATTING__IO_TIMEOUT_S", "15")  # a regression hangs one request, never the suite
     try:
         dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("matting_sftp_ingest")
         t0 = time.monotonic()

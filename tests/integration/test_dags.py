@@ -20,8 +20,8 @@ DAG_IDS = {"matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest", "mat
 def product_dags(monkeypatch_module, airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch_module.setenv("MATTING_DEADLINES", "on")
-    monkeypatch_module.setenv("MATTING_RETRIES", "3")
+    monkeypatch_module.setenv("AIRFLOW__MATTING__DEADLINES", "on")
+    monkeypatch_module.setenv("AIRFLOW__MATTING__RETRIES", "3")
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     return bag
@@ -54,9 +54,9 @@ def test_matting_tasks_routed_by_pool_queue_and_executor(airflow_db, monkeypatch
     """What a GPU deployment sets: the matting tasks (only they) go to the GPU pool, queue, executor."""
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("MATTING_POOL", "matting_gpu")
-    monkeypatch.setenv("MATTING_QUEUE", "gpu")
-    monkeypatch.setenv("MATTING_EXECUTOR", "LocalExecutor")  # must be one of [core] executor
+    monkeypatch.setenv("AIRFLOW__MATTING__POOL", "matting_gpu")
+    monkeypatch.setenv("AIRFLOW__MATTING__QUEUE", "gpu")
+    monkeypatch.setenv("AIRFLOW__MATTING__EXECUTOR", "LocalExecutor")  # must be one of [core] executor
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     routed = {}
@@ -77,8 +77,8 @@ def test_dag_files_do_no_io_at_import(tmp_path):
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "plugins"),
-        "MATTING_MODEL_DIR": str(tmp_path / "none"),
-        "MATTING_DATA_DIR": str(tmp_path / "nothing-here"),
+        "AIRFLOW__MATTING__MODEL_DIR": str(tmp_path / "none"),
+        "AIRFLOW__MATTING__DATA_DIR": str(tmp_path / "nothing-here"),
     }
     files = [str(p) for p in (ROOT / "dags").glob("*.py")]
     proc = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True, env=env, timeout=120)
@@ -96,8 +96,8 @@ def test_matting_scheduled_end_to_end(tmp_path, model_store, monkeypatch, airflo
     (incoming / "sub" / "rocket.jpg").write_bytes((SAMPLES / "rocket.jpg").read_bytes())
     (incoming / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
     backdate(incoming)  # dropped an hour ago: settled, and past the upload grace period
-    monkeypatch.setenv("MATTING_DATA_DIR", str(data))
-    monkeypatch.setenv("MATTING_DEADLINES", "off")  # the 3.3.2 dag.test() trap; declared-deadline test above
+    monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(data))
+    monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")  # the 3.3.2 dag.test() trap; declared-deadline test above
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("matting_scheduled")
     run = dag.test()
     assert run.state == "success"
@@ -148,7 +148,7 @@ def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_d
         "MATTING_BATCH_SIZE": "1",
     }.items():
         monkeypatch.setenv(f"AIRFLOW_VAR_{key}", value)
-    monkeypatch.setenv("MATTING_DEADLINES", "off")
+    monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("matting_sftp_ingest")
     run = dag.test()
     assert run.state == "success"
@@ -175,7 +175,7 @@ def test_id_photo_form_lists_every_preset_and_the_users_own(product_dags, tmp_pa
         "specs:\n  staff-badge:\n    title: Staff badge\n    width_px: 300\n    height_px: 400\n"
         "    dpi: 300\n    head_ratio: [0.5, 0.7]\n    top_margin_ratio: [0.05, 0.15]\n"
     )
-    monkeypatch.setenv("MATTING_IDPHOTO_SPECS", str(extra))  # read when the DAG file is parsed
+    monkeypatch.setenv("AIRFLOW__MATTING__IDPHOTO_SPECS", str(extra))  # read when the DAG file is parsed
     bag = DagBag(dag_folder=str(ROOT / "dags" / "id_photo_batch.py"))
     assert sorted(bag.get_dag("id_photo_batch").params.get_param("spec").schema["enum"]) == sorted(
         [*shipped, "staff-badge"]
@@ -189,8 +189,8 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
     src.mkdir()
     (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (src / "cup.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
-    monkeypatch.setenv("MATTING_DEADLINES", "off")
-    monkeypatch.setenv("MATTING_DATA_DIR", str(tmp_path))  # the default allow-list: the data folder
+    monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")
+    monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(tmp_path))  # the default allow-list: the data folder
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
     conf = {
         "source": str(src),
@@ -224,7 +224,7 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
 def test_id_photo_batch_bad_params_fail_fast(tmp_path, airflow_db, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("MATTING_DEADLINES", "off")
+    monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
     with pytest.raises(Exception, match="spec|enum|not one of"):
         dag.test(run_conf={"source": str(tmp_path), "spec": "mars-passport"})
@@ -238,9 +238,9 @@ def test_id_photo_batch_refuses_locations_and_connections_off_the_allow_list(tmp
     (data / "portraits").mkdir(parents=True)
     outside.mkdir()
     (outside / "secret.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
-    monkeypatch.setenv("MATTING_DEADLINES", "off")
-    monkeypatch.setenv("MATTING_RETRIES", "0")
-    monkeypatch.setenv("MATTING_DATA_DIR", str(data))
+    monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")
+    monkeypatch.setenv("AIRFLOW__MATTING__RETRIES", "0")
+    monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(data))
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
     for conf in (
         {"source": str(outside), "destination": str(data / "out")},  # read from outside

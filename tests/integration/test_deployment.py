@@ -3,7 +3,8 @@
 There is no container engine here, so nothing is started from the compose file; what can be checked
 is: Docker Compose v2 itself resolves it (``docker compose config``, the real Go binary that
 ``make tools`` installs), every service has a health check, the Airflow components agree on their
-settings, the GPU worker is wired to the engine's settings, every MATTING_* name exists in the code,
+settings, the GPU worker is wired to the engine's settings, every ``[matting]`` key the services set is an
+option of the provider (and every other MATTING_* name is read by the init script),
 and the init service's script runs against a real Airflow (SQLite) and creates the pool, connections
 and Variables the DAGs read.
 """
@@ -110,9 +111,9 @@ def test_airflow_components_share_one_configuration(config):
         "AIRFLOW__API_AUTH__JWT_SECRET",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
-        "MATTING_POOL",
-        "MATTING_QUEUE",
-        "MATTING_DATA_DIR",
+        "AIRFLOW__MATTING__POOL",
+        "AIRFLOW__MATTING__QUEUE",
+        "AIRFLOW__MATTING__DATA_DIR",
     )
     for key in shared:
         values = {name: env.get(key) for name, env in envs.items()}
@@ -146,7 +147,7 @@ def test_gpu_worker_is_wired_to_the_engine_settings(config, monkeypatch):
     env = gpu["environment"]
     assert int(command[command.index("--concurrency") + 1]) == int(_dotenv(ENV_EXAMPLE)["MATTING_GPU_SESSIONS_PER_GPU"])
     for key, value in env.items():
-        if key.startswith("MATTING_"):
+        if key.startswith("AIRFLOW__MATTING__"):
             monkeypatch.setenv(key, value)
     opts = RuntimeOptions.from_env()
     assert opts.providers[:2] == ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -155,24 +156,26 @@ def test_gpu_worker_is_wired_to_the_engine_settings(config, monkeypatch):
     assert {v["target"] for v in config["services"]["airflow-worker"]["volumes"]} <= targets
     assert "/opt/airflow/trt-cache" in targets
     # with the GPU settings of .env.example's comments, matting tasks go to the gpu queue and pool
-    monkeypatch.setenv("MATTING_POOL", "matting_gpu")
-    monkeypatch.setenv("MATTING_QUEUE", "gpu")
+    monkeypatch.setenv("AIRFLOW__MATTING__POOL", "matting_gpu")
+    monkeypatch.setenv("AIRFLOW__MATTING__QUEUE", "gpu")
     assert matting_task_args() == {"pool": "matting_gpu", "queue": "gpu"}
     assert '"matting_gpu"' in config["services"]["airflow-init"]["command"][-1]  # the pool init creates
 
 
 def test_every_matting_setting_exists_in_the_code(config):
-    code = "\n".join(p.read_text() for p in [*ROOT.glob("plugins/matting/**/*.py"), *ROOT.glob("dags/*.py")])
+    from matting import settings
+
     init_script = config["services"]["airflow-init"]["command"][-1]
-    names = {
-        k for svc in config["services"].values() for k in (svc.get("environment") or {}) if k.startswith("MATTING_")
-    }
-    assert "MATTING_PROVIDERS" in names
+    names = {k for svc in config["services"].values() for k in (svc.get("environment") or {}) if "MATTING_" in k}
+    assert "AIRFLOW__MATTING__PROVIDERS" in names
     for name in sorted(names):
-        scheduled = re.match(r"MATTING_(S3|SFTP)_SCHEDULE$", name)
-        in_code = name in code or (scheduled and 'f"MATTING_{kind.upper()}_SCHEDULE"' in code)
-        in_init = f'env["{name}"]' in init_script or f'env.get("{name}")' in init_script
-        assert in_code or in_init, f"{name} is set by docker-compose.yaml but read nowhere"
+        if name.startswith("AIRFLOW__MATTING__"):
+            key = name.removeprefix("AIRFLOW__MATTING__").lower()
+            assert key in settings.BY_KEY, f"{name} is set by docker-compose.yaml but [matting] has no {key}"
+        else:  # the init service's own inputs (webhook URL, pool slots, batch size)
+            read = f'env["{name}"]' in init_script or f'env.get("{name}")' in init_script
+            assert read, f"{name} is set by docker-compose.yaml but read nowhere"
+            assert name.removeprefix("MATTING_").lower() not in settings.BY_KEY, f"{name}: use AIRFLOW__MATTING__"
 
 
 def test_volumes_and_dockerfile_agree_with_the_layout(config):
@@ -182,7 +185,7 @@ def test_volumes_and_dockerfile_agree_with_the_layout(config):
     binds = {v["target"]: v.get("source") for v in worker["volumes"]}
     for folder in ("dags", "plugins", "include"):
         assert Path(binds[f"/opt/airflow/{folder}"]) == ROOT / folder
-    assert worker["environment"]["MATTING_DATA_DIR"] in binds
+    assert worker["environment"]["AIRFLOW__MATTING__DATA_DIR"] in binds
     dockerfile = (ROOT / "Dockerfile").read_text()
     for src, dst in re.findall(r"^COPY --chown=\S+ (\S+) (\S+)$", dockerfile, re.M):
         assert (ROOT / src).exists(), src
@@ -217,7 +220,7 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",  # the CLI commands need no Celery broker
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "config" / "passwords.json"),
-        "MATTING_DATA_DIR": str(tmp_path / "data"),
+        "AIRFLOW__MATTING__DATA_DIR": str(tmp_path / "data"),
     }
     env.pop("AIRFLOW__CELERY__RESULT_BACKEND")
     script = init["command"][1].replace("$$", "$")  # `config` output keeps compose's $$ escapes

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
+import socket
+import time
 
 import pytest
-from matting.notifiers.webhook import WebhookNotifier, deadline_missed
+from matting.notifiers.webhook import WebhookNotifier, deadline_missed, post_webhook
 from servers import run_webhook_receiver
 
 
 @pytest.fixture
 def webhook(monkeypatch):
+    """An HTTP connection as the http provider documents it (the full URL as the host), with a login."""
     with run_webhook_receiver() as receiver:
-        monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", receiver.url)
-        yield receiver.received
+        conn = {"conn_type": "http", "host": receiver.url, "login": "alerts", "password": "s3cret"}
+        monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", json.dumps(conn))
+        yield receiver
 
 
 class _TI:
@@ -29,7 +35,10 @@ def test_failure_notifier_posts_the_event(webhook):
     WebhookNotifier(message="matting task failed").notify(
         {"ti": _TI(), "dag": _Dag(), "run_id": "r1", "exception": ValueError("boom")}
     )
-    assert webhook == [
+    # through HttpHook: the connection's login reaches the receiver as basic auth
+    assert webhook.headers[0]["Authorization"] == "Basic " + base64.b64encode(b"alerts:s3cret").decode()
+    assert webhook.headers[0]["Content-Type"] == "application/json"
+    assert webhook.received == [
         {
             "event": "task_failed",
             "dag_id": "matting_scheduled",
@@ -53,7 +62,7 @@ def test_deadline_callback_posts(webhook):
         "deadline": {"id": "x", "deadline_time": "2026-11-23T12:00:00+00:00"},
     }
     asyncio.run(deadline_missed(sla="60 min", context=scheduler_context))
-    assert webhook == [
+    assert webhook.received == [
         {
             "event": "deadline_missed",
             "sla": "90 min",
@@ -98,3 +107,70 @@ def test_without_a_webhook_it_only_logs(monkeypatch):
     finally:
         notify_log.removeHandler(collect)
     assert any(m.startswith("task_failed: ") and '"run_id": "r3"' in m for m in collect.messages), collect.messages
+    assert "no connection matting_webhook: the event is logged only" in collect.messages
+
+
+def _collecting():
+    collect = _Collect()
+    logging.getLogger("matting.notify").addHandler(collect)
+    return collect
+
+
+def test_release_0_1_uri_form_still_reaches_the_webhook_with_a_warning(monkeypatch):
+    """``http://host:port/hook`` as a URI puts ``hook`` in schema, where HttpHook reads the scheme."""
+    collect = _collecting()
+    try:
+        with run_webhook_receiver() as receiver:
+            monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", receiver.url)
+            assert post_webhook("matting_webhook", {"event": "x"}) is True
+            assert receiver.received == [{"event": "x"}]
+    finally:
+        logging.getLogger("matting.notify").removeHandler(collect)
+    warned = [m for m in collect.messages if "URI form of release 0.1" in m]
+    assert len(warned) == 1 and '"host": "http://127.0.0.1:' in warned[0] and '/hook"}' in warned[0]
+
+
+def test_a_connection_that_cannot_be_used_is_an_error_in_the_log_and_bounded(monkeypatch, caplog):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MATTING_WEBHOOK", json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{port}/x"})
+    )
+    caplog.set_level(logging.INFO, logger="matting.notify")
+    t0 = time.monotonic()
+    WebhookNotifier(message="m").notify({"ti": _TI(), "dag": _Dag(), "run_id": "r4"})  # does not raise
+    assert time.monotonic() - t0 < 15
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "could not be notified" in r.getMessage()]
+    assert len(errors) == 1 and "matting_webhook" in errors[0].getMessage()
+    assert "ConnectionError" in errors[0].getMessage()
+    assert "s3cret" not in caplog.text
+
+
+def test_a_receiver_answering_an_error_is_reported(monkeypatch, caplog):
+    import http.server
+    import threading
+
+    hits = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            hits.append(1)
+            self.send_response(403)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
+        monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", json.dumps({"conn_type": "http", "host": url}))
+        caplog.set_level(logging.INFO, logger="matting.notify")
+        assert post_webhook("matting_webhook", {"event": "x"}) is False
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert hits == [1]  # an answer is not retried; only connection failures are
+    assert any(r.levelno == logging.ERROR and "403" in r.getMessage() for r in caplog.records)

@@ -191,13 +191,13 @@ def test_files_over_the_byte_limit_are_refused_from_the_listing_without_a_read(t
     (src / "ok.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (src / "huge.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 300_000)
     backdate(src)
-    monkeypatch.setenv("MATTING_MAX_BYTES", "200000")
+    monkeypatch.setenv("AIRFLOW__MATTING__MAX_BYTES", "200000")
     source = CountsReads(src)
     records = BatchRunner(source, LocalStorage(tmp_path / "d"), job, BatchConfig(run_prefix="r")).run(
         scan(source, ScanOptions(settle_seconds=0)).new
     )
     by = {r.source: r for r in records}
-    assert by["huge.jpg"].error_type == "file_too_large" and "MATTING_MAX_BYTES" in by["huge.jpg"].error
+    assert by["huge.jpg"].error_type == "file_too_large" and "[matting] max_bytes" in by["huge.jpg"].error
     assert by["ok.jpg"].status == "ok" and source.reads == ["ok.jpg"]  # the big one was never read
     note = json.loads((src / "quarantine" / "huge.jpg.error.json").read_text())
     assert note["error_type"] == "file_too_large"

@@ -36,7 +36,7 @@ def where(request, tmp_path, monkeypatch):
 
 
 def test_a_runs_photos_come_from_its_own_storage(where, tmp_path, monkeypatch):
-    monkeypatch.setenv("MATTING_UI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AIRFLOW__MATTING__UI_CACHE_DIR", str(tmp_path / "cache"))
     manifest = {
         "files": [
             {"source": "a.jpg", "status": "ok", "outputs": [f"{PREFIX}/outputs/a.jpg"], "moved_to": "processed/a.jpg"}

@@ -255,7 +255,7 @@ def test_a_transient_error_keeps_the_trigger_waiting(tmp_path, monkeypatch):
 
     port = free_port()  # nothing listens there: connection refused, as when S3 is unreachable
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN", f"aws://?region_name=us-east-1&endpoint_url=http://127.0.0.1:{port}")
-    monkeypatch.setenv("MATTING_S3_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AIRFLOW__MATTING__S3_MAX_ATTEMPTS", "1")
     trigger = NewFilesTrigger("s3://photos/in", "aws_down", ScanOptions().to_dict(), poll_interval=0.2)
     with pytest.raises(TimeoutError):
         run_trigger(trigger, timeout=3)

@@ -44,10 +44,10 @@ def run_once(images: int, batch_size: int, parallelism: int) -> dict:
             home=Path(tmp) / "home",
             extra_env={
                 "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-                "MATTING_DATA_DIR": str(data),
-                "MATTING_RETRIES": "0",
-                "MATTING_DEADLINES": "off",
-                "MATTING_PROVIDERS": "cpu",
+                "AIRFLOW__MATTING__DATA_DIR": str(data),
+                "AIRFLOW__MATTING__RETRIES": "0",
+                "AIRFLOW__MATTING__DEADLINES": "off",
+                "AIRFLOW__MATTING__PROVIDERS": "cpu",
             },
         )
         with live:

@@ -35,16 +35,16 @@ def airflow(tmp_path_factory, model_store, sshd, webhook):
     live = LiveAirflow(
         home=tmp_path_factory.mktemp("live-airflow-home"),
         extra_env={
-            "MATTING_DATA_DIR": str(data),
-            "MATTING_DEADLINES": "on",
+            "AIRFLOW__MATTING__DATA_DIR": str(data),
+            "AIRFLOW__MATTING__DEADLINES": "on",
             # a 1.2-second SLA: no run can meet it, so the Deadline Alert fires for real
-            "MATTING_SLA_MINUTES": "0.02",
-            "AIRFLOW_CONN_MATTING_WEBHOOK": webhook.url,
-            "MATTING_RETRIES": "1",
-            "MATTING_RETRY_DELAY_S": "5",
-            "MATTING_POKE_INTERVAL_S": "3",
-            "MATTING_SETTLE_SECONDS": "2",
-            "MATTING_PROVIDERS": "cpu",
+            "AIRFLOW__MATTING__SLA_MINUTES": "0.02",
+            "AIRFLOW_CONN_MATTING_WEBHOOK": json.dumps({"conn_type": "http", "host": webhook.url}),
+            "AIRFLOW__MATTING__RETRIES": "1",
+            "AIRFLOW__MATTING__RETRY_DELAY_S": "5",
+            "AIRFLOW__MATTING__POKE_INTERVAL_S": "3",
+            "AIRFLOW__MATTING__SETTLE_SECONDS": "2",
+            "AIRFLOW__MATTING__PROVIDERS": "cpu",
         },
     )
     live.data = data

@@ -1,5 +1,6 @@
 """Live end-to-end on the CeleryExecutor, wired as docker-compose.yaml wires it: a Redis broker, one
-worker on queue ``default`` and one on queue ``gpu``, and MATTING_QUEUE=gpu / MATTING_POOL=matting_gpu
+worker on queue ``default`` and one on queue ``gpu``, and [matting] queue = gpu /
+pool = matting_gpu
 as a GPU deployment sets them (the "gpu" worker runs on CPU here: what is tested is the routing).
 
 The scheduled DAG's listing and archive tasks must run on the default worker, its mapped matting
@@ -31,12 +32,12 @@ def cluster(tmp_path_factory, model_store):
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__CELERY__BROKER_URL": redis.url(0),
                 "AIRFLOW__CELERY__RESULT_BACKEND": redis.url(1),
-                "MATTING_QUEUE": "gpu",
-                "MATTING_POOL": "matting_gpu",
-                "MATTING_DATA_DIR": str(data),
-                "MATTING_RETRIES": "0",
-                "MATTING_PROVIDERS": "cpu",
-                "MATTING_THREADS": "1",
+                "AIRFLOW__MATTING__QUEUE": "gpu",
+                "AIRFLOW__MATTING__POOL": "matting_gpu",
+                "AIRFLOW__MATTING__DATA_DIR": str(data),
+                "AIRFLOW__MATTING__RETRIES": "0",
+                "AIRFLOW__MATTING__PROVIDERS": "cpu",
+                "AIRFLOW__MATTING__THREADS": "1",
             },
         )
         live.data = data

@@ -64,17 +64,17 @@ def stack(tmp_path_factory, model_store, s3_server):
     live = LiveAirflow(
         home=tmp_path_factory.mktemp("events-airflow-home"),
         extra_env={
-            "MATTING_DATA_DIR": str(data),
+            "AIRFLOW__MATTING__DATA_DIR": str(data),
             "AIRFLOW_CONN_AWS_DEFAULT": s3_server.conn_uri,
             "AIRFLOW_VAR_MATTING_S3_SOURCE": f"s3://{bucket}/photos",
             "AIRFLOW_VAR_MATTING_DESTINATION": str(data / "archive"),
-            "MATTING_S3_EVENTS_QUEUE_URL": queue,
-            "MATTING_S3_EVENTS_DLQ_URL": dlq,
-            "MATTING_S3_EVENTS_WAIT_S": "5",
-            "MATTING_S3_EVENTS_VISIBILITY_S": "120",
-            "MATTING_RETRIES": "1",
-            "MATTING_RETRY_DELAY_S": "5",
-            "MATTING_PROVIDERS": "cpu",
+            "AIRFLOW__MATTING__S3_EVENTS_QUEUE_URL": queue,
+            "AIRFLOW__MATTING__S3_EVENTS_DLQ_URL": dlq,
+            "AIRFLOW__MATTING__S3_EVENTS_WAIT_S": "5",
+            "AIRFLOW__MATTING__S3_EVENTS_VISIBILITY_S": "120",
+            "AIRFLOW__MATTING__RETRIES": "1",
+            "AIRFLOW__MATTING__RETRY_DELAY_S": "5",
+            "AIRFLOW__MATTING__PROVIDERS": "cpu",
         },
     )
     live.bucket, live.s3, live.sqs, live.queue, live.dlq, live.archive = bucket, s3, sqs, queue, dlq, data / "archive"

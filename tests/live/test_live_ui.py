@@ -32,11 +32,11 @@ def airflow(tmp_path_factory, model_store):
     live = LiveAirflow(
         home=tmp_path_factory.mktemp("ui-airflow-home"),
         extra_env={
-            "MATTING_DATA_DIR": str(data),
-            "MATTING_RETRIES": "0",
-            "MATTING_SETTLE_SECONDS": "0",
-            "MATTING_PROVIDERS": "cpu",
-            "MATTING_UI_CACHE_DIR": str(data / "ui-cache"),
+            "AIRFLOW__MATTING__DATA_DIR": str(data),
+            "AIRFLOW__MATTING__RETRIES": "0",
+            "AIRFLOW__MATTING__SETTLE_SECONDS": "0",
+            "AIRFLOW__MATTING__PROVIDERS": "cpu",
+            "AIRFLOW__MATTING__UI_CACHE_DIR": str(data / "ui-cache"),
             # SimpleAuthManager, but the viewer "clerk" may not read id_photo_batch
             "AIRFLOW__CORE__AUTH_MANAGER": "restricted_auth.RestrictedAuthManager",
             "PYTHONPATH": str(Path(__file__).parent),

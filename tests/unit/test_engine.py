@@ -54,7 +54,7 @@ def test_scenarios_load_and_validate(tmp_path, monkeypatch):
     assert scenarios["id_photo"].foreground == "blur_fusion"  # no JIT on a cold worker
     extra = tmp_path / "mine.yaml"
     extra.write_text("scenarios:\n  mine:\n    threshold: 0.4\n    erode: 2\n")
-    monkeypatch.setenv("MATTING_SCENARIOS", str(extra))
+    monkeypatch.setenv("AIRFLOW__MATTING__SCENARIOS", str(extra))
     assert get_scenario("mine") == Scenario(name="mine", threshold=0.4, erode=2)
     with pytest.raises(ConfigError, match="unknown keys"):
         Scenario.from_dict("bad", {"erdoe": 1})

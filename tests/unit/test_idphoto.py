@@ -79,7 +79,7 @@ def test_user_presets_without_code(tmp_path, monkeypatch):
         "specs:\n  badge:\n    title: Staff badge\n    width_px: 300\n    height_px: 400\n"
         "    dpi: 300\n    head_ratio: [0.5, 0.7]\n    top_margin_ratio: [0.05, 0.15]\n"
     )
-    monkeypatch.setenv("MATTING_IDPHOTO_SPECS", str(extra))
+    monkeypatch.setenv("AIRFLOW__MATTING__IDPHOTO_SPECS", str(extra))
     assert get_spec("badge").height_px == 400
     with pytest.raises(ConfigError, match="unknown ID-photo spec"):
         get_spec("nope")

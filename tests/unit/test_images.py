@@ -171,8 +171,8 @@ def test_a_raised_pixel_limit_above_pillows_own_takes_effect(width, height):
 
 
 def test_max_pixels_env(monkeypatch, to_bytes):
-    monkeypatch.setenv("MATTING_MAX_PIXELS", "1000")
-    with pytest.raises(ImageTooLarge, match="MATTING_MAX_PIXELS"):
+    monkeypatch.setenv("AIRFLOW__MATTING__MAX_PIXELS", "1000")
+    with pytest.raises(ImageTooLarge, match=r"\[matting\] max_pixels"):
         images.decode(to_bytes(Image.new("RGB", (100, 100)), "PNG"))
 
 

@@ -250,8 +250,8 @@ def test_model_dir_env_and_extra_manifest(tmp_path, monkeypatch):
             }
         )
     )
-    monkeypatch.setenv("MATTING_MODEL_DIR", str(tmp_path))
-    monkeypatch.setenv("MATTING_EXTRA_MANIFEST", str(extra))
+    monkeypatch.setenv("AIRFLOW__MATTING__MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__MATTING__EXTRA_MANIFEST", str(extra))
     store = ModelStore()
     assert store.model_dir == tmp_path and "mine" in store.names() and "u2netp" in store.names()
     (tmp_path / "mine.onnx").write_bytes(b"x")

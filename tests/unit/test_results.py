@@ -76,7 +76,7 @@ def test_pages_are_bounded_and_clamped():
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("MATTING_UI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AIRFLOW__MATTING__UI_CACHE_DIR", str(tmp_path / "cache"))
     dest, source = LocalStorage(tmp_path / "dest"), LocalStorage(tmp_path / "in")
     dest.write(f"{PREFIX}/outputs/a.png", _png_cutout())
     dest.write(f"{PREFIX}/manifest.json", json.dumps(_matting_manifest()).encode())
@@ -114,7 +114,7 @@ def test_missing_images_show_a_label_and_are_not_cached(run):
 
 
 def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_path, monkeypatch):
-    monkeypatch.setenv("MATTING_UI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AIRFLOW__MATTING__UI_CACHE_DIR", str(tmp_path / "cache"))
     dest = LocalStorage(tmp_path / "dest")
     part = {"started_at": "2026-11-24T08:00:00Z", "files": _matting_manifest()["files"][:2]}
     dest.write(f"{PREFIX}/parts/part-0000.json", json.dumps(part).encode())

@@ -59,10 +59,10 @@ def test_gpu_libraries_preloaded_once_and_only_for_gpu_providers(monkeypatch):
 
 
 def test_env_configuration(monkeypatch):
-    monkeypatch.setenv("MATTING_PROVIDERS", "CUDA, cpu")
-    monkeypatch.setenv("MATTING_GPU_MEM_LIMIT", "512MiB")
-    monkeypatch.setenv("MATTING_THREADS", "1")
-    monkeypatch.setenv("MATTING_DEVICE_ID", "1")
+    monkeypatch.setenv("AIRFLOW__MATTING__PROVIDERS", "CUDA, cpu")
+    monkeypatch.setenv("AIRFLOW__MATTING__GPU_MEM_LIMIT", "512MiB")
+    monkeypatch.setenv("AIRFLOW__MATTING__THREADS", "1")
+    monkeypatch.setenv("AIRFLOW__MATTING__DEVICE_ID", "1")
     opts = RuntimeOptions.from_env()
     assert opts.providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
     assert opts.gpu_mem_limit == 512 << 20 and opts.intra_op_threads == 1 and opts.device_id == 1

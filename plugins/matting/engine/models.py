@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matting import settings
 from matting.atomic import atomic_open
 from matting.catalogue import shipped
 from matting.errors import ConfigError, FetchError, ModelCorrupt, ModelMissing, UnknownModel, UnsupportedModel
@@ -30,14 +31,14 @@ DEFAULT_MANIFEST = shipped("models.json")
 
 
 def model_dir_candidates() -> list[tuple[str, Path]]:
-    """Where weights are looked for, in order, each with why: ``MATTING_MODEL_DIR``; the ``models/``
+    """Where weights are looked for, in order, each with why: ``[matting] model_dir``; the ``models/``
     folder beside the ``plugins/`` folder that holds this package (this repository's checkout, where
     ``make demo`` puts them, and Airflow's layout: ``$AIRFLOW_HOME/plugins`` + ``$AIRFLOW_HOME/models``,
     the image's ``/opt/airflow``); the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, then
     ``matting/models``), where a pip-installed package keeps them."""
     found = []
-    if os.environ.get("MATTING_MODEL_DIR"):
-        found.append(("MATTING_MODEL_DIR", Path(os.environ["MATTING_MODEL_DIR"])))
+    if settings.value("model_dir"):
+        found.append((settings.raw("model_dir")[1], Path(settings.value("model_dir"))))
     package = Path(__file__).resolve().parents[1]
     if package.parent.name == "plugins":
         found.append(("models/ beside the plugins/ folder of this package", package.parent.parent / "models"))
@@ -47,11 +48,11 @@ def model_dir_candidates() -> list[tuple[str, Path]]:
 
 
 def default_model_dir() -> Path:
-    """The first of ``model_dir_candidates``: the variable when set, else the first folder that
+    """The first of ``model_dir_candidates``: the setting when set, else the first folder that
     exists (the user's cache is created on the first fetch). One rule for the CLI, the DAGs, the
     tests and the image."""
     candidates = model_dir_candidates()
-    if os.environ.get("MATTING_MODEL_DIR"):
+    if settings.value("model_dir"):
         return candidates[0][1]
     return next((path for _, path in candidates if path.is_dir()), candidates[-1][1])
 
@@ -196,13 +197,12 @@ class ModelStore:
         manifest: str | os.PathLike | None = None,
         extra_manifests: list[str | os.PathLike] | None = None,
     ) -> None:
-        named = manifest or os.environ.get("MATTING_MODEL_MANIFEST")
+        named = manifest or settings.value("model_manifest")
         self.manifest_path = Path(named) if named else DEFAULT_MANIFEST
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
         extra = extra_manifests
         if extra is None:
-            raw = os.environ.get("MATTING_EXTRA_MANIFEST", "")
-            extra = [p for p in raw.split(os.pathsep) if p]
+            extra = settings.paths("extra_manifest")
         self.extra_manifests = [Path(p) for p in extra]
         self._verified: dict[tuple, str] = {}
         self._load()
@@ -232,7 +232,7 @@ class ModelStore:
         return sorted(n for n, spec in self.specs.items() if kinds is None or spec.kind in kinds)
 
     def spec(self, name: str | None = None) -> ModelSpec:
-        name = name or os.environ.get("MATTING_MODEL") or self.default_model
+        name = name or settings.value("model") or self.default_model
         try:
             return self.specs[name]
         except KeyError:

@@ -1,5 +1,5 @@
 """Post-processing scenarios (``matting/data/scenarios.yaml``): what happens to the model's mask before
-composition. Data, not code: users add scenarios to the YAML (or a file named by MATTING_SCENARIOS).
+composition. Data, not code: users add scenarios to the YAML (or a file named by [matting] scenarios).
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ class Scenario:
 
 
 def load_scenarios() -> dict[str, Scenario]:
-    """All scenarios by name; files named by MATTING_SCENARIOS override the shipped ones."""
-    files = catalogue_files(DEFAULT_SCENARIOS, "MATTING_SCENARIOS")
+    """All scenarios by name; files named by [matting] scenarios override the shipped ones."""
+    files = catalogue_files(DEFAULT_SCENARIOS, "scenarios")
     return load_catalogue(files, "scenarios", Scenario.from_dict, "scenarios")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from matting import settings
 from matting.errors import ConfigError, ModelCorrupt
 
 log = logging.getLogger("matting.session")
@@ -62,14 +63,8 @@ def _provider_names(raw: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How to run a model. Defaults come from env vars so Airflow workers are configured without code.
-
-    MATTING_PROVIDERS   preference order, e.g. "tensorrt,cuda,cpu" (default) or "cpu"
-    MATTING_GPU_MEM_LIMIT  CUDA arena cap per session, e.g. "2GB"
-    MATTING_DEVICE_ID   GPU index
-    MATTING_THREADS     intra-op threads (default: all cores this process may use)
-    MATTING_TRT_CACHE   folder for TensorRT engine caches
-    """
+    """How to run a model. ``from_env`` reads the ``[matting]`` settings (see matting.settings), so
+    Airflow workers are configured without code."""
 
     providers: tuple[str, ...] = DEFAULT_PROVIDER_ORDER
     gpu_mem_limit: int | None = None
@@ -80,20 +75,19 @@ class RuntimeOptions:
 
     @classmethod
     def from_env(cls, **overrides) -> RuntimeOptions:
-        env = os.environ
+        """Options from the ``[matting]`` settings (``providers``, ``gpu_mem_limit``, ``device_id``,
+        ``threads``, ``spin``, ``trt_cache``); keyword arguments that are not None win."""
         kw: dict = {}
-        if env.get("MATTING_PROVIDERS"):
-            kw["providers"] = _provider_names(env["MATTING_PROVIDERS"])
-        if env.get("MATTING_GPU_MEM_LIMIT"):
-            kw["gpu_mem_limit"] = parse_bytes(env["MATTING_GPU_MEM_LIMIT"])
-        if env.get("MATTING_DEVICE_ID"):
-            kw["device_id"] = int(env["MATTING_DEVICE_ID"])
-        if env.get("MATTING_THREADS"):
-            kw["intra_op_threads"] = int(env["MATTING_THREADS"])
-        if env.get("MATTING_SPIN"):
-            kw["spin"] = env["MATTING_SPIN"].lower() in ("1", "true", "yes")
-        if env.get("MATTING_TRT_CACHE"):
-            kw["trt_cache_dir"] = env["MATTING_TRT_CACHE"]
+        if settings.value("providers"):
+            kw["providers"] = _provider_names(settings.value("providers"))
+        if settings.value("gpu_mem_limit"):
+            kw["gpu_mem_limit"] = parse_bytes(settings.value("gpu_mem_limit"))
+        kw["device_id"] = settings.value("device_id")
+        if settings.value("threads") is not None:
+            kw["intra_op_threads"] = settings.value("threads")
+        kw["spin"] = settings.value("spin")
+        if settings.value("trt_cache"):
+            kw["trt_cache_dir"] = settings.value("trt_cache")
         for key, value in overrides.items():
             if value is None:
                 continue

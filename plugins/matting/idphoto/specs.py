@@ -82,8 +82,8 @@ class IdPhotoSpec:
 
 
 def load_specs() -> dict[str, IdPhotoSpec]:
-    """All presets by name; files named by MATTING_IDPHOTO_SPECS override the shipped ones."""
-    files = catalogue_files(DEFAULT_SPECS, "MATTING_IDPHOTO_SPECS")
+    """All presets by name; files named by [matting] idphoto_specs override the shipped ones."""
+    files = catalogue_files(DEFAULT_SPECS, "idphoto_specs")
     return load_catalogue(files, "specs", IdPhotoSpec.from_dict, "ID-photo specs")
 
 

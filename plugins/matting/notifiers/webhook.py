@@ -1,60 +1,97 @@
-"""Failure and SLA notifications: log always; POST JSON to a webhook when an HTTP connection is set.
+"""Failure and SLA notifications: log always; POST JSON to a webhook through the http provider's
+``HttpHook`` when the HTTP connection exists.
 
-The webhook is an Airflow HTTP connection (default id ``matting_webhook``; host = the URL). Without
-it the notifiers only log, so the DAGs work with nothing configured. Secrets stay in the connection.
+The webhook is an Airflow HTTP connection (``[matting] webhook_conn_id``, default ``matting_webhook``):
+``{"conn_type": "http", "host": "https://hooks.example.com/path"}`` (the full URL as the host), or
+host + port with the scheme in ``schema`` as the http provider documents it; login/password become
+basic auth and the extra's ``headers`` are sent, as for any ``HttpHook``. Without the connection the
+notifiers only log, so the DAGs work with nothing configured. A connection that exists but cannot be
+used (bad URL, refused, timed out, a non-2xx answer) is an ERROR line in the task's log naming it; the
+task's own outcome is never changed by its notification. Secrets stay in the connection.
+
+Release 0.1 documented the URI form ``https://hooks.example.com/path``, which Airflow parses into
+``conn_type=https`` and the path into ``schema``, where ``HttpHook`` reads the URL scheme; such a
+connection is still understood (the path is sent as the endpoint) with a warning to rewrite it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import urllib.request
 from typing import Any
 
+from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import BaseNotifier
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 
 log = logging.getLogger("matting.notify")
 
 DEFAULT_WEBHOOK_CONN = "matting_webhook"
+TIMEOUT_S = (5, 10)  # connect, read: a hung receiver costs a callback seconds, never a hang
+ATTEMPTS = 3  # connection errors and timeouts only; an HTTP error answer is not retried
 
 
-def _webhook_url(conn_id: str) -> str | None:
-    """The webhook URL from an Airflow connection: ``https://hooks.example.com/path`` as a URI
-    (Airflow puts the path in ``schema``), or a JSON connection whose ``host`` is the full URL."""
-    try:
-        from airflow.sdk import BaseHook
+class WebhookHook(HttpHook):
+    """``HttpHook`` for one webhook connection, also reading release 0.1's URI form (see module)."""
 
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # not configured: notifications are logged only
-        return None
-    host = conn.host or ""
-    if not host:
-        return None
-    if "://" in host:
-        return host
-    schema = (conn.schema or "").strip("/")
-    if schema in ("http", "https"):
-        scheme, path = schema, ""
-    else:
-        scheme = conn.conn_type if conn.conn_type in ("http", "https") else "https"
-        path = f"/{schema}" if schema else ""
-    port = f":{conn.port}" if conn.port else ""
-    return f"{scheme}://{host}{port}{path}"
+    def __init__(self, conn_id: str) -> None:
+        super().__init__(method="POST", http_conn_id=conn_id)
+        self.endpoint: str | None = None
+
+    def get_connection(self, conn_id: str):  # type: ignore[override]
+        conn = super().get_connection(conn_id)
+        schema = (conn.schema or "").strip("/")
+        if conn.conn_type in ("http", "https") and schema and schema not in ("http", "https"):
+            if self.endpoint is None:
+                port = f":{conn.port}" if conn.port else ""
+                url = f"{conn.conn_type}://{conn.host}{port}/{schema}"
+                log.warning(
+                    "connection %s names its URL path in schema (%r), the URI form of release 0.1 (HttpHook reads "
+                    'schema as the URL scheme); define it as {"conn_type": "http", "host": "%s"}',
+                    conn_id,
+                    schema,
+                    url,
+                )
+            self.endpoint = f"/{schema}"
+            conn.schema = conn.conn_type
+        return conn
 
 
 def post_webhook(conn_id: str, payload: dict) -> bool:
-    url = _webhook_url(conn_id)
-    if not url:
-        return False
-    req = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
+    """POST ``payload`` as JSON; True when the receiver answered 2xx. Never raises: a missing
+    connection is logged as such, any other failure as an ERROR naming the connection."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import Timeout
+    from tenacity import retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    hook = WebhookHook(conn_id)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return 200 <= resp.status < 300
-    except Exception as exc:  # a broken webhook must not fail the task it reports on
-        log.warning("webhook %s failed: %s", conn_id, exc)
+        hook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        log.info("no connection %s: the event is logged only", conn_id)
         return False
+    except Exception as exc:  # the secrets backend or the connection itself is broken: say so
+        log.error("webhook connection %s cannot be read: %s: %s", conn_id, type(exc).__name__, exc)
+        return False
+    try:
+        response = hook.run_with_advanced_retry(
+            _retry_args={
+                "stop": stop_after_attempt(ATTEMPTS),
+                "wait": wait_exponential(multiplier=0.5, max=4),
+                "retry": retry_if_exception_type((RequestsConnectionError, Timeout)),
+                "reraise": True,
+            },
+            endpoint=hook.endpoint,
+            json=payload,
+            extra_options={"timeout": TIMEOUT_S},
+        )
+    except Exception as exc:  # a broken webhook must not fail the task it reports on, but must be seen
+        log.error("webhook %s could not be notified: %s: %s", conn_id, type(exc).__name__, exc)
+        return False
+    log.info("webhook %s notified: HTTP %s", conn_id, response.status_code)
+    return True
 
 
 class WebhookNotifier(BaseNotifier):

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.detection import ScanOptions, scan
 from matting.manifest import RunManifest, utc_now
 from matting.operators.matting import default_run_prefix, run_locations
@@ -25,7 +26,7 @@ class IdPhotoOperator(BaseOperator):
 
     :param source: folder, ``s3://bucket/prefix`` or ``sftp:///dir`` of portraits (templated).
     :param destination: where the run folder goes (templated).
-    :param spec: preset name (``matting/data/idphoto_specs.yaml`` plus ``MATTING_IDPHOTO_SPECS``).
+    :param spec: preset name (``matting/data/idphoto_specs.yaml`` plus ``[matting] idphoto_specs``).
     :param background: colour name or ``#RRGGBB`` (default: the preset's first accepted colour).
     :param output_format: ``jpeg`` or ``png``.
     :param kb_max: file size limit in KB (None: the preset's own, if any).

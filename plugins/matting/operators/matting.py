@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.archive import PARTS_DIR, close_run
 from matting.detection import ScanOptions, scan
 from matting.manifest import RunManifest, utc_now
@@ -66,7 +67,7 @@ class RemoveBackgroundOperator(BaseOperator):
         ``{"path", "size", "mtime", "version"}``); None: every settled image under ``source``.
     :param source_conn_id: Airflow connection for an S3 or SFTP source.
     :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
-    :param model: model name from the manifest (default ``MATTING_MODEL`` or ``u2netp``).
+    :param model: model name from the manifest (default ``[matting] model`` or ``u2netp``).
     :param scenario: mask post-processing scenario (``matting/data/scenarios.yaml``).
     :param output_format: ``png``, ``webp``, ``jpeg`` or ``mask``.
     :param background: colour name or ``#RRGGBB``; None keeps transparency (white for JPEG).

@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.detection import NewFilesCheck, ScanOptions
 from matting.errors import is_permanent
 

@@ -10,6 +10,8 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamProducer, reject_shared_stream_event
 
+from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
+
 
 class SqsUploadsProducer(SharedStreamProducer):
     """SQS, consumed at least once: messages are received with a visibility timeout and deleted only

@@ -21,6 +21,10 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from matting import (
+    airflow_conf,  # noqa: F401  (the [matting] settings come from Airflow's conf)
+    settings,
+)
 from matting.results import PAGE_SIZE, RunResults, Where, cached_thumbnail, counts, page_of, thumbnail
 
 log = logging.getLogger("matting.ui")
@@ -290,9 +294,8 @@ def create_app() -> FastAPI:
     @app.get("/runs/{dag_id}/{run_id}/outputs.zip", dependencies=[Depends(may_read_run)])
     def download_zip(dag_id: str, run_id: str) -> Response:
         """S3: a redirect to a presigned URL (10 min), so the bytes never pass through the api-server;
-        a folder: streamed from disk; SFTP (and S3 with ``MATTING_UI_ZIP_REDIRECT=off``): read whole,
-        up to ``MATTING_UI_MAX_ZIP_MB`` (1024)."""
-        import os
+        a folder: streamed from disk; SFTP (and S3 with ``[matting] ui_zip_redirect = False``): read whole,
+        up to ``[matting] ui_max_zip_mb`` (1024)."""
 
         from fastapi.responses import FileResponse
 
@@ -305,14 +308,14 @@ def create_app() -> FastAPI:
             if name is None:
                 raise HTTPException(404, "this run has no zip")
             # a presigned URL only helps where browsers can reach the S3 endpoint (not the compose
-            # stack's internal MinIO host): MATTING_UI_ZIP_REDIRECT=off passes the bytes through instead
-            url = res.run.share_url(name, 600) if os.environ.get("MATTING_UI_ZIP_REDIRECT", "on") != "off" else None
+            # stack's internal MinIO host): [matting] ui_zip_redirect = False passes the bytes through instead
+            url = res.run.share_url(name, 600) if settings.value("ui_zip_redirect") else None
             if url:
                 return RedirectResponse(url, status_code=303)
             if isinstance(res.run, LocalStorage):
                 return FileResponse(res.run.root / name, media_type="application/zip", headers=disposition)
             info = res.run.stat(name)
-            cap = float(os.environ.get("MATTING_UI_MAX_ZIP_MB", "1024")) * 1024 * 1024
+            cap = settings.value("ui_max_zip_mb") * 1024 * 1024
             if info is None or info.size > cap:
                 raise HTTPException(413, "zip too big to pass through the web server; fetch it from the storage")
             data = res.run.read(name)
