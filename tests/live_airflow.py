@@ -246,6 +246,19 @@ class LiveAirflow:
 
         return self.wait_for(f"{dag_id}.{task_id} to be {state}", in_state, timeout)
 
+    def wait_until_parked(self, dag_id: str, run_id: str, task_id: str, timeout: float = 300.0) -> dict:
+        """The task waits for a person: awaiting_input, and still the same try 5 s later (Airflow
+        3.3.2's LocalExecutor may report a freshly parked task as finished, which retries it: answer
+        the retry)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ti = self.wait_for_task_state(dag_id, run_id, task_id, "awaiting_input", timeout=timeout)
+            time.sleep(5)
+            again = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+            if again["state"] == "awaiting_input" and again["try_number"] == ti["try_number"]:
+                return again
+        raise TimeoutError(f"{dag_id}.{task_id} never stayed parked")
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
         """The run's final state (success or failed); a failed run carries its task logs."""
 

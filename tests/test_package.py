@@ -42,6 +42,8 @@ def test_the_wheel_carries_the_package_its_data_and_entry_points(wheel):
     for data in ("models.json", "idphoto_specs.yaml", "scenarios.yaml"):
         assert f"matting/data/{data}" in names
     assert {"matting/plugin.py", "matting/ui/app.py", "matting/operators/matting.py"} <= names
+    templates = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins/matting/ui/templates").glob("*.html")}
+    assert templates and {f"matting/ui/templates/{t}" for t in templates} <= names  # the results pages render
     assert not [n for n in names if n.startswith(("tests/", "dags/")) or n.endswith((".onnx", ".tflite"))]
     assert "matting = matting.cli:main" in entry_points
     assert "provider_info = matting.get_provider_info:get_provider_info" in entry_points

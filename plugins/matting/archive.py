@@ -61,26 +61,30 @@ def write_zip(run: Storage, outputs: list[str], name: str = "outputs.zip") -> st
         os.unlink(tmp)
 
 
-def thumbnail_tile(data: bytes | None, label: str, size: int = THUMB) -> Image.Image:
-    """A square tile: the image fitted on a checkerboard (transparency shows as such), or the label
-    when there is no image (``data`` None) or it cannot be decoded."""
-    tile = Image.new("RGB", (size, size), (200, 200, 200))
+def thumbnail_tile(data: bytes | None, label: str, size: int = THUMB, *, square: bool = True) -> Image.Image:
+    """The image fitted on a checkerboard (transparency shows as such): a ``size`` square tile, or
+    (``square=False``) the picture's own shape within ``size`` x ``size``; the label instead when there
+    is no image (``data`` None) or it cannot be decoded."""
+    pic = None
+    if data is not None:
+        try:
+            img = decode(data)
+        except Exception:
+            label = "unreadable"
+        else:
+            alpha = img.alpha if img.alpha is not None else np.full(img.rgb.shape[:2], 255, np.uint8)
+            pic = Image.fromarray(np.dstack([img.rgb, alpha]), "RGBA")
+            pic.thumbnail((size, size))
+    width, height = (size, size) if square or pic is None else pic.size
+    tile = Image.new("RGB", (width, height), (200, 200, 200))
     draw = ImageDraw.Draw(tile)
-    for y in range(0, size, 16):
-        for x in range((y // 16) % 2 * 16, size, 32):
+    for y in range(0, height, 16):
+        for x in range((y // 16) % 2 * 16, width, 32):
             draw.rectangle([x, y, x + 15, y + 15], fill=(235, 235, 235))
-    if data is None:
-        draw.text((8, size // 2 - 6), label, fill=(160, 0, 0))
+    if pic is None:
+        draw.text((8, height // 2 - 6), label, fill=(160, 0, 0))
         return tile
-    try:
-        img = decode(data)
-    except Exception:
-        draw.text((8, size // 2 - 6), "unreadable", fill=(160, 0, 0))
-        return tile
-    rgba = np.dstack([img.rgb, img.alpha if img.alpha is not None else np.full(img.rgb.shape[:2], 255, np.uint8)])
-    pic = Image.fromarray(rgba, "RGBA")
-    pic.thumbnail((size, size))
-    tile.paste(pic, ((size - pic.width) // 2, (size - pic.height) // 2), pic)
+    tile.paste(pic, ((width - pic.width) // 2, (height - pic.height) // 2), pic)
     return tile
 
 

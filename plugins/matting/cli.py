@@ -194,7 +194,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """The ``[matting]`` settings: the reference table (``--markdown``, the README's), or every key
+    """The ``[matting]`` settings: the reference table (``--markdown``, as in docs/configuration.md), or every key
     with the value this process would use and where it came from."""
     from matting import settings
 
@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     mf.set_defaults(func=cmd_models_fetch)
 
     cfg = sub.add_parser("config", help="the [matting] settings: values in effect and where they come from")
-    cfg.add_argument("--markdown", action="store_true", help="print the reference table (as in the README)")
+    cfg.add_argument("--markdown", action="store_true", help="print the reference table (as in docs/configuration.md)")
     cfg.set_defaults(func=cmd_config)
     return parser
 

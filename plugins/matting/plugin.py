@@ -1,5 +1,6 @@
-"""The Airflow plugin: the results pages (a FastAPI app under ``/matting`` and an entry in the UI's
-navigation) and the operators' "Results" link.
+"""The Airflow plugin: the results pages (a FastAPI app under ``/matting``, an entry in the UI's
+navigation, and a "Results" tab on every DAG run's and task instance's page) and the operators'
+"Results" link.
 
 Registered by the ``airflow.plugins`` entry point when the package is installed; in the drop-in
 layout by ``plugins/matting_plugin.py``. The FastAPI app (and Airflow's API security it needs) is
@@ -39,6 +40,18 @@ class MattingPlugin(AirflowPlugin):
             "destination": "nav",
             "category": "browse",
             "url_route": "matting",
-        }
+        },
+        {  # Airflow's UI fills in {DAG_ID} and {RUN_ID}; a run without results shows a short note
+            "name": "Results",
+            "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "matting_results",
+        },
+        {
+            "name": "Results",
+            "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}",
+            "destination": "task_instance",
+            "url_route": "matting_results_ti",
+        },
     ]
     operator_extra_links = [ResultsLink()]

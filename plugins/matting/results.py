@@ -4,8 +4,10 @@ A run of any matting DAG leaves ``manifest.json`` in ``<destination>/<run_prefix
 source, status, outputs (background removal) or report (ID photos), and where the original went.
 ``RunResults`` turns that into gallery items; the web UI (``matting.ui``) only renders them. Every
 path an item can reach is checked here: outputs inside the run's folder, originals inside the
-source, nothing named by a URL. Thumbnails are bounded (bytes read, pixels decoded, output size) and
-cached on disk, so a page costs each image once.
+source, nothing named by a URL. Thumbnails and previews are bounded (bytes read, pixels decoded,
+output size) and cached on disk under the item's *content key* (its name, paths and status), never its
+position, so a re-archived run whose items were re-sorted cannot show one photo under another's name;
+the cache is pruned to ``[matting] ui_cache_max_mb``, least recently used first.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from matting.atomic import atomic_write_bytes
 from matting.storage import Storage, UnsafePath, safe_relpath
 
 THUMB_PX = 256
+PREVIEW_PX = 1600  # the full-size comparison: big enough to judge an ID photo, bounded for the server
 PAGE_SIZE = 24
 MAX_PAGE_SIZE = 96
 
@@ -62,6 +66,12 @@ class Item:
     after: str | None = None  # path under the run folder, checked
     rules: list[dict] = field(default_factory=list)  # ID photos: the report's rule table
     details: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """What identifies this item's images whatever its position: name, both paths and status."""
+        raw = json.dumps([self.name, self.before, self.after, self.status])
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def _inside_run(rel: str | None, run_prefix: str) -> str | None:
@@ -105,13 +115,19 @@ def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
         )
     for i, r in enumerate(manifest.get("photos") or []):
         out = r.get("output")
-        if r.get("passed"):
+        review = r.get("review") if isinstance(r.get("review"), dict) else {}
+        if r.get("passed") or review.get("decision") == "approved":
             status = "ok"
         elif out and str(out).startswith("review/"):
             status = "held"
         else:
             status = "refused"
         reasons = r.get("reasons") or []
+        details = {k: r.get(k) for k in ("spec", "spec_title", "head_ratio", "file_kb") if r.get(k) is not None}
+        if review:
+            by = f" by {review['reviewer']}" if review.get("reviewer") else ""
+            note = f": {review['note']}" if review.get("note") else ""
+            details["review"] = f"{review.get('decision')}{by} at {review.get('at')}{note}"
         items.append(
             Item(
                 index=i,
@@ -121,10 +137,23 @@ def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
                 before=_in_source(r.get("source")),
                 after=_inside_run(out, ""),
                 rules=[x for x in r.get("rules") or [] if isinstance(x, dict)],
-                details={k: r.get(k) for k in ("spec", "spec_title", "head_ratio", "file_kb") if r.get(k) is not None},
+                details=details,
             )
         )
     return items
+
+
+def held_views(items: list[Item], run_url: str) -> dict[str, tuple[str, str]]:
+    """For each photo held in ``review/``: its thumbnail's URL and its comparison page's URL under
+    ``run_url`` (the run's results page), as the review form links them."""
+    views = {}
+    for item in items:
+        if item.status == "held" and item.after and item.after.startswith("review/"):
+            views[item.after[len("review/") :]] = (
+                f"{run_url}/thumb/{item.index}/after.jpg?v={item.key}",
+                f"{run_url}/photo/{item.index}",
+            )
+    return views
 
 
 def page_of(items: list, page: int, per_page: int = PAGE_SIZE) -> tuple[list, int]:
@@ -152,7 +181,14 @@ class RunResults:
         self.manifest: dict = merge_parts(run) if self.partial else json.loads(run.read("manifest.json"))
         self.items = items_from_manifest(self.manifest, where.run_prefix)
 
-    def item(self, index: int) -> Item:
+    def item(self, index: int, key: str | None = None) -> Item:
+        """The item at ``index``; with ``key``, the item of that content key wherever it sits now
+        (a page rendered before the run was re-archived asks by its old position)."""
+        if key:
+            for item in self.items:
+                if item.key == key:
+                    return item
+            raise KeyError(key)
         if not 0 <= index < len(self.items):
             raise KeyError(index)
         return self.items[index]
@@ -177,30 +213,73 @@ def cache_dir() -> Path:
     return Path(settings.value("ui_cache_dir") or Path(tempfile.gettempdir()) / "matting-ui-cache")
 
 
-def _cache_path(where: Where, index: int, kind: str, size: int) -> Path:
-    key = json.dumps([where.destination, where.run_prefix, index, kind, size])
-    return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.jpg"
+def _cache_path(where: Where, key: str, kind: str, size: int) -> Path:
+    raw = json.dumps([where.destination, where.run_prefix, key, kind, size])
+    return cache_dir() / f"{hashlib.sha256(raw.encode()).hexdigest()[:32]}.jpg"
 
 
-def cached_thumbnail(where: Where, index: int, kind: str, size: int = THUMB_PX) -> bytes | None:
-    """A thumbnail made before, without opening any storage (a page asks for dozens at once)."""
-    path = _cache_path(where, index, kind, size)
-    return path.read_bytes() if path.exists() else None
+def cached_thumbnail(where: Where, key: str, kind: str, size: int = THUMB_PX) -> bytes | None:
+    """An image made before for the item of content key ``key``, without opening any storage (a
+    page asks for dozens at once); a hit counts as a use for the pruning."""
+    path = _cache_path(where, key, kind, size)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+    return data
+
+
+def prune_cache(max_bytes: int | None = None) -> int:
+    """Delete the least recently used cached images until the folder holds at most ``max_bytes``
+    (``[matting] ui_cache_max_mb``); returns how many were deleted."""
+    cap = max_bytes if max_bytes is not None else int(settings.value("ui_cache_max_mb") * 1024 * 1024)
+    entries = []
+    for path in cache_dir().glob("*.jpg"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    removed = 0
+    for _, size, path in sorted(entries):
+        if total <= cap:
+            break
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed
+
+
+_writes = 0
 
 
 def thumbnail(results: RunResults, item: Item, kind: str, size: int = THUMB_PX) -> bytes:
-    """A JPEG thumbnail, made once per (run, item, kind, size) and kept in ``cache_dir()`` (an
-    archived run's photos do not change; a run not archived yet is not cached)."""
+    """A JPEG of the item's original (``before``) or result (``after``): a square tile of ``size``
+    (thumbnails) or, with ``size=PREVIEW_PX``, the picture fitted within it (the comparison page);
+    transparency as a checkerboard. Made once per (run, item key, kind, size) and kept in
+    ``cache_dir()``; a run not archived yet is not cached."""
+    global _writes
     if kind not in ("before", "after"):
         raise ValueError(kind)
-    path = _cache_path(results.where, item.index, kind, size)
+    path = _cache_path(results.where, item.key, kind, size)
     if path.exists():
         return path.read_bytes()
     data = results.image_bytes(item, kind)
     label = "original moved away" if kind == "before" else ("no output" if item.status != "ok" else "gone")
     buf = io.BytesIO()
-    thumbnail_tile(data, label, size).save(buf, "JPEG", quality=85)
+    thumbnail_tile(data, label, size, square=size <= THUMB_PX).save(buf, "JPEG", quality=85 if size <= THUMB_PX else 90)
     blob = buf.getvalue()
     if data is not None and not results.partial:  # a missing image may come back (a retried run)
         atomic_write_bytes(path, blob)
+        _writes += 1
+        if _writes % 50 == 1:  # the first write after a start, then every 50th
+            prune_cache()
     return blob

@@ -2,8 +2,8 @@
 
 One source of truth for three things: the values the code reads (typed, one parsing rule), the
 ``config`` block of ``get_provider_info`` (so ``airflow config list --section matting`` and Admin ->
-Configuration show every option with its description and default), and the README's table
-(``python -m matting config --markdown``; a test fails when the README differs).
+Configuration show every option with its description and default), and the table in
+``docs/configuration.md`` (``python -m matting config --markdown``; a test fails when they differ).
 
 Where a value comes from, first match wins:
 
@@ -363,6 +363,13 @@ OPTIONS: tuple[Option, ...] = (
         ``matting-ui-cache`` folder in the system's temporary directory.""",
         "/var/cache/matting-ui",
     ),
+    _o(
+        "ui_cache_max_mb",
+        "float",
+        "512",
+        "ui",
+        """Largest size of that cache; the least recently shown images are deleted beyond it.""",
+    ),
 )
 
 BY_KEY = {o.key: o for o in OPTIONS}
@@ -495,7 +502,7 @@ GROUPS = {
 
 
 def markdown_table() -> str:
-    """The README's configuration reference."""
+    """The configuration reference table of ``docs/configuration.md``."""
     lines = []
     for group, title in GROUPS.items():
         lines += [

@@ -67,19 +67,6 @@ def test_rest_login_rejects_a_wrong_password(airflow):
     assert err.value.status == 401
 
 
-def _wait_until_parked(airflow, run_id: str, task_id: str) -> dict:
-    """The task waits for a person: awaiting_input, and still the same try 5 s later (Airflow 3.3.2's
-    LocalExecutor may report a freshly parked task as finished, which retries it: answer the retry)."""
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        ti = airflow.wait_for_task_state("id_photo_batch", run_id, task_id, "awaiting_input", timeout=300)
-        time.sleep(5)
-        again = airflow.api("GET", f"dags/id_photo_batch/dagRuns/{run_id}/taskInstances/{task_id}")
-        if again["state"] == "awaiting_input" and again["try_number"] == ti["try_number"]:
-            return again
-    raise TimeoutError(f"{task_id} never stayed parked")
-
-
 def _portraits_for_id_photo_batch(airflow, name: str, photos: dict) -> tuple:
     """A folder of portraits under the data folder (inside the default allow-list), its destination,
     and id_photo_batch parsed and unpaused: (source, destination)."""
@@ -146,7 +133,7 @@ def test_held_id_photos_are_reviewed_through_required_actions(airflow):
     conf = {"source": str(src), "destination": str(dest), "spec": "schengen", "background": "light-grey"}
     run = airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": conf})
     run_id = run["dag_run_id"]
-    _wait_until_parked(airflow, run_id, "review_held_photos")
+    airflow.wait_until_parked("id_photo_batch", run_id, "review_held_photos")
     base = f"dags/id_photo_batch/dagRuns/{run_id}/taskInstances/review_held_photos/-1/hitlDetails"
     detail = airflow.api("GET", base)
     assert {"astronaut.jpg", "tilted.jpg"} <= set(detail["options"]) and detail["multiple"]

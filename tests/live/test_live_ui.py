@@ -1,8 +1,11 @@
 """Live: the results pages as a person sees them. A real Airflow (started by the test) runs the
-background-removal DAG on photos dropped in its folder (one of them broken) and an ID-photo batch;
-then Debian's headless Chromium, driven through chromium-driver, logs in on Airflow's own login
-page, opens the plugin's pages from the navigation entry, checks every image loaded and saves
-screenshots (``out/screenshots/``; the README shows copies from ``include/docs/``).
+background-removal DAG on photos dropped in its folder (one of them broken), an ID-photo batch, and
+a strict ID-photo batch whose two photos are held for review; then Debian's headless Chromium,
+driven through chromium-driver, logs in on Airflow's own login page, opens the plugin's pages from
+the navigation entry and as the "Results" tab of a DAG run (light and dark theme), opens one photo's
+full-size comparison, and reviews the held photos through Airflow's own Required Actions form
+(approves one, rejects the other with a note); it checks every image loaded and saves screenshots
+(``out/screenshots/``; docs/results-ui.md and docs/id-photos.md show copies from ``docs/img/``).
 
 Also through plain HTTP: no page and no image without a logged-in user, a forged token is refused,
 a URL cannot reach a file outside the run (image URLs carry an index, nothing else), and the
@@ -18,7 +21,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
-from conftest import ROOT, SAMPLES, backdate
+from conftest import DATA, ROOT, SAMPLES, backdate
 from live_airflow import LiveAirflow
 
 pytestmark = pytest.mark.live
@@ -73,9 +76,20 @@ def runs(airflow):
         "mode": "lenient",
     }
     idphoto = airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": conf})
+    held = airflow.data / "portraits-held"  # strict Schengen: both smiling portraits are held
+    held.mkdir()
+    shutil.copy(SAMPLES / "astronaut.jpg", held / "astronaut.jpg")
+    shutil.copy(DATA / "portrait_tilted_8deg.jpg", held / "tilted.jpg")
+    strict = {"source": str(held), "destination": str(airflow.data / "id-held"), "spec": "schengen"}
+    review = airflow.api("POST", "dags/id_photo_batch/dagRuns", {"logical_date": None, "conf": strict})
     assert airflow.wait_for_run("matting_scheduled", matting["dag_run_id"], timeout=400) == "success"
     assert airflow.wait_for_run("id_photo_batch", idphoto["dag_run_id"], timeout=400) == "success"
-    return {"matting_scheduled": matting["dag_run_id"], "id_photo_batch": idphoto["dag_run_id"]}
+    airflow.wait_until_parked("id_photo_batch", review["dag_run_id"], "review_held_photos")
+    return {
+        "matting_scheduled": matting["dag_run_id"],
+        "id_photo_batch": idphoto["dag_run_id"],
+        "review": review["dag_run_id"],
+    }
 
 
 def _page_url(airflow, dag_id: str, run_id: str, rest: str = "") -> str:
@@ -123,6 +137,122 @@ def test_urls_reach_only_the_runs_own_images(airflow, runs):
     run_id = runs["matting_scheduled"]
     links = airflow.api("GET", f"dags/matting_scheduled/dagRuns/{run_id}/taskInstances/archive/links")["extra_links"]
     assert links["Results"] == f"{airflow.url}/matting/runs/matting_scheduled/{quote(run_id, safe='')}"
+
+
+def _logged_in_browser(airflow):
+    from selenium.webdriver.common.by import By
+
+    driver = _browser()
+    driver.get(f"{airflow.url}/matting/")
+    _wait(driver, "the login form", "return document.querySelector('input[type=password]')")
+    driver.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys(airflow.user)
+    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(airflow.password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(driver, "the runs list", "return document.body.innerText.includes('Matting results')")
+    return driver
+
+
+def test_results_tab_on_the_runs_own_page_in_both_themes(airflow, runs):
+    """The DAG run page has a Results tab beside Task Instances; it follows Airflow's theme."""
+    from selenium.webdriver.common.by import By
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    run_id = runs["matting_scheduled"]
+    driver = _logged_in_browser(airflow)
+    try:
+        for theme in ("light", "dark"):
+            driver.execute_script(f"localStorage.setItem('theme', '{theme}')")  # Airflow's own switch stores it here
+            driver.get(f"{airflow.url}/dags/matting_scheduled/runs/{quote(run_id, safe='')}")
+            tab = _wait(
+                driver,
+                "the Results tab",
+                "return Array.from(document.querySelectorAll('a')).find(a => a.innerText.trim() == 'Results')",
+            )
+            assert tab.get_attribute("href").endswith("/plugin/matting_results")
+            tab.click()
+            frame = _wait(driver, "the embedded results", "return document.querySelector('iframe')")
+            assert frame.get_attribute("src") == _page_url(airflow, "matting_scheduled", run_id)
+            driver.switch_to.frame(frame)
+            assert _wait(driver, "every thumbnail loaded", ALL_IMAGES_LOADED, timeout=120) == 8
+            assert driver.execute_script("return document.documentElement.dataset.theme") == theme
+            background = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+            assert (background == "rgb(255, 255, 255)") == (theme == "light"), background
+            driver.switch_to.default_content()
+            driver.save_screenshot(str(SHOTS / f"ui_tab_{theme}.png"))
+        # the task instance page has the tab too
+        driver.get(f"{airflow.url}/dags/matting_scheduled/runs/{quote(run_id, safe='')}/tasks/archive")
+        _wait(
+            driver,
+            "the task's Results tab",
+            "return Array.from(document.querySelectorAll('a')).find(a => a.innerText.trim() == 'Results'"
+            " && a.href.endsWith('/plugin/matting_results_ti'))",
+        )
+        # filter, then one photo full size
+        driver.execute_script("localStorage.setItem('theme', 'light')")
+        driver.get(_page_url(airflow, "matting_scheduled", run_id, "?show=failed"))
+        assert _wait(driver, "the failed photo", ALL_IMAGES_LOADED, timeout=60) == 2
+        driver.find_element(By.PARTIAL_LINK_TEXT, "broken.jpg").click()
+        _wait(driver, "the comparison page", "return location.pathname.includes('/photo/')")
+        driver.get(_page_url(airflow, "matting_scheduled", run_id, "/photo/0"))
+        assert _wait(driver, "both full-size images", ALL_IMAGES_LOADED, timeout=120) == 2
+        sizes = driver.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
+        assert min(sizes) > 256, sizes  # bigger than a thumbnail
+        driver.save_screenshot(str(SHOTS / "ui_photo.png"))
+    finally:
+        driver.quit()
+
+
+def test_held_photos_reviewed_through_the_real_form(airflow, runs):
+    """The reviewer sees both held photos in Airflow's Required Actions form (served by the plugin
+    from a folder: no presigned URL), approves one and rejects the other with a note."""
+    import json
+
+    from selenium.webdriver.common.by import By
+
+    run_id = runs["review"]
+    driver = _logged_in_browser(airflow)
+    try:
+        driver.set_window_size(1400, 1800)
+        form = (
+            f"{airflow.url}/dags/id_photo_batch/runs/{quote(run_id, safe='')}/tasks/review_held_photos/required_actions"
+        )
+        driver.get(form)
+        _wait(driver, "the form", "return document.querySelector('input[name=element_note]')")
+        assert _wait(driver, "both held photos", ALL_IMAGES_LOADED, timeout=120) == 2
+        srcs = driver.execute_script("return Array.from(document.images).map(i => i.src)")
+        assert all(f"/matting/runs/id_photo_batch/{quote(run_id, safe='')}/thumb/" in u for u in srcs), srcs
+        assert "X-Amz" not in driver.page_source and "astronaut.jpg" in driver.page_source
+        driver.save_screenshot(str(SHOTS / "ui_review_form.png"))
+        box = driver.find_element(By.CSS_SELECTOR, "input[role=combobox]")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        driver.find_element(
+            By.CSS_SELECTOR, "[aria-label='Remove Decide later (keep them in review/)'] [role=button]"
+        ).click()
+        box.click()
+        _wait(driver, "the options", "return document.querySelector('[role=option]')")
+        driver.find_element(By.XPATH, "//*[@role='option'][normalize-space()='astronaut.jpg']").click()
+        driver.find_element(By.CSS_SELECTOR, "input[name=element_note]").send_keys("smiling: please retake")
+        chosen = [
+            e.get_attribute("value")
+            for e in driver.find_elements(By.CSS_SELECTOR, "input[name=element_chosen_options]")
+        ]
+        assert chosen == ["astronaut.jpg"]
+        driver.find_element(By.XPATH, "//button[normalize-space()='Respond']").click()
+        assert airflow.wait_for_run("id_photo_batch", run_id, timeout=300) == "success"
+        run_dir = next((airflow.data / "id-held").glob("*/*/*/*"))
+        assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.jpg")) == [
+            "astronaut.jpg",
+            "rejected/tilted.jpg",
+        ]
+        decision = json.loads((run_dir / "rejected" / "tilted.review.json").read_text())
+        assert decision["note"] == "smiling: please retake" and decision["reviewer"] == airflow.user
+        # the results page shows the decisions
+        driver.get(_page_url(airflow, "id_photo_batch", run_id))
+        assert _wait(driver, "every thumbnail loaded", ALL_IMAGES_LOADED, timeout=120) == 4
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert "files=2 ok=1 refused=1" in text.replace("  ", " "), text[:500]
+    finally:
+        driver.quit()
 
 
 def _browser():

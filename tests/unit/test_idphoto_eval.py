@@ -3,6 +3,8 @@ that should refuse it; and the output-side checks on synthetic mattes."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from idphoto.eval_set import CASES, run_case
@@ -48,9 +50,10 @@ def test_review_decisions_move_photos_and_never_lose_one(tmp_path):
     reports = [
         {"source": "a.jpg", "output": "review/a.jpg", "reasons": ["mouth open"]},
         {"source": "b.jpg", "output": "review/b.jpg", "reasons": ["eyes closed"]},
-        {"source": "c.jpg", "output": "c.jpg", "reasons": []},  # passed: not held
+        {"source": "c.jpg", "output": "c.jpg", "passed": True, "reasons": []},  # passed: not held
         {"source": "d.jpg", "reasons": ["no face found"]},  # rejected: no photo to approve
     ]
+    run.write("manifest.json", json.dumps({"photos": reports, "counts": {"files": 4, "ok": 1, "failed": 3}}).encode())
     held = held_photos(reports)
     assert [h["photo"] for h in held] == ["a.jpg", "b.jpg"]
     for name in ("a", "b"):
@@ -65,27 +68,63 @@ def test_review_decisions_move_photos_and_never_lose_one(tmp_path):
     out = settle_review(run, held, ["a.jpg"], "retake, please", "hr-clerk")
     assert out == {"approved": ["a.jpg"], "rejected": ["b.jpg"], "kept": []}
     assert run.read("a.jpg") == b"a" and run.read("rejected/b.jpg") == b"b" and not run.exists("review/a.jpg")
-    import json
-
     assert json.loads(run.read("rejected/b.review.json"))["note"] == "retake, please"
+    manifest = json.loads(run.read("manifest.json"))  # the results page shows what was decided
+    by_source = {r["source"]: r for r in manifest["photos"]}
+    assert by_source["a.jpg"]["output"] == "a.jpg" and by_source["a.jpg"]["review"]["decision"] == "approved"
+    assert by_source["b.jpg"]["output"] == "rejected/b.jpg" and by_source["b.jpg"]["review"]["note"] == "retake, please"
+    assert manifest["counts"] == {"files": 4, "ok": 2, "failed": 2}
+    from matting.results import items_from_manifest
+
+    status = {i.name: i.status for i in items_from_manifest(manifest, "")}
+    assert status == {"a.jpg": "ok", "b.jpg": "refused", "c.jpg": "ok", "d.jpg": "refused"}
     assert settle_review(run, held, ["a.jpg"], "retake, please", "hr-clerk")["approved"] == ["a.jpg"]  # rerun: no-op
+    assert json.loads(run.read("manifest.json")) == manifest
 
 
-def test_review_form_shows_a_thumbnail_where_the_storage_gives_a_url():
-    from matting.idphoto.review import review_body
+def test_a_photo_picked_with_decide_later_still_selected_is_approved_and_the_rest_kept(tmp_path):
+    """The form starts with "decide later" selected; a reviewer who adds one photo approves it."""
+    from matting.idphoto.review import DECIDE_LATER, held_photos, settle_review
+    from matting.storage import LocalStorage
 
-    held = [
-        {"photo": "a.jpg", "source": "in/a.jpg", "reasons": ["a hand covers part of the face"]},
-        {"photo": "b.jpg", "source": "in/b.jpg", "reasons": ["eyes closed or nearly closed"]},
+    run = LocalStorage(tmp_path)
+    reports = [{"source": f"{n}.jpg", "output": f"review/{n}.jpg", "reasons": ["x"]} for n in ("a", "b")]
+    for name in ("a", "b"):
+        run.write(f"review/{name}.jpg", name.encode())
+        run.write(f"review/{name}.report.json", b"{}")
+    out = settle_review(run, held_photos(reports), [DECIDE_LATER, "a.jpg"], "", "hr-clerk")
+    assert out == {"approved": ["a.jpg"], "rejected": [], "kept": ["b.jpg"]}
+    assert run.exists("a.jpg") and run.exists("review/b.jpg") and not run.exists("rejected")
+
+
+def test_review_form_shows_every_held_photo_served_by_the_results_pages():
+    from matting.idphoto.review import held_photos, review_body
+    from matting.results import held_views, items_from_manifest
+
+    reports = [
+        {"source": "in/ok.jpg", "output": "ok.jpg", "passed": True, "reasons": []},
+        {
+            "source": "in/a.jpg",
+            "output": "review/a.jpg",
+            "passed": False,
+            "reasons": ["a hand covers part of the face"],
+        },
+        {"source": "in/b.jpg", "output": "review/b.jpg", "passed": False, "reasons": ["eyes closed or nearly closed"]},
     ]
-    body = review_body(held, {"a.jpg": "https://bucket.example/run/review/a.jpg?X-Amz-Signature=s"}, "s3://bucket/run")
-    a_line = body.index("`a.jpg`")
-    thumb = body.index("![a.jpg](https://bucket.example/run/review/a.jpg?X-Amz-Signature=s)")
-    assert a_line < thumb < body.index("`b.jpg`")  # under its own photo's line
+    held = held_photos(reports)
+    items = items_from_manifest({"photos": reports}, "2026/12/02/run")
+    views = held_views(items, "/matting/runs/id_photo_batch/manual__1")
+    assert set(views) == {"a.jpg", "b.jpg"}  # whatever the storage: no presigned URL needed
+    body = review_body(held, views, "sftp:///srv/id/2026/12/02/run")
+    a_line, b_line = body.index("`a.jpg`"), body.index("`b.jpg`")
+    thumb_a = body.index(f"![held photo](/matting/runs/id_photo_batch/manual__1/thumb/1/after.jpg?v={items[1].key})")
+    assert a_line < thumb_a < b_line  # under its own photo's line
+    assert "(/matting/runs/id_photo_batch/manual__1/photo/2)" in body[b_line:]  # full size before/after
     assert "a hand covers part of the face" in body and "eyes closed" in body
-    assert body.count("![") == 1  # b.jpg has no URL: no broken image
-    assert "`s3://bucket/run` (`review/` folder)" in body  # and the reviewer is told where it is
-    assert "review/` folder" not in review_body(held[:1], {"a.jpg": "https://x/a.jpg"}, "s3://bucket/run")
+    assert body.count("![") == 2 and "review/` folder" not in body
+    # a photo the manifest does not list (cannot be shown): the reviewer is told where it lies
+    partial = review_body(held, {"a.jpg": views["a.jpg"]}, "sftp:///srv/id/2026/12/02/run")
+    assert "`sftp:///srv/id/2026/12/02/run` (`review/` folder)" in partial
 
 
 def test_a_portrait_that_does_not_match_its_checksum_is_refused(tmp_path, monkeypatch):

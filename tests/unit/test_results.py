@@ -88,9 +88,9 @@ def run(tmp_path, monkeypatch):
 def test_thumbnails_are_made_once_and_show_the_images(run):
     res, tmp = run
     item = res.item(0)
-    assert cached_thumbnail(res.where, 0, "after") is None
+    assert cached_thumbnail(res.where, item.key, "after") is None
     first = thumbnail(res, item, "after")
-    assert cached_thumbnail(res.where, 0, "after") == first  # what the page's image URLs get next time
+    assert cached_thumbnail(res.where, item.key, "after") == first  # what the page's image URLs get next time
     before = Image.open(io.BytesIO(thumbnail(res, item, "before")))
     after = Image.open(io.BytesIO(first))
     assert before.size == after.size == (256, 256)
@@ -123,28 +123,40 @@ def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_pat
     assert res.partial and [i.name for i in res.items] == ["a.jpg", "b.jpg"]
     assert res.item(0).after == "outputs/a.png" and res.zip_path() is None
     thumbnail(res, res.item(0), "after")
-    assert cached_thumbnail(res.where, 0, "after") is None  # not archived: may still change, not cached
+    assert cached_thumbnail(res.where, res.item(0).key, "after") is None  # not archived: may still change, not cached
     dest.write(f"{PREFIX}/manifest.json", json.dumps(_matting_manifest()).encode())
     assert not RunResults(Where(str(tmp_path / "dest"), PREFIX), dest.sub(PREFIX), None).partial
 
 
 def test_the_rule_table_shows_distance_and_borderline_escaped():
-    from matting.ui.app import _rules_table
+    from matting.ui.app import _templates
 
-    html_text = _rules_table(
-        [
-            {
-                "rule": "yaw_deg",
-                "value": 7.1,
-                "band": [-8, 8],
-                "distance": 0.9,
-                "passed": True,
-                "borderline": True,
-                "message": "borderline yaw deg: 7.1 is 0.9 from the limit 8 <b>",
-            },
-            {"rule": "teeth", "value": 0.04, "band": [0, 0.015], "distance": -0.025, "passed": False, "message": "x"},
-        ]
+    html_text = (
+        _templates()
+        .get_template("macros.html")
+        .module.rules_table(
+            [
+                {
+                    "rule": "yaw_deg",
+                    "value": 7.1,
+                    "band": [-8, 8],
+                    "distance": 0.9,
+                    "passed": True,
+                    "borderline": True,
+                    "message": "borderline yaw deg: 7.1 is 0.9 from the limit 8 <b>",
+                },
+                {
+                    "rule": "teeth",
+                    "value": 0.04,
+                    "band": [0, 0.015],
+                    "distance": -0.025,
+                    "passed": False,
+                    "message": "x",
+                },
+            ]
+        )
     )
-    assert "<td class='held'>borderline</td>" in html_text and "<td>0.9</td>" in html_text
-    assert "<td class='fail'>FAIL</td>" in html_text and "<td>-0.025</td>" in html_text
+    html_text = str(html_text)
+    assert '<td class="held">borderline</td>' in html_text and "<td>0.9</td>" in html_text
+    assert '<td class="fail">FAIL</td>' in html_text and "<td>-0.025</td>" in html_text
     assert "&lt;b&gt;" in html_text and "<b>" not in html_text

@@ -130,12 +130,12 @@ def test_every_key_the_code_reads_is_declared():
     assert not unread, f"declared but never read: {unread}"
 
 
-def test_readme_table_is_generated_from_the_settings():
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_page_table_is_generated_from_the_settings():
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     begin, end = "<!-- settings-table:begin -->\n", "<!-- settings-table:end -->"
     assert begin in readme and end in readme
     table = readme.split(begin, 1)[1].split(end, 1)[0]
-    assert table == settings.markdown_table(), "README is stale: python -m matting config --markdown"
+    assert table == settings.markdown_table(), "docs/configuration.md is stale: python -m matting config --markdown"
 
 
 def test_provider_config_follows_airflows_schema_shape():

@@ -23,10 +23,11 @@ def held_photos(reports: list[dict]) -> list[dict]:
     return held
 
 
-def review_body(held: list[dict], links: dict[str, str] | None = None, where: str = "") -> str:
-    """The review form's Markdown: each held photo with its reasons, and a thumbnail where the run's
-    storage gives the browser a URL (``links``: photo -> URL, e.g. S3 presigned); else where it lies."""
-    links = links or {}
+def review_body(held: list[dict], views: dict[str, tuple[str, str]] | None = None, where: str = "") -> str:
+    """The review form's Markdown: each held photo with its reasons and, where ``views`` has it
+    (photo -> (thumbnail URL, comparison page URL), served by the results pages behind Airflow's
+    login), its thumbnail linking to the full-size before/after; else where the photos lie."""
+    views = views or {}
     lines = [
         "Choose the photos to **approve**: they join the run's outputs. The others go to `rejected/` "
         "with your note. Each was held because:",
@@ -34,35 +35,66 @@ def review_body(held: list[dict], links: dict[str, str] | None = None, where: st
     ]
     for h in held:
         lines.append(f"- `{h['photo']}` (from `{h['source']}`): {'; '.join(h['reasons'])}")
-        url = links.get(h["photo"])
-        if url:
-            lines.append(f"\n  [![{h['photo']}]({url})]({url})")
-    if where and len(links) < len(held):
+        if h["photo"] in views:
+            thumb, page = views[h["photo"]]
+            lines.append(f"\n  [![held photo]({thumb})]({page}) [before / after, full size]({page})")
+    if where and len(views) < len(held):
         lines += ["", f"The photos are in `{where}` (`review/` folder)."]
     return "\n".join(lines)
 
 
 def settle_review(run: Storage, held: list[dict], chosen: list[str], note: str, reviewer: str | None) -> dict:
-    """Apply the reviewer's choice to the run folder; returns what went where."""
+    """Apply the reviewer's choice to the run folder and record it in the run's ``manifest.json``
+    (so the results pages show what was decided); returns what went where.
+
+    The photos chosen are approved. The others are rejected, unless "decide later" is chosen too
+    (the form starts with it selected): then they stay in ``review/``. "Reject every photo" cannot
+    be combined with approving one."""
     names = {h["photo"] for h in held}
-    if DECIDE_LATER in chosen:
-        return {"approved": [], "rejected": [], "kept": sorted(names)}
     if REJECT_ALL in chosen and len(chosen) > 1:
         raise ValueError(f"'{REJECT_ALL}' cannot be combined with approving photos: {chosen}")
-    unknown = set(chosen) - names - {REJECT_ALL}
+    unknown = set(chosen) - names - {REJECT_ALL, DECIDE_LATER}
     if unknown:
         raise ValueError(f"not held for review: {sorted(unknown)}")
     approved = sorted(names & set(chosen))
-    rejected = sorted(names - set(chosen))
+    rest = sorted(names - set(chosen))
+    kept, rejected = (rest, []) if DECIDE_LATER in chosen else ([], rest)
     stamp = utc_now()
+    decisions = {}
     for name in approved:
         _move_with_report(run, name, "review", "")
+        decisions[name] = {"decision": "approved", "reviewer": reviewer, "note": "", "at": stamp}
     for name in rejected:
         _move_with_report(run, name, "review", "rejected")
         stem = posixpath.splitext(name)[0]
         decision = {"photo": name, "decision": "rejected", "note": note, "reviewer": reviewer, "at": stamp}
         run.write(f"rejected/{stem}.review.json", json.dumps(decision, indent=1, ensure_ascii=False).encode())
-    return {"approved": approved, "rejected": rejected, "kept": []}
+        decisions[name] = {"decision": "rejected", "reviewer": reviewer, "note": note, "at": stamp}
+    _record_in_manifest(run, decisions)
+    return {"approved": approved, "rejected": rejected, "kept": kept}
+
+
+def _record_in_manifest(run: Storage, decisions: dict[str, dict]) -> None:
+    """Point each decided photo's report at where the photo is now and add the decision; the run's
+    counts follow (an approved photo is ok). A rerun finds nothing left in ``review/`` to change."""
+    if not decisions or not run.exists("manifest.json"):
+        return
+    manifest = json.loads(run.read("manifest.json"))
+    changed = False
+    for report in manifest.get("photos") or []:
+        out = str(report.get("output") or "")
+        name = out[len("review/") :] if out.startswith("review/") else None
+        if name in decisions:
+            decision = decisions[name]
+            report["output"] = name if decision["decision"] == "approved" else f"rejected/{name}"
+            report["review"] = decision
+            changed = True
+    if not changed:
+        return
+    photos = manifest.get("photos") or []
+    ok = sum(1 for r in photos if r.get("passed") or (r.get("review") or {}).get("decision") == "approved")
+    manifest["counts"] = {**(manifest.get("counts") or {}), "ok": ok, "failed": len(photos) - ok}
+    run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
 
 
 def _move_with_report(run: Storage, name: str, src_dir: str, dest_dir: str) -> None:

@@ -15,8 +15,9 @@ from matting.manifest import RunManifest, utc_now
 from matting.operators.matting import default_run_prefix, run_locations
 from matting.pipeline import attempt_rounds
 from matting.progress import BatchProgress
+from matting.results import RunResults, Where, held_views
 from matting.storage import open_storage
-from matting.ui.links import ResultsLink
+from matting.ui.links import ResultsLink, results_path
 
 
 class IdPhotoOperator(BaseOperator):
@@ -257,7 +258,7 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
             options=[REJECT_ALL, DECIDE_LATER],
             defaults=[DECIDE_LATER],
             multiple=True,
-            params={"note": Param("", type="string", title="Note for the rejected photos")},
+            params={"note": Param(None, type=["null", "string"], title="Note for the rejected photos (optional)")},
             response_timeout=response_timeout or timedelta(days=7),
             **kwargs,
         )
@@ -277,9 +278,11 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
         self.options = [*(h["photo"] for h in held), REJECT_ALL, DECIDE_LATER]
         with open_storage(photos["destination"], photos.get("destination_conn_id") or None) as root:
             run = root.sub(photos["run_prefix"])
-            expires = int(self.response_timeout.total_seconds()) if self.response_timeout else 7 * 24 * 3600
-            links = {h["photo"]: run.share_url(f"review/{h['photo']}", expires) for h in held}
-            self.body = review_body(held, {k: v for k, v in links.items() if v}, run.describe())
+            # thumbnails from the results pages, behind Airflow's login, whatever the storage (no
+            # presigned URL: the form is readable by everyone who may see the run)
+            items = RunResults(Where.from_xcom(photos), run, None).items
+            page = results_path(context["ti"].dag_id, context["ti"].run_id)
+            self.body = review_body(held, held_views(items, page), run.describe())
         self.log.info("%d photo(s) wait for a reviewer under Required Actions", len(held))
         return super().execute(context)
 

@@ -2,8 +2,13 @@
 
 - ``/matting/``: runs of the matting DAGs (tag ``matting``) the user may read, newest first, with
   their counts, paginated.
-- ``/matting/runs/<dag_id>/<run_id>``: the run's gallery (before/after thumbnails), the quarantine
-  with each reason, ID-photo reports with their rule tables, and the zip download.
+- ``/matting/runs/<dag_id>/<run_id>``: the run's gallery (before/after thumbnails), filtered to all /
+  failed / held for review, the quarantine with each reason, ID-photo reports with their rule tables,
+  and the zip download. Also shown as the "Results" tab of every DAG run and task instance page.
+- ``/matting/runs/<dag_id>/<run_id>/photo/<index>``: one photo's full-size before/after comparison.
+
+Pages are Jinja2 templates (``matting/ui/templates``) with autoescaping on: nothing from a manifest or
+an XCom reaches the HTML unescaped. They follow Airflow's light or dark theme.
 
 Every route needs a logged-in user (Airflow's JWT, from the UI's cookie or a bearer header) who may
 read that DAG's runs, through the configured auth manager. Where a run's files are comes from its
@@ -12,7 +17,7 @@ own task's XCom, never from the URL; image URLs carry only an index into the run
 
 from __future__ import annotations
 
-import html
+import functools
 import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,7 +30,17 @@ from matting import (
     airflow_conf,  # noqa: F401  (the [matting] settings come from Airflow's conf)
     settings,
 )
-from matting.results import PAGE_SIZE, RunResults, Where, cached_thumbnail, counts, page_of, thumbnail
+from matting.results import (
+    PAGE_SIZE,
+    PREVIEW_PX,
+    THUMB_PX,
+    RunResults,
+    Where,
+    cached_thumbnail,
+    counts,
+    page_of,
+    thumbnail,
+)
 
 log = logging.getLogger("matting.ui")
 
@@ -94,58 +109,49 @@ def open_results(where: Where) -> Iterator[RunResults]:
         yield RunResults(where, dest.sub(where.run_prefix), source)
 
 
+def _index(request: Request) -> str:
+    """The runs list, under wherever the api-server mounted this app."""
+    return f"{request.scope.get('root_path', '')}/"
+
+
 def _run_url(dag_id: str, run_id: str) -> str:
     return f"runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:16px;color:#1a202c}
-h1{font-size:20px;margin:0 0 12px} h2{font-size:16px;margin:20px 0 8px}
-table{border-collapse:collapse} td,th{border-bottom:1px solid #e2e8f0;padding:4px 10px;text-align:left;font-size:14px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(540px,1fr));gap:12px}
-.card{border:1px solid #e2e8f0;border-radius:6px;padding:8px}
-.card img{width:256px;height:256px;background:#eee}
-.ok{color:#276749}.failed,.refused{color:#c53030}.held{color:#b7791f}
-.reason{font-size:13px;color:#c53030;white-space:pre-wrap}
-.rules td{font-size:12px;padding:2px 6px}.pass{color:#276749}.fail{color:#c53030;font-weight:bold}
-.pager a,.pager span{margin-right:8px} small{color:#718096}
-"""
+FILTERS = (("all", "all"), ("failed", "failed / refused"), ("held", "held for review"))
+_SHOWN = {"all": None, "failed": ("failed", "refused"), "held": ("held",)}
 
 
-def _page(title: str, body: str) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+@functools.cache
+def _templates():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("matting.ui", "templates"),
+        autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
     )
 
 
-def _pager(url: str, page: int, pages: int) -> str:
-    if pages <= 1:
-        return ""
-    links = [f"<a href='{url}?page={p}'>{p}</a>" if p != page else f"<span>[{p}]</span>" for p in range(1, pages + 1)]
-    return f"<p class='pager'>Pages: {''.join(links)}</p>"
+def render(template: str, status_code: int = 200, **context) -> HTMLResponse:
+    """A page from ``matting/ui/templates`` (autoescaped)."""
+    return HTMLResponse(_templates().get_template(template).render(**context), status_code=status_code)
 
 
-def _rules_table(rules: list[dict]) -> str:
-    if not rules:
-        return ""
-    rows = []
-    for r in rules:
-        state = ("pass", "pass") if r.get("passed") else ("fail", "FAIL")
-        if r.get("passed") and r.get("borderline"):
-            state = ("held", "borderline")
-        distance = "" if r.get("distance") is None else html.escape(str(r.get("distance")))
-        rows.append(
-            f"<tr><td>{html.escape(str(r.get('rule')))}</td><td>{html.escape(str(r.get('value')))}</td>"
-            f"<td>{html.escape(str(r.get('band')))}</td><td>{distance}</td>"
-            f"<td class='{state[0]}'>{state[1]}</td><td>{html.escape(str(r.get('message') or ''))}</td></tr>"
-        )
-    return (
-        "<details><summary>ID-photo report: rules</summary><table class='rules'>"
-        "<tr><th>rule</th><th>value</th><th>band</th><th>distance to limit</th><th></th><th></th></tr>"
-        + "".join(rows)
-        + "</table></details>"
-    )
+def _card(item, run_id: str) -> dict:
+    run = quote(run_id, safe="")
+    return {
+        "index": item.index,
+        "key": item.key,
+        "name": item.name,
+        "status": item.status,
+        "reason": item.reason,
+        "details": item.details,
+        "rules": item.rules,
+        "before": item.before,
+        "after": item.after,
+        "thumb_url": f"{run}/thumb/{item.index}/",
+        "photo_url": f"{run}/photo/{item.index}",
+    }
 
 
 def create_app() -> FastAPI:
@@ -158,6 +164,10 @@ def create_app() -> FastAPI:
             from airflow.api_fastapi.app import get_auth_manager
 
             return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+        if exc.status_code in (403, 404) and "text/html" in request.headers.get("accept", ""):
+            # e.g. the Results tab of a run that is not a matting run: a page, not a JSON error
+            title = "No matting results" if exc.status_code == 404 else "Not allowed"
+            return render("message.html", exc.status_code, title=title, message=exc.detail, index_url=_index(request))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     @app.get("/", response_class=HTMLResponse)
@@ -197,99 +207,119 @@ def create_app() -> FastAPI:
                     if Where.from_xcom(value) is not None:
                         value = dict(value, partial=row.map_index != -1)
                         results[(row.dag_id, row.run_id)] = value
-            lines = []
+            rows = []
             for r in dag_runs:
                 value = results.get((r.dag_id, r.run_id))
+                row = {
+                    "dag_id": r.dag_id,
+                    "run_id": r.run_id,
+                    "state": str(r.state),
+                    "run_after": str(r.run_after)[:19],
+                }
                 if value is not None:
                     shown = {k: value[k] for k in ("files", "ok", "failed") if k in value}
                     shown.update({"held": len(value["held"])} if value.get("held") else {})
-                    numbers = " ".join(f"{k}={v}" for k, v in shown.items())
-                    if value["partial"]:
-                        numbers = "<small>not archived yet (open for what the batches did)</small>"
-                    link = f"<a href='{_run_url(r.dag_id, r.run_id)}'>{html.escape(r.run_id)}</a>"
-                else:
-                    numbers, link = "<small>no results</small>", html.escape(r.run_id)
-                lines.append(
-                    f"<tr><td>{html.escape(r.dag_id)}</td><td>{link}</td><td>{html.escape(str(r.state))}</td>"
-                    f"<td>{html.escape(str(r.run_after)[:19])}</td><td>{numbers}</td></tr>"
-                )
-        body = (
-            "<h1>Matting results</h1>"
-            f"<p><small>{total} run(s) of {len(ours)} DAG(s) tagged '{TAG}' that you may read</small></p>"
-            "<table><tr><th>DAG</th><th>run</th><th>state</th><th>run after</th><th>counts</th></tr>"
-            + "".join(lines)
-            + "</table>"
-            + _pager("./", page, pages)
+                    row.update(
+                        url=_run_url(r.dag_id, r.run_id),
+                        partial=value["partial"],
+                        numbers=" ".join(f"{k}={v}" for k, v in shown.items()),
+                    )
+                rows.append(row)
+        return render(
+            "runs.html",
+            title="Matting results",
+            total=total,
+            dag_count=len(ours),
+            tag=TAG,
+            rows=rows,
+            page=page,
+            pages=pages,
         )
-        return _page("Matting results", body)
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, dependencies=[Depends(may_read_run)])
     def run_page(
-        dag_id: str, run_id: str, page: int = Query(1, ge=1), per_page: int = Query(PAGE_SIZE, ge=1)
+        request: Request,
+        dag_id: str,
+        run_id: str,
+        page: int = Query(1, ge=1),
+        per_page: int = Query(PAGE_SIZE, ge=1),
+        show: str = Query("all", pattern="^(all|failed|held)$"),
     ) -> HTMLResponse:
         with open_results(_where(dag_id, run_id)) as res:
-            shown, pages = page_of(res.items, page, per_page)
-            page = min(page, pages)
-            n = counts(res.items)
-            cards = []
-            for item in shown:
-                base = f"{quote(run_id, safe='')}/thumb/{item.index}"
-                reason = f"<div class='reason'>{html.escape(item.reason)}</div>" if item.reason else ""
-                where = (
-                    f"<small>original: {html.escape(item.details['moved_to'])}</small>"
-                    if item.details.get("moved_to")
-                    else ""
-                )
-                cards.append(
-                    f"<div class='card' id='item-{item.index}'><div><b>{html.escape(item.name)}</b> "
-                    f"<span class='{item.status}'>{item.status}</span> {where}</div>"
-                    f"<img alt='before' src='{base}/before.jpg' loading='lazy'>"
-                    f"<img alt='after' src='{base}/after.jpg' loading='lazy'>"
-                    f"{reason}{_rules_table(item.rules)}</div>"
-                )
-            quarantine = [i for i in res.items if i.status in ("failed", "refused")]
-            q_rows = "".join(
-                f"<tr><td><a href='#item-{i.index}'>{html.escape(i.name)}</a></td><td>{html.escape(i.reason)}</td></tr>"
-                for i in quarantine[:200]
-            )
-            zip_link = (
-                f"<a href='{quote(run_id, safe='')}/outputs.zip' download>download outputs.zip</a>"
-                if res.zip_path()
-                else "<small>no zip for this run</small>"
-            )
+            wanted = _SHOWN[show]
+            selected = [i for i in res.items if wanted is None or i.status in wanted]
+            shown, pages = page_of(selected, page, per_page)
+            filter_counts = {k: sum(1 for i in res.items if v is None or i.status in v) for k, v in _SHOWN.items()}
             job = res.manifest.get("job") or {}
-            model = job.get("model") or res.manifest.get("model") or ""
-            body = (
-                f"<p><a href='../../'>all runs</a></p><h1>{html.escape(dag_id)} / {html.escape(run_id)}</h1>"
-                f"<p>{' '.join(f'{k}={v}' for k, v in n.items())} &middot; model {html.escape(str(model))} &middot; "
-                f"{zip_link}</p><p><small>{html.escape(res.run.describe())}</small></p>"
-                + (
-                    "<p class='held'>Not archived: the archive step has not run yet or failed. "
-                    "Shown: what the batches recorded so far.</p>"
-                    if res.partial
-                    else ""
-                )
-                + (f"<h2>Quarantined / refused ({len(quarantine)})</h2><table>{q_rows}</table>" if quarantine else "")
-                + f"<h2>Photos (before / after)</h2>{_pager(quote(run_id, safe=''), page, pages)}"
-                f"<div class='grid'>{''.join(cards)}</div>"
+            quarantine = [i for i in res.items if i.status in ("failed", "refused")]
+            return render(
+                "run.html",
+                title=f"{dag_id} {run_id}",
+                dag_id=dag_id,
+                run_id=run_id,
+                index_url="../../",
+                self_url=quote(run_id, safe=""),
+                counts=counts(res.items),
+                model=str(job.get("model") or res.manifest.get("model") or ""),
+                zip_url=f"{quote(run_id, safe='')}/outputs.zip" if res.zip_path() else None,
+                where=res.run.describe(),
+                partial=res.partial,
+                quarantine=[_card(i, run_id) for i in quarantine],
+                filters=FILTERS,
+                filter_counts=filter_counts,
+                show=show,
+                page=min(page, pages),
+                pages=pages,
+                cards=[_card(i, run_id) for i in shown],
             )
-        return _page(f"{dag_id} {run_id}", body)
 
-    @app.get("/runs/{dag_id}/{run_id}/thumb/{index}/{kind}.jpg", dependencies=[Depends(may_read_run)])
-    def thumb(dag_id: str, run_id: str, index: int, kind: str) -> Response:
-        if kind not in ("before", "after"):
-            raise HTTPException(404, "no such image")
-        where = _where(dag_id, run_id)
-        cached = cached_thumbnail(where, index, kind) if index >= 0 else None
-        if cached is not None:  # no storage connection for what was made before
-            return Response(cached, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
-        with open_results(where) as res:
+    @app.get("/runs/{dag_id}/{run_id}/photo/{index}", response_class=HTMLResponse, dependencies=[Depends(may_read_run)])
+    def photo_page(dag_id: str, run_id: str, index: int) -> HTMLResponse:
+        """One photo, full size: the original and the result side by side, with its report."""
+        with open_results(_where(dag_id, run_id)) as res:
             try:
                 item = res.item(index)
             except KeyError:
                 raise HTTPException(404, "no such photo in this run") from None
-            data = thumbnail(res, item, kind)
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+            last = len(res.items) - 1
+            return render(
+                "photo.html",
+                title=f"{item.name} - {dag_id} {run_id}",
+                dag_id=dag_id,
+                run_id=run_id,
+                run_url=f"../../{quote(run_id, safe='')}",
+                prev_url=str(index - 1) if index > 0 else None,
+                next_url=str(index + 1) if index < last else None,
+                image_url=f"../image/{index}/",
+                item=_card(item, run_id),
+            )
+
+    def _image(dag_id: str, run_id: str, index: int, kind: str, v: str | None, size: int) -> Response:
+        if kind not in ("before", "after"):
+            raise HTTPException(404, "no such image")
+        headers = {"Cache-Control": "private, max-age=3600"}
+        where = _where(dag_id, run_id)
+        cached = cached_thumbnail(where, v, kind, size) if v else None
+        if cached is not None:  # no storage connection for what was made before
+            return Response(cached, media_type="image/jpeg", headers=headers)
+        with open_results(where) as res:
+            try:  # by content key when the page gave one: positions change when a run is re-archived
+                item = res.item(index, key=v)
+            except KeyError:
+                raise HTTPException(404, "no such photo in this run") from None
+            data = thumbnail(res, item, kind, size)
+        return Response(data, media_type="image/jpeg", headers=headers)
+
+    @app.get("/runs/{dag_id}/{run_id}/thumb/{index}/{kind}.jpg", dependencies=[Depends(may_read_run)])
+    def thumb(dag_id: str, run_id: str, index: int, kind: str, v: str | None = Query(None, max_length=64)) -> Response:
+        return _image(dag_id, run_id, index, kind, v, THUMB_PX)
+
+    @app.get("/runs/{dag_id}/{run_id}/image/{index}/{kind}.jpg", dependencies=[Depends(may_read_run)])
+    def preview(
+        dag_id: str, run_id: str, index: int, kind: str, v: str | None = Query(None, max_length=64)
+    ) -> Response:
+        """The comparison page's picture: at most PREVIEW_PX on its long side."""
+        return _image(dag_id, run_id, index, kind, v, PREVIEW_PX)
 
     @app.get("/runs/{dag_id}/{run_id}/outputs.zip", dependencies=[Depends(may_read_run)])
     def download_zip(dag_id: str, run_id: str) -> Response:
