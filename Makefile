@@ -2,13 +2,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-runtime.txt constraints.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-runtime.txt constraints.txt plugins/matting/__init__.py | cksum | cut -d' ' -f1)
 # weights go to this checkout's models/: the package looks there on its own (the models/ folder
 # beside plugins/; see matting.engine.models.model_dir_candidates), so no variable is needed
 
-.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quality quantize-study lint clean
+.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quality quantize-study docs lint clean
 
-$(STAMP): pyproject.toml requirements.txt requirements-runtime.txt constraints.txt
+$(STAMP): pyproject.toml requirements.txt requirements-runtime.txt constraints.txt plugins/matting/__init__.py  # the version: the provider metadata Airflow lists
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -107,7 +107,7 @@ bench-memory: models
 idphoto-eval: models
 	$(PY) tests/idphoto/eval_set.py --model u2netp --model modnet
 
-# matte quality against exact ground truth (README "Matte quality"): real photographic cut-outs over
+# matte quality against exact ground truth (docs/quality.md): real photographic cut-outs over
 # real photos (Debian packages, fetched with apt-get download and sha256-checked), native and 3000 px,
 # every model x scenario x content type, each post-processing step alone, rembg in the same run
 quality: models
@@ -116,6 +116,10 @@ quality: models
 # issue #12: static INT8 u2netp recipes against fp32 (speed and mask agreement, one run)
 quantize-study: models
 	$(PY) tests/live/quantize_study.py
+
+# the reference in docs/ as a site (out/site/), strictly: a broken link or a missing page fails
+docs: venv
+	$(VENV)/bin/mkdocs build --strict
 
 lint: venv
 	$(VENV)/bin/ruff check plugins tests dags

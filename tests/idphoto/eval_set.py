@@ -184,7 +184,7 @@ CASES = [
     ),
     # Labelled "accept" until 2026-12-01; looked at again when the new face stack measured his yaw at
     # 9.4-10.6 deg on every variant: the head is visibly turned to his left (more of his right cheek
-    # shows), twice ICAO's 5 deg. Relabelled on the set the bands are tuned on (see the README).
+    # shows), twice ICAO's 5 deg. Relabelled on the set the bands are tuned on (see docs/id-photos.md).
     Case(
         "Biden, official portrait",
         _portrait("biden.jpg"),

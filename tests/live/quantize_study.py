@@ -8,7 +8,7 @@ cameraman, motorcycle, coins, horse) plus, as non-subject controls, a star field
 tissue slide; the five public-domain portraits (tests/idphoto/portraits.py); and dark (-2.3 stops)
 and noisy (sigma 20) copies of four of them.
 
-Findings (2 cores, onnxruntime 1.32, see the README's INT8 note): naive per-channel QDQ is 2.2x
+Findings (2 cores, onnxruntime 1.32, see the INT8 note in docs/performance.md): naive per-channel QDQ is 2.2x
 faster and useless (IoU min 0.11); the collapse is one decoder conv (Conv_787) that subtracts
 large numbers (BN-folded biases down to -1360) from an input whose concat mixes channel maxima of
 228 and 11; keeping it and its feeders in float (4 % of the MACs) and calibrating by percentile gets

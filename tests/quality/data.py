@@ -9,7 +9,7 @@ to ``.cache/quality/``; never committed. A missing download or a checksum mismat
 - Backgrounds: the photographs among KDE Plasma's wallpapers (``plasma-workspace-wallpapers``
   4:5.27.5-2, GPL-2+): lake, pier, cups, boats, leaves, fog, sky, moss, forest, beach, dusk.
 
-Limits (said in the README): hand-cut alphas are harder-edged than real hair mattes; a cut-out pasted
+Limits (said in docs/quality.md): hand-cut alphas are harder-edged than real hair mattes; a cut-out pasted
 on a photo it was not shot in can be easier than a real photo (lighting and focus differ); at 3000 px
 the cut-out is enlarged 6-12x, so its edges are softer than a real 3000 px product shot's. Two people
 only (both full length, in protective suits): portraits are judged on the ID-photo evaluation too.

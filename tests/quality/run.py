@@ -63,7 +63,7 @@ def fill_holes(alpha, level: int = 128, margin: int = 6):
     return np.maximum(alpha, inside)
 
 
-# steps that are not scenario keys: measured here, not offered (see the README for why)
+# steps that are not scenario keys: measured here, not offered (see docs/quality.md for why)
 EXTRA_STEPS = {"step: fill_holes (HivisionIDPhotos)": fill_holes}
 
 
@@ -208,7 +208,7 @@ def tables(summary: dict) -> str:
 
 
 def compact_tables(summary: dict) -> str:
-    """The README's tables: per resolution, each (model, scenario) x content type (MSE x1e3 mean /
+    """The tables of docs/quality.md: per resolution, each (model, scenario) x content type (MSE x1e3 mean /
     median / worst, gradient error mean, s/image), then each step's change of mean MSE and gradient
     error against the raw mask it was applied to (u2netp for objects and animals, MODNet for people)."""
     contents = ["objects", "animals", "people"]
