@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt require
 # weights go to this checkout's models/: the package looks there on its own (the models/ folder
 # beside plugins/; see matting.engine.models.model_dir_candidates), so no variable is needed
 
-.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory idphoto-eval quality quantize-study docs lint clean
+.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory bench-pipeline idphoto-eval quality quantize-study docs lint clean
 
 $(STAMP): pyproject.toml requirements.txt requirements-runtime.txt constraints.txt plugins/matting/__init__.py  # the version: the provider metadata Airflow lists
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -97,6 +97,10 @@ bench-airflow: models
 # the same photos through the batch runner from a local folder and from a real sshd on loopback
 bench-storage: models
 	$(PY) tests/live/bench_storage.py
+
+# the result cache: 200 photos of which half repeat, cache on vs off in one run (docs/reuse.md)
+bench-pipeline: models
+	$(PY) tests/live/bench_reuse.py
 
 # peak RSS of a whole run at 200 and 2,000 photos (memory must not grow with the run)
 bench-memory: models

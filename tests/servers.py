@@ -208,11 +208,13 @@ class Fault:
 
 class FaultProxy:
     """An HTTP proxy on loopback in front of an S3 server that injects faults by rule (``Fault``).
-    ``seen`` lists (kind, status or 'reset'/'stall') for every request, in order."""
+    ``seen`` lists (kind, status or 'reset'/'stall') for every faulted request, in order; ``requests``
+    (kind, path) for every request."""
 
     def __init__(self, upstream: str, faults: list[Fault] | None = None) -> None:
         self.upstream, self.faults = upstream, list(faults or [])
         self.seen: list[tuple[str, object]] = []
+        self.requests: list[tuple[str, str]] = []
         self.counts: dict[str, int] = {}
         self.url = ""
         self._srv = None
@@ -248,6 +250,7 @@ class FaultProxy:
                 kind = proxy._kind(self.command, self.path)
                 action = None
                 with lock:
+                    proxy.requests.append((kind, urlsplit(self.path).path))
                     n = proxy.counts[kind] = proxy.counts.get(kind, 0) + 1
                     for fault in proxy.faults:
                         if fault.kind == kind and n % fault.every == 0:

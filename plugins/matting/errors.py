@@ -157,6 +157,24 @@ _PERMANENT_CLASS_NAMES = {
 }
 
 
+_RETRYING_CLIENTS = ("botocore", "boto3", "s3transfer")
+
+
+def retried_by_client(exc: BaseException) -> bool:
+    """True for an error raised by botocore, which (standard retry mode, ``[matting] s3_max_attempts``)
+    has already retried every transient S3 failure before giving up: another in-task round would
+    multiply its attempts, not add a chance."""
+    return any(cls.__module__.split(".")[0] in _RETRYING_CLIENTS for cls in type(exc).__mro__[:-1])
+
+
+def retry_in_task(exc: BaseException) -> bool:
+    """Whether an in-task round may try again after ``exc``: not for a permanent error, nor for one
+    the storage client already retried. Who owns which failure (docs/nothing-lost.md): botocore
+    retries each S3 request; in-task rounds retry what no client retried (an SFTP session that
+    died, a short read, a local disk error); Airflow's task retries cover outages longer than a task."""
+    return not is_permanent(exc) and not retried_by_client(exc)
+
+
 def is_permanent(exc: BaseException) -> bool:
     """True for errors that the same call will hit again however often it is retried: bad or missing
     credentials, an unknown connection, a bucket that does not exist, an unsafe path, a bad setting,

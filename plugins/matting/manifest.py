@@ -32,6 +32,7 @@ class FileRecord:
     width: int | None = None
     height: int | None = None
     finished_at: str | None = None
+    reused_from: str | None = None  # the output this one is a copy of (the result cache), if any
 
     @property
     def record_name(self) -> str:
@@ -50,7 +51,11 @@ class FileRecord:
 def run_counts(files: list) -> dict[str, int]:
     """files / ok / failed over records or their dicts (manifests, parts, summaries)."""
     statuses = [f["status"] if isinstance(f, dict) else f.status for f in files]
-    return {"files": len(statuses), "ok": statuses.count("ok"), "failed": len(statuses) - statuses.count("ok")}
+    counts = {"files": len(statuses), "ok": statuses.count("ok"), "failed": len(statuses) - statuses.count("ok")}
+    reused = sum(1 for f in files if (f.get("reused_from") if isinstance(f, dict) else f.reused_from))
+    if reused:
+        counts["reused"] = reused  # outputs copied from the result cache, among the ok ones
+    return counts
 
 
 @dataclass

@@ -27,17 +27,25 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
-from matting import limits
+from matting import limits, settings
 from matting.detection import Ledger
 from matting.engine.core import Engine, ImageResult, OutputOptions
-from matting.errors import FileTooLarge, InfrastructureError, SourceChanged
+from matting.errors import FileTooLarge, InfrastructureError, SourceChanged, retry_in_task
 from matting.images import could_become_image
 from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
 from matting.naming import plan_outputs
 from matting.progress import BatchProgress
+from matting.reuse import Entry, ResultCache, result_key
 from matting.storage import FileInfo, Storage
 
 log = logging.getLogger("matting.pipeline")
+
+DEFERRED = "deferred"  # the same bytes as a photo of this attempt still being made: copied after it
+
+BREAKER = 3
+"""Photos in a row that hit infrastructure errors before an attempt stops: the storage is down, and
+every further photo would cost the full retry budget of the storage client for nothing. The rest
+of the attempt is left untouched for the next round (or Airflow's retry)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class BatchConfig:
     chunk_size: int = 16  # images in flight per engine batch; memory stays flat whatever the batch
     max_bytes: int | None = None  # None: [matting] max_bytes
     attempts: int | None = None  # in-task attempts for infrastructure errors; None: [matting] io_attempts
+    reuse: bool | None = None  # the result cache (matting.reuse); None: [matting] reuse
 
     @property
     def records_dir(self) -> str:
@@ -66,6 +75,10 @@ class MattingJob:
 
     def __init__(self, engine: Engine, out: OutputOptions) -> None:
         self.engine, self.out = engine, out
+
+    def result_key(self, input_sha256: str) -> str:
+        """The result cache's key for an input of these bytes under this job's settings."""
+        return result_key(input_sha256, self.engine.model_sha256, self.engine.scenario, self.out)
 
     def describe(self) -> dict:
         return {
@@ -96,6 +109,24 @@ def unique_name(storage: Storage, rel: str, info: FileInfo) -> str:
     return rel if not storage.exists(rel) else versioned_name(rel, info)
 
 
+class RoundErrors(dict):
+    """{path: why} for the items of one in-task round that hit infrastructure errors, and which of
+    them another round cannot help (``final``): permanent errors (``errors.is_permanent``), and S3
+    errors botocore already retried ``[matting] s3_max_attempts`` times before raising them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.final: set[str] = set()
+
+    def add(self, path: str, why: str, retry_in_task: bool = True) -> None:
+        self[path] = why
+        if not retry_in_task:
+            self.final.add(path)
+
+    def add_exception(self, path: str, exc: BaseException) -> None:
+        self.add(path, _why(exc), retry_in_task(exc))
+
+
 def attempt_rounds(
     items: list,
     attempt: Callable[[list], dict[str, str]],
@@ -104,27 +135,35 @@ def attempt_rounds(
     what: str = "file(s)",
 ) -> tuple[list, dict[str, str]]:
     """In-task retries for infrastructure errors: ``attempt(pending)`` returns {path: why} for the items
-    that failed; they are tried again after ``limits.backoff_s`` up to ``attempts`` times. Returns the
-    items still failing and why (empty when all went through)."""
-    pending, errors = list(items), {}
+    that failed (a ``RoundErrors`` says which of them not to retry); the others are tried again after
+    ``limits.backoff_s`` up to ``attempts`` rounds. Returns the items still failing and why (empty when
+    all went through)."""
+    todo, errors, final = list(items), {}, []
     for n in range(1, attempts + 1):
-        errors = attempt(pending)
-        pending = [item for item in pending if item.path in errors]
-        if not pending:
+        found = attempt(todo)
+        for item in todo:
+            errors.pop(item.path, None)
+        errors.update(found)
+        no_retry = getattr(found, "final", set())
+        failed = [item for item in todo if item.path in found]
+        final += [item for item in failed if item.path in no_retry]
+        todo = [item for item in failed if item.path not in no_retry]
+        if not todo:
             break
         if n < attempts:
             wait = limits.backoff_s(n)
             log.warning(
                 "%d %s hit infrastructure errors (attempt %d/%d), retrying in %.1fs: %s",
-                len(pending),
+                len(todo),
                 what,
                 n,
                 attempts,
                 wait,
-                "; ".join(errors[item.path] for item in pending[:3]),
+                "; ".join(errors[item.path] for item in todo[:3]),
             )
             sleep(wait)
-    return pending, errors
+    left = {item.path for item in final + todo}
+    return [item for item in items if item.path in left], errors
 
 
 def _why(exc: BaseException) -> str:
@@ -150,6 +189,11 @@ class BatchRunner:
         self.grace_s = limits.upload_grace_s()
         self.records: list[FileRecord] = []
         self.left_for_next_run: list[str] = []  # changed since detection: untouched
+        reuse = cfg.reuse if cfg.reuse is not None else settings.value("reuse")
+        days = settings.value("reuse_max_age_days")
+        self.cache = ResultCache(dest, days * 86400) if reuse and isinstance(job, MattingJob) else None
+        self._producing: set[str] = set()  # keys an earlier photo of this attempt is making right now
+        self.reused = 0
 
     def _record_path(self, info: FileInfo) -> str:
         return f"{self.cfg.records_dir}/{info.version_id}.json"
@@ -174,7 +218,8 @@ class BatchRunner:
 
     def _pass(self, files: list[FileInfo], plan: dict[str, str], progress) -> dict[str, str]:
         """One attempt over ``files``; returns {path: why} for those that hit infrastructure errors."""
-        errors: dict[str, str] = {}
+        errors = RoundErrors()
+        self._streak = 0
         todo: list[FileInfo] = []
         for info in files:
             try:
@@ -187,8 +232,12 @@ class BatchRunner:
                 else:
                     todo.append(info)
             except Exception as exc:  # storage trouble: this file waits for the next attempt
-                errors[info.path] = _why(exc)
+                errors.add_exception(info.path, exc)
         for chunk in _chunks(todo, self.cfg.chunk_size):
+            if self._streak >= BREAKER:  # the storage is down: leave the rest untouched, fail sooner
+                for info in chunk:
+                    errors.add(info.path, self._breaker_why, retry_in_task=self._breaker_retry)
+                continue
             self._run_chunk(chunk, plan, errors, progress)
         return errors
 
@@ -216,7 +265,7 @@ class BatchRunner:
             error=str(err),
         )
 
-    def _run_chunk(self, chunk: list[FileInfo], plan: dict[str, str], errors: dict, progress) -> None:
+    def _run_chunk(self, chunk: list[FileInfo], plan: dict[str, str], errors: RoundErrors, progress) -> None:
         by_path = {f.path: f for f in chunk}
         payloads: dict[str, bytes] = {}
 
@@ -228,20 +277,54 @@ class BatchRunner:
 
             return load
 
+        keys: dict[str, str] = {}
+        made: dict[str, tuple[str, int]] = {}  # name -> (output sha256, size), for the cache entry
+        deferred: list[FileInfo] = []
+
         def sink(name: str, data: bytes, _out) -> str:
             rel = posixpath.join(self.cfg.outputs_dir, plan[name])
             self.dest.write(rel, data)  # the name is this source's alone in the run: a retry rewrites it
+            made[name] = (hashlib.sha256(data).hexdigest(), len(data))
             return rel
 
+        def shortcut(name: str, data: bytes) -> ImageResult | None:
+            return self._reuse(name, data, posixpath.join(self.cfg.outputs_dir, plan[name]), keys)
+
         results: Iterator[ImageResult] = self.job.engine.run_batch(
-            [(f.path, loader(f)) for f in chunk], self.job.out, sink=sink
+            [(f.path, loader(f)) for f in chunk],
+            self.job.out,
+            sink=sink,
+            shortcut=shortcut if self.cache is not None else None,
         )
+        seen: set[str] = set()
         for result in results:
             info = by_path[result.source]
+            seen.add(info.path)
             data = payloads.pop(result.source, None)
-            if result.retryable:
-                errors[info.path] = result.error or "infrastructure error"
+            key = keys.get(result.source)
+            if result.error_type == DEFERRED:  # the same bytes as an earlier photo still being made
+                deferred.append(info)
                 continue
+            if key is not None and not result.reused_from:
+                self._producing.discard(key)
+                if result.ok and result.source in made:
+                    self._remember(key, result, made.pop(result.source))
+            if result.retryable:
+                errors.add(info.path, result.error or "infrastructure error", result.retry_in_task)
+                self._streak += 1
+                if self._streak >= BREAKER:
+                    self._breaker_why = (
+                        f"not tried: {BREAKER} photos in a row hit infrastructure errors ({result.error})"
+                    )
+                    self._breaker_retry = result.retry_in_task
+                    log.warning("%s; the rest of this attempt is left untouched", self._breaker_why)
+                    results.close()  # stop reading: no more requests to a storage that is down
+                    for rest in chunk:
+                        if rest.path not in seen:
+                            errors.add(rest.path, self._breaker_why, retry_in_task=result.retry_in_task)
+                    break
+                continue
+            self._streak = 0
             if result.error_type == SourceChanged.code:
                 log.warning("left for the next run: %s", result.error)
                 self.left_for_next_run.append(info.path)
@@ -268,14 +351,69 @@ class BatchRunner:
                 timings_ms=result.timings_ms,
                 width=result.width,
                 height=result.height,
+                reused_from=result.reused_from,
             )
             try:
                 self._finish(info, rec, data)
             except Exception as exc:
-                errors[info.path] = _why(exc)
+                errors.add_exception(info.path, exc)
+                self._streak += 1
                 continue
             if progress is not None:
                 progress.add(result)
+        if deferred and self._streak >= BREAKER:
+            for info in deferred:
+                errors.add(info.path, self._breaker_why, retry_in_task=self._breaker_retry)
+        elif deferred:  # their twins are made and cached now: these are copies
+            self._run_chunk(deferred, plan, errors, progress)
+
+    # --- the result cache ---------------------------------------------------------------------------
+
+    def _reuse(self, name: str, data: bytes, target: str, keys: dict[str, str]) -> ImageResult | None:
+        """The cached output for these bytes, written as ``target``, as the photo's result; None to
+        process the photo. The cache never fails a photo: any trouble with it is a miss."""
+        try:
+            key = keys[name] = self.job.result_key(hashlib.sha256(data).hexdigest())
+            if key in self._producing:
+                return ImageResult(source=name, ok=False, error_type=DEFERRED)
+            entry = self.cache.reuse(key, target)
+        except Exception as exc:
+            log.warning("result cache unavailable for %s (%s: %s): processing it", name, type(exc).__name__, exc)
+            return None
+        if entry is None:
+            self._producing.add(key)
+            return None
+        self.reused += 1
+        log.info("reused %s for %s (made by run %s; saved ~%.0f ms)", entry.output, name, entry.run, entry.ms)
+        return ImageResult(
+            source=name,
+            ok=True,
+            output=target,
+            width=entry.width,
+            height=entry.height,
+            bytes_out=entry.size,
+            reused_from=entry.output,
+        )
+
+    def _remember(self, key: str, result: ImageResult, made: tuple[str, int]) -> None:
+        sha, size = made
+        try:
+            info = self.dest.stat(result.output)
+            entry = Entry(
+                output=result.output,
+                sha256=sha,
+                size=size,
+                run=self.cfg.run_prefix,
+                source=result.source,
+                created=time.time(),
+                version=info.version if info is not None else None,
+                ms=result.total_ms,
+                width=result.width,
+                height=result.height,
+            )
+            self.cache.put(key, entry)
+        except Exception as exc:  # a photo is done whether or not its result could be cached
+            log.warning("could not cache the result of %s: %s: %s", result.source, type(exc).__name__, exc)
 
     INCOMPLETE = frozenset({"empty_file", "truncated_image", "not_an_image", "corrupt_image"})
 

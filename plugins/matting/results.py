@@ -110,7 +110,9 @@ def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
                 reason=reason,
                 before=_in_source(f.get("moved_to") or f.get("source")),
                 after=_inside_run(outputs[0], run_prefix) if outputs else None,
-                details={k: f.get(k) for k in ("moved_to", "kept_reason", "width", "height") if f.get(k)},
+                details={
+                    k: f.get(k) for k in ("moved_to", "kept_reason", "width", "height", "reused_from") if f.get(k)
+                },
             )
         )
     for i, r in enumerate(manifest.get("photos") or []):
@@ -168,6 +170,9 @@ def counts(items: list[Item]) -> dict[str, int]:
     out = {"files": len(items)}
     for item in items:
         out[item.status] = out.get(item.status, 0) + 1
+    reused = sum(1 for item in items if item.details.get("reused_from"))
+    if reused:
+        out["reused"] = reused  # copies from the result cache, among the ok ones
     return out
 
 

@@ -220,6 +220,22 @@ OPTIONS: tuple[Option, ...] = (
         """botocore's attempts per S3 request (standard
         retry mode).""",
     ),
+    _o(
+        "reuse",
+        "boolean",
+        "True",
+        "limits",
+        """The result cache: the same input bytes with the same model, scenario and output options are
+        matted once; later copies (another name, batch or run) reuse the output. Off: every photo is
+        processed. Not used for ID photos.""",
+    ),
+    _o(
+        "reuse_max_age_days",
+        "float",
+        "30",
+        "limits",
+        """Cache entries older than this are ignored, and deleted by the archive step.""",
+    ),
     # -- the DAGs in dags/ (read when the scheduler parses them) --
     _o(
         "data_dir",

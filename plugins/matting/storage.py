@@ -16,6 +16,7 @@ used from two threads at once (the engine reads on one thread while it writes on
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import posixpath
@@ -128,6 +129,16 @@ class Storage(ABC):
 
     @abstractmethod
     def delete(self, rel: str) -> None: ...
+
+    def copy(self, rel: str, dest_rel: str, expect_sha256: str, expect_version: str | None = None) -> bool:
+        """Write a copy of ``rel`` as ``dest_rel`` (overwriting: a name of this run's own) if ``rel``
+        still holds the bytes of that sha256; False when it changed, ``FileNotFoundError`` when gone.
+        Backends with a server-side copy override it (S3)."""
+        data = self.read(rel)
+        if hashlib.sha256(data).hexdigest() != expect_sha256:
+            return False
+        self.write(dest_rel, data)
+        return True
 
     def exists(self, rel: str) -> bool:
         return self.stat(rel) is not None
@@ -305,7 +316,7 @@ class S3Storage(Storage):
             timeout = limits.io_timeout_s()
             self.max_attempts = limits.s3_max_attempts()
             config = Config(
-                retries={"mode": "standard", "max_attempts": self.max_attempts},
+                retries={"mode": "standard", "total_max_attempts": self.max_attempts},  # the first request included
                 connect_timeout=timeout,
                 read_timeout=timeout,
                 signature_version="s3v4",  # presigned review links too (SigV2 is refused by newer regions)
@@ -373,7 +384,42 @@ class S3Storage(Storage):
         return FileInfo(rel, int(head["ContentLength"]), head["LastModified"].timestamp(), head["ETag"].strip('"'))
 
     def _read(self, rel: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"{rel}: not in {self.describe()}") from exc
+            raise
+
+    def copy(self, rel: str, dest_rel: str, expect_sha256: str, expect_version: str | None = None) -> bool:
+        """Server-side: the bytes never leave S3. With ``expect_version`` (the ETag recorded with the
+        sha256) the copy is conditioned on it in the same request; without, the bytes are checked."""
+        if expect_version is None:
+            return super().copy(rel, dest_rel, expect_sha256)
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=self._key(dest_rel),
+                CopySource={"Bucket": self.bucket, "Key": self._key(rel)},
+                CopySourceIfMatch=f'"{expect_version}"',
+                ChecksumAlgorithm="CRC32",
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412"):
+                return False
+            if code in ("NoSuchKey", "404"):
+                raise FileNotFoundError(f"{rel}: not in {self.describe()}") from exc
+            raise
+        # and checked: a single-part object's copy keeps its ETag (the content's MD5), so a copy of
+        # other bytes shows (also where a server ignores the copy condition); the target is this
+        # run's own name, rewritten when the photo is processed instead
+        head = self._head(self._key(dest_rel))
+        return head is not None and head["ETag"].strip('"') == expect_version
 
     def read(self, rel: str, expect: FileInfo | None = None) -> bytes:
         if expect is None:

@@ -26,7 +26,7 @@ from matting.archive import close_run
 from matting.detection import Ledger, ScanOptions, scan
 from matting.errors import InfrastructureError
 from matting.manifest import RunManifest, utc_now
-from matting.pipeline import BatchConfig, BatchRunner, write_manifest
+from matting.pipeline import BREAKER, BatchConfig, BatchRunner, write_manifest
 from matting.storage import LocalStorage, S3Storage, SftpStorage
 from PIL import Image
 from scenario import ROOT, local_snapshot, s3_snapshot, scenario_inputs
@@ -183,6 +183,44 @@ def test_s3_outage_fails_the_task_then_the_retry_finishes(s3_server, monkeypatch
         "all PUTs 503 in attempt 1",
         2,
         "attempt 1: task failed, 11/11 untouched",
+    )
+
+
+def test_a_full_s3_outage_costs_each_object_a_bounded_number_of_requests(s3_server, monkeypatch, job, report):
+    """Every GET answered 503 (the default settings: 5 botocore attempts, 3 in-task rounds): botocore
+    owns S3 retries, so the in-task rounds add none; after 3 photos in a row fail the attempt stops,
+    so the other photos cost no request at all. Per object: 5 requests per task try, 20 over
+    Airflow's 4 tries (the defaults), not 5 x 3 x 4 = 60; the batch: at most 25 per try."""
+    fast_retries(monkeypatch)
+    for name in ("AIRFLOW__MATTING__S3_MAX_ATTEMPTS", "AIRFLOW__MATTING__IO_ATTEMPTS"):
+        monkeypatch.delenv(name, raising=False)
+    client, bucket, inputs = s3_inputs(s3_server, "counted")
+    src_direct = S3Storage(bucket, "in", "aws_counted")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_COUNTED", s3_server.conn_uri)
+    files = scan(src_direct, NOW).new
+    with FaultProxy(s3_server.endpoint, [Fault("GET", every=1, status=503, code="ServiceUnavailable")]) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN2", proxy.conn_uri())
+        src, dest = S3Storage(bucket, "in", "aws_down2"), S3Storage(bucket, "out", "aws_down2")
+        with pytest.raises(InfrastructureError, match="nothing quarantined"):
+            BatchRunner(src, dest, job, BatchConfig(run_prefix="run")).run(files)
+    gets: dict[str, int] = {}
+    for kind, path in proxy.requests:
+        if kind == "GET":
+            gets[path] = gets.get(path, 0) + 1
+    assert len(files) == len(inputs)
+    assert set(gets.values()) == {5}, gets  # 5 requests an object, the first included: no in-task round
+    # the attempt stops after 3 in a row; the engine has read up to 2 more ahead by then (prefetch 1 +
+    # the read in flight): the rest of the batch costs no request at all
+    assert BREAKER <= len(gets) <= BREAKER + 2 < len(files), gets
+    during = audit(inputs, s3_snapshot(client, bucket, "in"), s3_snapshot(client, bucket, "out"))
+    during.assert_clean(finished=False)
+    assert during.count("untouched") == len(inputs)
+    report(
+        "S3 down for every GET, default retry settings",
+        during,
+        f"{sum(gets.values())} GETs for {len(files)} photos",
+        1,
+        f"5 per object (botocore), {len(gets)} objects then the attempt stops",
     )
 
 

@@ -111,7 +111,7 @@ def test_crash_mid_batch_then_retry_loses_and_duplicates_nothing(tmp_path, incom
     )
     path = write_manifest(dest, cfg, manifest)
     doc = json.loads(dest.read(path))
-    assert doc["counts"] == {"files": 6, "ok": 3, "failed": 3}
+    assert doc["counts"] == {"files": 6, "ok": 3, "failed": 3, "reused": 1}  # dup.jpg: a.jpg's bytes
     assert doc["job"]["model"] == "u2netp" and len(doc["job"]["model_sha256"]) == 64
     a = next(f for f in doc["files"] if f["source"] == "a.jpg")
     assert a["outputs"] == ["2026/11/23/run1/outputs/a.png"] and a["moved_to"] == "processed/a.jpg"

@@ -217,12 +217,34 @@ def test_batch_results_match_single_image_path(engine, astronaut_bytes, overlap_
 
 
 def test_large_image_keeps_memory_bounded(engine):
-    """A 12 MP image goes through; the mask is computed at model size and upscaled in uint8."""
+    """A 12 MP image goes through with the mask computed at model size and upscaled in uint8. What
+    NumPy and Pillow allocate (tracemalloc sees both; ONNX Runtime's arena, at model size, it does
+    not), in bytes per pixel: the matte stage holds the decoded RGB (3) and the uint8 alpha (1) and
+    peaks under 5 (a float32 full-size alpha would take it to 8); the whole photo peaks at 12 with
+    the RGBA result and its encoder copy (under 13 here; a float32 RGB copy anywhere adds 12)."""
+    import tracemalloc
+
+    from matting.images import decode
+
     rgb = cv2.resize(np.asarray(Image.open(SAMPLES / "astronaut.jpg")), (4200, 2800))
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=85)
-    result, data = engine.process_bytes(buf.getvalue(), "big.jpg", OutputOptions.build("webp"))
+    data, pixels = buf.getvalue(), 4200 * 2800
+    del rgb
+    engine.process_bytes(data, "warm.jpg", OutputOptions.build("webp"))  # sessions and caches first
+    tracemalloc.start()
+    try:
+        result, out = engine.process_bytes(data, "big.jpg", OutputOptions.build("webp"))
+        whole = tracemalloc.get_traced_memory()[1] / pixels
+        image = decode(data, name="big.jpg")
+        tracemalloc.reset_peak()
+        engine.matte(image, {})
+        matte = tracemalloc.get_traced_memory()[1] / pixels
+    finally:
+        tracemalloc.stop()
     assert result.ok and (result.width, result.height) == (4200, 2800)
+    assert matte < 5, f"matte stage: {matte:.1f} bytes per pixel"
+    assert whole < 13, f"whole photo: {whole:.1f} bytes per pixel"
 
 
 def test_missing_model_names_the_fetch_command(tmp_path):

@@ -62,3 +62,58 @@ def test_permanent(exc):
 )
 def test_transient(exc):
     assert not is_permanent(exc)
+
+
+def test_one_classification_for_a_failed_photo():
+    """The engine's per-photo failures use errors.is_permanent / retry_in_task: what the same call
+    will hit again is not retried in-task; a missing file is a vanished source only when reading;
+    a ConfigError is no photo's outcome and is raised (the task fails at once)."""
+    from botocore.exceptions import EndpointConnectionError
+    from matting.engine import Engine
+    from matting.errors import CorruptImage, retried_by_client, retry_in_task
+
+    def failed(exc, **kw):
+        return Engine.failed_result("a.jpg", exc, {}, **kw)
+
+    read_missing = failed(FileNotFoundError(2, "No such file"))
+    assert read_missing.error_type == "vanished" and not read_missing.retryable
+    write_missing = failed(FileNotFoundError(2, "No such file or directory: 'out/a.png'"), writing=True)
+    assert write_missing.error_type == "infrastructure_error" and write_missing.retryable
+    assert "writing the output" in write_missing.error and write_missing.retry_in_task
+    denied = failed(PermissionError(13, "Permission denied"))
+    assert denied.retryable and not denied.retry_in_task and is_permanent(PermissionError())
+    flaky = failed(ConnectionResetError("reset by peer"))
+    assert flaky.retryable and flaky.retry_in_task
+    s3_down = failed(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
+    assert s3_down.retryable and not s3_down.retry_in_task  # botocore already retried it
+    assert retried_by_client(EndpointConnectionError(endpoint_url="x")) and not retried_by_client(OSError())
+    assert not retry_in_task(ConfigError("x"))
+    content = failed(CorruptImage("a.jpg: bad huffman"))
+    assert content.error_type == "corrupt_image" and not content.retryable
+    with pytest.raises(ConfigError, match="no preset"):
+        failed(ConfigError("no preset 'mars-passport'"))
+
+
+def test_in_task_rounds_skip_what_another_round_cannot_help():
+    from matting.pipeline import RoundErrors, attempt_rounds
+
+    class Item:
+        def __init__(self, path):
+            self.path = path
+
+    items = [Item(p) for p in ("denied.jpg", "flaky.jpg", "ok.jpg")]
+    calls = []
+
+    def attempt(todo):
+        calls.append([i.path for i in todo])
+        errors = RoundErrors()
+        for i in todo:
+            if i.path == "denied.jpg":
+                errors.add(i.path, "PermissionError", retry_in_task=False)
+            elif i.path == "flaky.jpg":
+                errors.add(i.path, "ConnectionResetError")
+        return errors
+
+    pending, why = attempt_rounds(items, attempt, attempts=3, sleep=lambda s: None)
+    assert calls == [["denied.jpg", "flaky.jpg", "ok.jpg"], ["flaky.jpg"], ["flaky.jpg"]]
+    assert [i.path for i in pending] == ["denied.jpg", "flaky.jpg"] and set(why) == {"denied.jpg", "flaky.jpg"}

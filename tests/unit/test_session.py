@@ -21,6 +21,10 @@ def test_cpu_only_machine_falls_back_to_cpu():
 
 
 def test_gpu_options_when_cuda_is_available(monkeypatch):
+    """Simulated: this machine's onnxruntime has no CUDA or TensorRT provider (and no GPU has been
+    lent to the project), so the list of available providers is patched. What is checked is the
+    options we would hand to ONNX Runtime, not that a CUDA session accepts them; the next test checks
+    they are what reaches ``InferenceSession``."""
     monkeypatch.setattr(
         ort,
         "get_available_providers",
@@ -35,6 +39,35 @@ def test_gpu_options_when_cuda_is_available(monkeypatch):
     assert chosen[1] == "CPUExecutionProvider"
     trt = RuntimeOptions(trt_cache_dir="/cache").provider_list()[0]
     assert trt[0] == "TensorrtExecutionProvider" and trt[1]["trt_engine_cache_path"] == "/cache"
+
+
+def test_the_gpu_options_are_what_reaches_the_onnx_runtime_session(monkeypatch, tmp_path, model_store):
+    """The session is built with exactly the provider list and options above (simulated GPU, as
+    above: a CUDA build would receive this list; the CPU build here really loads the model)."""
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(sess, "preload_gpu_libraries", lambda providers: None)
+    seen = {}
+    real = ort.InferenceSession
+
+    def capture(path, sess_options=None, providers=None):
+        seen.update(providers=providers, threads=sess_options.intra_op_num_threads)
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    monkeypatch.setattr(ort, "InferenceSession", capture)
+    model = tmp_path / "u2netp.onnx"
+    shutil.copy(model_store.model_dir / model_store.spec("u2netp").file, model)
+    sess.clear_cache()
+    opts = RuntimeOptions.from_env(providers="cuda,cpu", gpu_mem_limit="512MiB", intra_op_threads=1, device_id=1)
+    get_session(model, opts)
+    sess.clear_cache()
+    assert seen["providers"] == [
+        (
+            "CUDAExecutionProvider",
+            {"device_id": 1, "arena_extend_strategy": "kSameAsRequested", "gpu_mem_limit": 512 << 20},
+        ),
+        "CPUExecutionProvider",
+    ]
+    assert seen["threads"] == 1
 
 
 def test_gpu_libraries_preloaded_once_and_only_for_gpu_providers(monkeypatch):

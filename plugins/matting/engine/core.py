@@ -20,7 +20,7 @@ from matting.engine import postprocess as pp
 from matting.engine.models import ModelSpec, ModelStore
 from matting.engine.scenarios import Scenario, get_scenario
 from matting.engine.session import RuntimeOptions, get_session
-from matting.errors import ConfigError, ImageError, SourceChanged
+from matting.errors import ConfigError, ImageError, SourceChanged, retry_in_task
 from matting.images import FORMAT_EXTENSIONS, PNG_ENCODERS, DecodedImage, decode, encode
 
 log = logging.getLogger("matting.engine")
@@ -70,6 +70,8 @@ class ImageResult:
     error_type: str | None = None
     error: str | None = None
     retryable: bool = False  # an infrastructure failure (storage, network, runtime): not the file's fault
+    retry_in_task: bool = False  # retryable, and worth another in-task round (errors.retry_in_task)
+    reused_from: str | None = None  # the cached output this one is a copy of (matting.reuse)
 
     @property
     def total_ms(self) -> float:
@@ -255,20 +257,30 @@ class Engine:
         return result, encoded
 
     @staticmethod
-    def failed_result(name: str, exc: Exception, timings: dict, size: tuple[int, int] | None = None) -> ImageResult:
-        """A failed result. Content errors (the typed ``ImageError``s) are the file's fault; a file that
-        vanished or changed since detection is reported as such; anything else (storage, network, disk,
-        ONNX Runtime, out of memory, a bug) is *retryable*: the caller must not blame the file for it."""
-        retryable = False
+    def failed_result(
+        name: str, exc: Exception, timings: dict, size: tuple[int, int] | None = None, *, writing: bool = False
+    ) -> ImageResult:
+        """A failed result, by the one classification of ``matting.errors``. Content errors (the typed
+        ``ImageError``s) are the file's fault; a file that vanished or changed since detection is
+        reported as such (a missing file while *writing* is the destination's trouble, not a vanished
+        source); anything else (storage, network, disk, ONNX Runtime, out of memory, a bug) is
+        *retryable*: the caller must not blame the file for it, and ``retry_in_task`` says whether an
+        in-task round may help. A ``ConfigError`` (a bad option or preset, a missing dependency) is
+        no photo's outcome: it is raised, and the task fails at once with its message."""
+        if isinstance(exc, ConfigError):
+            raise exc
+        retryable, again = False, False
         if isinstance(exc, ImageError):
             code, message = exc.code, str(exc)
         elif isinstance(exc, SourceChanged):
             code, message = exc.code, str(exc)
-        elif isinstance(exc, FileNotFoundError):
+        elif isinstance(exc, FileNotFoundError) and not writing:
             code, message = "vanished", f"{name}: cannot read: no such file (gone from the source)"
         else:
             log.warning("infrastructure error on %s: %s: %s", name, type(exc).__name__, exc, exc_info=exc)
-            code, message, retryable = "infrastructure_error", f"{name}: {type(exc).__name__}: {exc}", True
+            where = "writing the output: " if writing else ""
+            code, message = "infrastructure_error", f"{name}: {where}{type(exc).__name__}: {exc}"
+            retryable, again = True, retry_in_task(exc)
         width, height = size or (None, None)
         return ImageResult(
             source=name,
@@ -279,6 +291,7 @@ class Engine:
             error_type=code,
             error=message,
             retryable=retryable,
+            retry_in_task=again,
         )
 
     # --- many images ------------------------------------------------------------------------------
@@ -290,8 +303,13 @@ class Engine:
         sink: Sink | None = None,
         prefetch: int = 1,
         overlap_cpu: bool = True,
+        shortcut: Callable[[str, bytes], ImageResult | None] | None = None,
     ) -> Iterator[ImageResult]:
         """Yield one ImageResult per source, in input order.
+
+        ``shortcut(name, data)``, called with each file's bytes as soon as they are read, may answer
+        for the file (an output reused from the result cache): then it is neither decoded nor
+        inferred, and its answer is the file's result.
 
         Reading the next file and writing the previous result always overlap inference (they wait
         on storage: local disk now, S3/SFTP in the pipelines). With ``overlap_cpu`` (default) decoding
@@ -312,18 +330,22 @@ class Engine:
                 nxt = next(it, None)
                 if nxt is not None:
                     name, loader = nxt
-                    reading.append((name, read_pool.submit(self._read_stage, name, loader, overlap_cpu)))
+                    reading.append((name, read_pool.submit(self._read_stage, name, loader, overlap_cpu, shortcut)))
 
-            for _ in range(prefetch):
-                feed()
-            while reading:
-                name, fut = reading.popleft()
-                feed()
-                finishing.append(self._main_stage(name, fut, out, sink, write_pool, overlap_cpu))
-                while len(finishing) > prefetch:
+            try:
+                for _ in range(prefetch):
+                    feed()
+                while reading:
+                    name, fut = reading.popleft()
+                    feed()
+                    finishing.append(self._main_stage(name, fut, out, sink, write_pool, overlap_cpu))
+                    while len(finishing) > prefetch:
+                        yield finishing.popleft().result()
+                while finishing:
                     yield finishing.popleft().result()
-            while finishing:
-                yield finishing.popleft().result()
+            except GeneratorExit:  # the caller stopped (the storage is down): start no queued read
+                read_pool.shutdown(wait=False, cancel_futures=True)
+                raise
 
     def _decode(self, data: bytes, name: str, timings: dict) -> DecodedImage:
         t0 = time.perf_counter()
@@ -331,11 +353,17 @@ class Engine:
         timings["decode"] = _ms(t0)
         return image
 
-    def _read_stage(self, name: str, loader: Callable[[], bytes], decode_too: bool):
+    def _read_stage(self, name: str, loader: Callable[[], bytes], decode_too: bool, shortcut=None):
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         data = loader()  # storage errors propagate: failed_result tells them from content errors
         timings["read"] = _ms(t0)
+        if shortcut is not None:
+            t0 = time.perf_counter()
+            answer = shortcut(name, data)
+            if answer is not None:
+                answer.timings_ms = {**timings, "reuse": _ms(t0), **answer.timings_ms}
+                return answer, timings
         return (self._decode(data, name, timings) if decode_too else data), timings
 
     def _main_stage(self, name: str, fut: Future, out: OutputOptions, sink: Sink | None, pool, overlap: bool):
@@ -344,6 +372,10 @@ class Engine:
         size = None
         try:
             payload, timings = fut.result()
+            if isinstance(payload, ImageResult):  # answered by the shortcut: nothing to infer
+                done: Future = Future()
+                done.set_result(payload)
+                return done
             image = payload if isinstance(payload, DecodedImage) else self._decode(payload, name, timings)
             size = (image.width, image.height)
             matte = self.matte(image, timings)
@@ -358,13 +390,16 @@ class Engine:
         try:
             if data is None:
                 data = self.render(matte, out, timings)
-            where = None
-            if sink is not None:
-                t0 = time.perf_counter()
-                where = sink(name, data, out)
-                timings["write"] = _ms(t0)
         except Exception as exc:
             return self.failed_result(name, exc, timings, size)
+        where = None
+        if sink is not None:
+            t0 = time.perf_counter()
+            try:
+                where = sink(name, data, out)
+            except Exception as exc:
+                return self.failed_result(name, exc, timings, size, writing=True)
+            timings["write"] = _ms(t0)
         return ImageResult(
             source=name, ok=True, output=where, width=size[0], height=size[1], bytes_out=len(data), timings_ms=timings
         )

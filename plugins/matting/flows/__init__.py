@@ -14,11 +14,12 @@ def destination() -> tuple[str, str]:
     return var("matting_destination", f"{data_dir()}/archive"), var("matting_destination_conn_id", "")
 
 
-def remove_and_archive(source: str, source_conn_id: str, batches: Any) -> ArchiveOperator:
+def remove_and_archive(source: str, source_conn_id: str, batches: Any, reuse: bool | None = None) -> ArchiveOperator:
     """Mapped background removal over ``batches`` (one task per chunk), then the run's archive step.
 
     Output settings come from Variables (matting_destination, matting_destination_conn_id,
-    matting_model, matting_scenario, matting_format, matting_background), each with a default."""
+    matting_model, matting_scenario, matting_format, matting_background), each with a default.
+    ``reuse=False`` turns the result cache off for this DAG (None: ``[matting] reuse``)."""
     dest, dest_conn_id = destination()
     removed = RemoveBackgroundOperator.partial(
         task_id="remove_background",
@@ -30,6 +31,7 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any) -> Archiv
         scenario=var("matting_scenario", "default"),
         output_format=var("matting_format", "png"),
         background=var("matting_background", ""),
+        reuse=reuse,
         **matting_task_args(),
     ).expand(files=batches)
     archive = ArchiveOperator(

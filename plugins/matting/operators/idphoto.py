@@ -13,7 +13,7 @@ from matting import airflow_conf  # noqa: F401  (the [matting] settings come fro
 from matting.detection import ScanOptions, scan
 from matting.manifest import RunManifest, utc_now
 from matting.operators.matting import default_run_prefix, run_locations
-from matting.pipeline import attempt_rounds
+from matting.pipeline import RoundErrors, attempt_rounds
 from matting.progress import BatchProgress
 from matting.results import RunResults, Where, held_views
 from matting.storage import open_storage
@@ -144,8 +144,10 @@ class IdPhotoOperator(BaseOperator):
 
     def _run(self, context: Any, options, engine, src, dest, prefix: str, started_at: str) -> dict:
 
+        from airflow.sdk.exceptions import AirflowFailException
+
         from matting import limits
-        from matting.errors import InfrastructureError
+        from matting.errors import ConfigError, InfrastructureError
         from matting.idphoto.batch import process_portrait
         from matting.naming import plan_outputs
 
@@ -165,23 +167,54 @@ class IdPhotoOperator(BaseOperator):
         progress = BatchProgress(total=len(infos), log=logging.getLogger("matting.task"), every_s=5.0)
         reports: list[dict] = []
 
-        def attempt(todo: list) -> dict[str, str]:
-            errors = {}
+        def attempt(todo: list) -> RoundErrors:
+            errors = RoundErrors()
             for info in todo:
                 load = functools.partial(src.read, info.path, info)
                 outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
                 if outcome.result.retryable:  # storage trouble, not the photo's fault
-                    errors[info.path] = outcome.result.error
+                    errors.add(info.path, outcome.result.error, outcome.result.retry_in_task)
                     continue
-                for rel, blob in outcome.files.items():
-                    dest.write(rel, blob)
+                try:  # the destination failing is not the photo's fault either: retried like a read
+                    for rel, blob in outcome.files.items():
+                        dest.write(rel, blob)
+                except Exception as exc:
+                    self.log.warning("writing %s failed: %s: %s", info.path, type(exc).__name__, exc)
+                    errors.add_exception(info.path, exc)
+                    continue
                 reports.append(outcome.report)
                 progress.add(outcome.result)
             return errors
 
         attempts = limits.attempts()
-        pending, errors = attempt_rounds(infos, attempt, attempts, what="portrait(s)")
-        self.log.info(progress.summary())
+        try:
+            pending, errors = attempt_rounds(infos, attempt, attempts, what="portrait(s)")
+        except ConfigError as exc:  # an option or a missing dependency, not a photo: no retry can help
+            raise AirflowFailException(str(exc)) from exc
+        finally:  # also when the attempt fails: what was done is in manifest.json
+            self.log.info(progress.summary())
+            self._write_manifest(context, options, engine, dest, prefix, started_at, reports, progress)
+        if pending:
+            raise InfrastructureError(
+                f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
+                + "; ".join(f"{p}: {e}" for p, e in list(errors.items())[:5])
+            )
+        from matting.idphoto.review import held_photos
+
+        held = held_photos(reports)
+        if held:
+            self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
+        return {
+            "run_prefix": prefix,
+            "manifest": "manifest.json",
+            "files": len(reports),
+            "ok": progress.ok,
+            "failed": progress.failed,
+            "held": held,
+            **run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id),
+        }
+
+    def _write_manifest(self, context, options, engine, dest, prefix, started_at, reports, progress) -> None:
         manifest = RunManifest(
             dag_id=getattr(context.get("dag"), "dag_id", ""),
             run_id=str(context.get("run_id", "")),
@@ -202,23 +235,6 @@ class IdPhotoOperator(BaseOperator):
             photos=reports,
         )
         dest.write("manifest.json", manifest.to_json())
-        if pending:
-            raise InfrastructureError(
-                f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
-                + "; ".join(f"{p}: {e}" for p, e in list(errors.items())[:5])
-            )
-        from matting.idphoto.review import held_photos
-
-        held = held_photos(reports)
-        if held:
-            self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
-        return {
-            "run_prefix": prefix,
-            "manifest": "manifest.json",
-            **manifest.counts,
-            "held": held,
-            **run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id),
-        }
 
 
 def _hitl_operator():

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.archive import PARTS_DIR, close_run
 from matting.detection import ScanOptions, scan
+from matting.errors import ConfigError
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
 from matting.progress import BatchProgress
@@ -76,6 +77,8 @@ class RemoveBackgroundOperator(BaseOperator):
         sources (a ledger at the destination remembers what was done).
     :param chunk_size: images read ahead and processed per round.
     :param max_files: at most this many files when listing ``source`` itself.
+    :param reuse: the result cache (an input's bytes seen before with the same model, scenario and
+        output options: its output is copied, not made again); None: ``[matting] reuse`` (on).
     """
 
     operator_extra_links = (ResultsLink(),)
@@ -109,6 +112,7 @@ class RemoveBackgroundOperator(BaseOperator):
         move_originals: bool = True,
         chunk_size: int = 16,
         max_files: int = 1000,
+        reuse: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -119,6 +123,7 @@ class RemoveBackgroundOperator(BaseOperator):
         self.output_format, self.background = output_format, background
         self.run_prefix = run_prefix
         self.move_originals, self.chunk_size, self.max_files = move_originals, chunk_size, max_files
+        self.reuse = reuse
 
     def execute(self, context: Any) -> dict:
         with (
@@ -142,7 +147,9 @@ class RemoveBackgroundOperator(BaseOperator):
         map_index = context["ti"].map_index if context.get("ti") is not None else -1
         engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
         job = MattingJob(engine, OutputOptions.build(self.output_format, self.background or None))
-        cfg = BatchConfig(run_prefix=prefix, move_originals=self.move_originals, chunk_size=self.chunk_size)
+        cfg = BatchConfig(
+            run_prefix=prefix, move_originals=self.move_originals, chunk_size=self.chunk_size, reuse=self.reuse
+        )
         logger = logging.getLogger("matting.task")
         self.log.info(
             "batch of %d file(s) from %s to %s under %s/; model=%s providers=%s scenario=%s format=%s",
@@ -172,10 +179,16 @@ class RemoveBackgroundOperator(BaseOperator):
         part = f"{PARTS_DIR}/part-{max(map_index if map_index is not None else 0, 0):04d}"
         try:
             runner.run(infos, progress, plan=plan)
+        except ConfigError as exc:  # an option or a missing dependency, not a photo: no retry can help
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc
         finally:  # also when the batch fails: what was settled is in the part, and in the manifest
             manifest.files = runner.records
             path = write_manifest(dest, cfg, manifest, name=part)
             self.log.info(progress.summary())
+            if runner.reused:
+                self.log.info("%d of them reused from the result cache (same bytes, same settings)", runner.reused)
             if runner.left_for_next_run:
                 self.log.warning(
                     "%d file(s) changed since detection, left for the next run: %s",
@@ -186,6 +199,7 @@ class RemoveBackgroundOperator(BaseOperator):
         if stats is not None:
             stats.incr("matting.images_ok", progress.ok)
             stats.incr("matting.images_failed", progress.failed)
+            stats.incr("matting.images_reused", runner.reused)
             for rec in runner.records:
                 if rec.timings_ms:
                     stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
@@ -230,7 +244,8 @@ class ArchiveOperator(BaseOperator):
     def execute(self, context: Any) -> dict:
         prefix = self.run_prefix or default_run_prefix(context)
         with contextlib.ExitStack() as stack:  # closed on every way out, failures included
-            run = stack.enter_context(open_storage(self.destination, self.destination_conn_id or None)).sub(prefix)
+            root = stack.enter_context(open_storage(self.destination, self.destination_conn_id or None))
+            run = root.sub(prefix)
             source = None
             if self.source:
                 source = stack.enter_context(open_storage(self.source, self.source_conn_id or None))
@@ -239,5 +254,20 @@ class ArchiveOperator(BaseOperator):
                 return {"files": 0, "ok": 0, "failed": 0}
             summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
             self.log.info("archived %s: %s", run.describe(), summary)
+            self._prune_result_cache(root)
         where = run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id)
         return {"run_prefix": prefix, **summary, **where}
+
+    def _prune_result_cache(self, root) -> None:
+        """Entries past ``[matting] reuse_max_age_days`` are deleted here (a failure to prune is
+        logged: the run is archived either way, and expired entries are ignored anyway)."""
+        from matting import settings
+        from matting.reuse import ResultCache
+
+        try:
+            removed = ResultCache(root, settings.value("reuse_max_age_days") * 86400).prune()
+        except Exception as exc:
+            self.log.warning("could not prune the result cache: %s: %s", type(exc).__name__, exc)
+            return
+        if removed:
+            self.log.info("pruned %d expired result cache entries", removed)

@@ -40,7 +40,7 @@ class SqsUploadsProducer(SharedStreamProducer):
             config = Config(
                 connect_timeout=timeout,
                 read_timeout=self.wait_time_s + timeout,  # a long poll holds the request open
-                retries={"mode": "standard", "max_attempts": limits.s3_max_attempts()},
+                retries={"mode": "standard", "total_max_attempts": limits.s3_max_attempts()},
             )
             self._client = SqsHook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
         return self._client

@@ -1,0 +1,130 @@
+"""The same photo with the same settings is matted once: a content-addressed result cache kept
+beside the destination's ledger (no Airflow import).
+
+The key is everything that determines the output bytes: the input's sha256, the model file's
+sha256, the scenario (its name and every parameter), every output option (format, background,
+quality, PNG encoder and level, WebP mode) and the package version (the code that composes and
+encodes). Not in the key: execution providers and threads (CPU and GPU workers give the same
+picture up to float rounding), the input's name or folder, the run.
+
+One small object per key (``_cache/<key>.json``, written whole like the ledger's markers, so mapped
+tasks writing at once cannot lose each other's) points at the output it came from and holds that
+output's sha256. A hit re-reads the output, checks the sha256 and writes the same bytes under this
+run's name (S3: a server-side copy conditioned on the output's ETag); an output that is gone or
+differs is a miss, and the photo is processed as if never seen. Entries older than
+``[matting] reuse_max_age_days`` are ignored, and deleted by the archive step (``prune``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, is_dataclass
+
+from matting import __version__
+from matting.storage import Storage
+
+log = logging.getLogger("matting.reuse")
+
+CACHE_DIR = "_cache"
+
+
+def result_key(input_sha256: str, model_sha256: str, scenario: object, output: object) -> str:
+    """The cache key of one output: sha256 over everything that shapes its bytes (see the module)."""
+    parts = {
+        "input": input_sha256,
+        "model": model_sha256,
+        "scenario": asdict(scenario) if is_dataclass(scenario) else repr(scenario),
+        "output": asdict(output) if is_dataclass(output) else repr(output),
+        "code": __version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    output: str  # relative to the destination root: <run_prefix>/outputs/<name>
+    sha256: str  # of the output's bytes
+    size: int
+    run: str  # the run prefix that made it
+    source: str  # the input it was made from (for the log)
+    created: float  # unix time
+    version: str | None = None  # the output's storage version (S3 ETag), for a conditional copy
+    ms: float = 0.0  # what making it took (the log's "saved")
+    width: int | None = None
+    height: int | None = None
+
+
+class ResultCache:
+    """The cache of one destination. ``reuse`` copies a cached output to a new name; ``put`` records
+    a fresh one; ``prune`` deletes expired entries."""
+
+    def __init__(self, dest: Storage, max_age_s: float, now=time.time) -> None:
+        self.dest, self.max_age_s, self.now = dest, max_age_s, now
+        self.folder = dest.sub(CACHE_DIR)
+
+    def get(self, key: str) -> Entry | None:
+        try:
+            raw = self.folder.read(f"{key}.json")
+        except FileNotFoundError:
+            return None
+        try:
+            entry = Entry(**json.loads(raw))
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring unreadable cache entry %s: %s", key, exc)
+            return None
+        if self.now() - entry.created > self.max_age_s:
+            return None
+        return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        self.folder.write(f"{key}.json", json.dumps(asdict(entry)).encode())
+
+    def reuse(self, key: str, target: str) -> Entry | None:
+        """Write the cached output of ``key`` as ``target`` (relative to the destination root) after
+        checking it is still the bytes that were recorded; None (a miss) when there is no live entry,
+        the output is gone, or it changed."""
+        entry = self.get(key)
+        if entry is None:
+            return None
+        if entry.output == target:
+            return entry if self._intact(entry) else None
+        try:
+            copied = self.dest.copy(entry.output, target, expect_sha256=entry.sha256, expect_version=entry.version)
+        except FileNotFoundError:
+            log.info("cached output %s is gone: processing %s again", entry.output, target)
+            return None
+        if not copied:
+            log.warning("cached output %s changed since it was recorded: processing %s again", entry.output, target)
+            return None
+        return entry
+
+    def _intact(self, entry: Entry) -> bool:
+        try:
+            return hashlib.sha256(self.dest.read(entry.output)).hexdigest() == entry.sha256
+        except FileNotFoundError:
+            return False
+
+    def prune(self) -> int:
+        """Delete the entries older than the maximum age; returns how many."""
+        removed = 0
+        for info in self.folder.list():
+            if not info.path.endswith(".json"):
+                continue
+            key = info.path[: -len(".json")]
+            try:
+                entry = Entry(**json.loads(self.folder.read(info.path)))
+                expired = self.now() - entry.created > self.max_age_s
+            except FileNotFoundError:
+                continue
+            except (ValueError, TypeError):
+                expired = True  # unreadable: useless
+            if expired:
+                try:
+                    self.folder.delete(f"{key}.json")
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
