@@ -66,7 +66,7 @@ def main(rounds: int = 3, distinct: int = 100) -> None:
                 (src / folder).mkdir(parents=True, exist_ok=True)
                 (src / folder / f"{folder}-{i:03d}.jpg").write_bytes(data)
         backdate(src)
-        files = scan(LocalStorage(src), ScanOptions(settle_seconds=0)).new
+        files = scan(LocalStorage(src), ScanOptions(settle_seconds=0, max_files=10 * distinct)).new
         print(f"{len(files)} photos, {distinct} distinct; model {job.engine.spec.name}, PNG")
         for r in range(rounds):
             for reuse in (True, False) if r % 2 == 0 else (False, True):
