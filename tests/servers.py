@@ -368,8 +368,9 @@ class WebhookReceiver:
 
 
 @contextlib.contextmanager
-def run_webhook_receiver() -> Iterator[WebhookReceiver]:
-    """An HTTP server on loopback that records the JSON bodies POSTed to it (a stand-in for Slack/Teams)."""
+def run_webhook_receiver(status: int = 204) -> Iterator[WebhookReceiver]:
+    """An HTTP server on loopback that records the JSON bodies POSTed to it (a stand-in for Slack/Teams)
+    and answers each with ``status``."""
     import http.server
     import json
     import threading
@@ -381,7 +382,7 @@ def run_webhook_receiver() -> Iterator[WebhookReceiver]:
         def do_POST(self):  # noqa: N802
             headers.append(dict(self.headers))
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
+            self.send_response(status)
             self.end_headers()
 
         def log_message(self, *args):

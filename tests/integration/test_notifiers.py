@@ -148,29 +148,10 @@ def test_a_connection_that_cannot_be_used_is_an_error_in_the_log_and_bounded(mon
 
 
 def test_a_receiver_answering_an_error_is_reported(monkeypatch, caplog):
-    import http.server
-    import threading
-
-    hits = []
-
-    class Refuse(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            hits.append(1)
-            self.send_response(403)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{srv.server_address[1]}/hook"
-        monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", json.dumps({"conn_type": "http", "host": url}))
+    with run_webhook_receiver(status=403) as receiver:
+        conn = {"conn_type": "http", "host": receiver.url}
+        monkeypatch.setenv("AIRFLOW_CONN_MATTING_WEBHOOK", json.dumps(conn))
         caplog.set_level(logging.INFO, logger="matting.notify")
         assert post_webhook("matting_webhook", {"event": "x"}) is False
-    finally:
-        srv.shutdown()
-        srv.server_close()
-    assert hits == [1]  # an answer is not retried; only connection failures are
+    assert receiver.received == [{"event": "x"}]  # an answer is not retried; only connection failures are
     assert any(r.levelno == logging.ERROR and "403" in r.getMessage() for r in caplog.records)
