@@ -27,7 +27,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Asset, AssetWatcher
 from matting.flows import destination, remove_and_archive
-from matting.flows.defaults import deadline, default_args, setting, var
+from matting.flows.defaults import deadline, default_args, run_params, setting, var
 from matting.flows.tasks import split_batches, uploads_from_events
 from matting.triggers.s3_events import S3UploadsTrigger
 
@@ -61,6 +61,7 @@ with DAG(
     deadline=deadline(default_minutes=90),
     tags=["matting", "ingest", "s3", "events"],
     doc_md=__doc__,
+    params=run_params(),
 ):
     source = var("matting_s3_source", "s3://incoming/photos")
     source_conn = var("matting_s3_conn_id", conn_id)

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 from matting.flows import destination, remove_and_archive
-from matting.flows.defaults import deadline, default_args, setting, var
+from matting.flows.defaults import deadline, default_args, run_params, setting, var
 from matting.flows.tasks import split_batches
 from matting.sensors.new_files import S3NewFilesSensor, SftpNewFilesSensor
 
@@ -42,6 +42,7 @@ for kind, sensor_cls, default_source, default_conn in (
         deadline=deadline(default_minutes=90),
         tags=["matting", "ingest", kind],
         doc_md=__doc__,
+        params=run_params(),
     ):
         dest, dest_conn_id = destination()
         found = sensor_cls(

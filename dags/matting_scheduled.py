@@ -18,7 +18,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 from matting.flows import destination, remove_and_archive
-from matting.flows.defaults import data_dir, deadline, default_args, setting, var
+from matting.flows.defaults import data_dir, deadline, default_args, run_params, setting, var
 from matting.flows.tasks import list_new_files, split_batches
 
 SOURCE = var("matting_source", f"{data_dir()}/incoming")
@@ -34,6 +34,7 @@ with DAG(
     deadline=deadline(default_minutes=60),
     tags=["matting", "scheduled"],
     doc_md=__doc__,
+    params=run_params(),
 ):
     dest, dest_conn_id = destination()
     files = list_new_files(SOURCE, SOURCE_CONN, ledger_location=dest, ledger_conn_id=dest_conn_id)

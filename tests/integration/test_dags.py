@@ -126,6 +126,35 @@ def test_matting_scheduled_end_to_end(tmp_path, model_store, monkeypatch, airflo
     assert len(list((data / "archive").glob("*/*/*/*"))) == 1
 
 
+def test_a_run_reuses_repeated_photos_unless_its_trigger_says_not_to(tmp_path, model_store, monkeypatch, airflow_db):
+    """The same shot uploaded to two folders is matted once (the result cache); a run triggered with
+    ``{"matting_reuse": false}`` (the trigger form's param) mattes every photo again."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    data = tmp_path / "data"
+    incoming = data / "incoming"
+    for folder in ("shop-a", "shop-b"):
+        (incoming / folder).mkdir(parents=True)
+        (incoming / folder / "mug.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    backdate(incoming)
+    monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(data))
+    monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")  # the 3.3.2 dag.test() trap
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("matting_scheduled")
+    assert "matting_reuse" in dag.params
+    assert dag.test().state == "success"
+    (first,) = [json.loads(p.read_text()) for p in (data / "archive").glob("*/*/*/*/manifest.json")]
+    assert first["counts"] == {"files": 2, "ok": 2, "failed": 0, "reused": 1}
+    copy = next(f for f in first["files"] if f["reused_from"])
+    assert copy["reused_from"] != copy["outputs"][0] and copy["status"] == "ok"
+    (incoming / "shop-c").mkdir()
+    (incoming / "shop-c" / "mug.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    backdate(incoming / "shop-c")
+    assert dag.test(run_conf={"matting_reuse": False}).state == "success"
+    manifests = [json.loads(p.read_text()) for p in (data / "archive").glob("*/*/*/*/manifest.json")]
+    second = next(m for m in manifests if m["run_id"] != first["run_id"])
+    assert second["counts"] == {"files": 1, "ok": 1, "failed": 0}  # matted again: no reuse
+
+
 def test_matting_sftp_ingest_to_s3(tmp_path, model_store, monkeypatch, airflow_db, sshd, sftp_conn, s3_server, s3_conn):
     """The product's SFTP ingestion DAG, configured only through Variables (AIRFLOW_VAR_*)."""
     import uuid

@@ -19,7 +19,8 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any, reuse: bo
 
     Output settings come from Variables (matting_destination, matting_destination_conn_id,
     matting_model, matting_scenario, matting_format, matting_background), each with a default.
-    ``reuse=False`` turns the result cache off for this DAG (None: ``[matting] reuse``)."""
+    ``reuse=False`` turns the result cache off for this DAG; None: the run's ``matting_reuse`` param
+    (``run_params()``), else ``[matting] reuse``."""
     dest, dest_conn_id = destination()
     removed = RemoveBackgroundOperator.partial(
         task_id="remove_background",
@@ -31,7 +32,7 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any, reuse: bo
         scenario=var("matting_scenario", "default"),
         output_format=var("matting_format", "png"),
         background=var("matting_background", ""),
-        reuse=reuse,
+        reuse="{{ params.get('matting_reuse') }}" if reuse is None else reuse,
         **matting_task_args(),
     ).expand(files=batches)
     archive = ArchiveOperator(

@@ -76,3 +76,19 @@ def deadline(default_minutes: int):
             kwargs={"sla": f"{minutes:g} min", "conn_id": setting("webhook_conn_id")},
         ),
     )
+
+
+def run_params() -> dict:
+    """The trigger-form params every background-removal DAG shares: ``matting_reuse`` (None: the
+    ``[matting] reuse`` setting; false: process every photo of this run, the result cache unused)."""
+    from airflow.sdk import Param
+
+    return {
+        "matting_reuse": Param(
+            None,
+            type=["null", "boolean"],
+            title="Reuse earlier results",
+            description="Copy the output of a photo already matted with the same settings (the result cache). "
+            "Empty: the [matting] reuse setting (on); false: matte every photo again.",
+        )
+    }

@@ -93,6 +93,7 @@ class RemoveBackgroundOperator(BaseOperator):
         "output_format",
         "background",
         "run_prefix",
+        "reuse",
     )
     ui_color = "#d6eaf8"
 
@@ -148,7 +149,7 @@ class RemoveBackgroundOperator(BaseOperator):
         engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
         job = MattingJob(engine, OutputOptions.build(self.output_format, self.background or None))
         cfg = BatchConfig(
-            run_prefix=prefix, move_originals=self.move_originals, chunk_size=self.chunk_size, reuse=self.reuse
+            run_prefix=prefix, move_originals=self.move_originals, chunk_size=self.chunk_size, reuse=_flag(self.reuse)
         )
         logger = logging.getLogger("matting.task")
         self.log.info(
@@ -205,6 +206,22 @@ class RemoveBackgroundOperator(BaseOperator):
                     stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
         where = run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id)
         return {"run_prefix": prefix, "manifest": path, **manifest.counts, **where}
+
+
+def _flag(value: Any) -> bool | None:
+    """A templated yes/no: True, False, or None (unset: the setting decides)."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "none", "null"):
+        return None
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(f"reuse must be true, false or empty, got {value!r}")
 
 
 class ArchiveOperator(BaseOperator):
