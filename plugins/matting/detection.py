@@ -134,21 +134,11 @@ class Ledger:
     concurrent mapped tasks each write their own markers, so none can lose another's. A file
     replaced under the same name has a new version, so it counts as new."""
 
-    LEGACY = "processed.json"  # the single-file ledger of version 0.1, still honoured
-
     def __init__(self, storage: Storage, folder: str = "_ledger") -> None:
         self.storage, self.folder = storage, folder
 
     def ids(self) -> set[str]:
-        found = set()
-        for f in self.storage.sub(self.folder).list():
-            if f.path == self.LEGACY:
-                for key in json.loads(self.storage.sub(self.folder).read(f.path)).get("entries", {}):
-                    path, _size, version = key.rsplit("|", 2)
-                    found.add(FileInfo(path, 0, None, version).version_id)
-            elif f.path.endswith(".json"):
-                found.add(f.path[: -len(".json")])
-        return found
+        return {f.path[: -len(".json")] for f in self.storage.sub(self.folder).list() if f.path.endswith(".json")}
 
     def mark(self, info: FileInfo, status: str = "ok", run_id: str = "") -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

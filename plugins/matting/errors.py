@@ -182,6 +182,11 @@ def is_permanent(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _PERMANENT_CLASS_NAMES or isinstance(exc, (PermissionError, ConfigError)):
         return True
+    return s3_error_code(exc) in _PERMANENT_AWS_CODES
+
+
+def s3_error_code(exc: BaseException) -> str | None:
+    """The error code of a botocore ``ClientError`` (``NoSuchKey``, ``PreconditionFailed``, ``404``,
+    ...), None for anything else: the one reading of it, for the storage backends and is_permanent."""
     response = getattr(exc, "response", None)
-    code = (response or {}).get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return code in _PERMANENT_AWS_CODES
+    return (response.get("Error") or {}).get("Code") if isinstance(response, dict) else None

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from matting import limits
 from matting.atomic import atomic_open, atomic_write_bytes
-from matting.errors import MattingError, ShortRead, SourceChanged, is_permanent
+from matting.errors import MattingError, ShortRead, SourceChanged, is_permanent, s3_error_code
 
 log = logging.getLogger("matting.storage")
 
@@ -50,10 +50,6 @@ class FileInfo:
     size: int
     mtime: float | None
     version: str
-
-    @property
-    def ledger_key(self) -> str:
-        return f"{self.path}|{self.size}|{self.version}"
 
     @property
     def version_id(self) -> str:
@@ -373,7 +369,7 @@ class S3Storage(Storage):
         try:
             return self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if s3_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
 
@@ -389,7 +385,7 @@ class S3Storage(Storage):
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if s3_error_code(exc) in ("NoSuchKey", "404"):
                 raise FileNotFoundError(f"{rel}: not in {self.describe()}") from exc
             raise
 
@@ -409,7 +405,7 @@ class S3Storage(Storage):
                 ChecksumAlgorithm="CRC32",
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+            code = s3_error_code(exc)
             if code in ("PreconditionFailed", "412"):
                 return False
             if code in ("NoSuchKey", "404"):
@@ -429,7 +425,7 @@ class S3Storage(Storage):
         try:  # one request: the object only if its ETag is still the detected one
             data = self.client.get_object(Bucket=self.bucket, Key=self._key(rel), IfMatch=expect.version)["Body"].read()
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+            code = s3_error_code(exc)
             if code in ("PreconditionFailed", "412"):
                 raise SourceChanged(f"{rel}: replaced since it was detected; left for the next run") from exc
             if code in ("NoSuchKey", "404"):
@@ -486,7 +482,7 @@ class S3Storage(Storage):
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=f'"{etag}"')
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            if s3_error_code(exc) not in ("PreconditionFailed", "412"):
                 raise
             log.warning("kept s3://%s/%s: replaced while it was being moved", self.bucket, key)
 

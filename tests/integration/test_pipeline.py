@@ -269,15 +269,6 @@ def test_the_ledger_keeps_every_entry_when_mapped_tasks_write_at_once(tmp_path):
     assert len(ledger.ids()) == 240
 
 
-def test_a_legacy_single_file_ledger_is_still_honoured(tmp_path):
-    from matting.storage import FileInfo as Info
-
-    info = Info("old.jpg", 3, 0.0, "3-123")
-    (tmp_path / "_ledger").mkdir()
-    (tmp_path / "_ledger" / "processed.json").write_text(json.dumps({"entries": {info.ledger_key: {}}}))
-    assert info.version_id in Ledger(LocalStorage(tmp_path)).ids()
-
-
 ARCHIVE_RSS = """
 import json, resource, sys
 from matting.archive import close_run
