@@ -219,7 +219,7 @@ class BatchRunner:
     def _pass(self, files: list[FileInfo], plan: dict[str, str], progress) -> dict[str, str]:
         """One attempt over ``files``; returns {path: why} for those that hit infrastructure errors."""
         errors = RoundErrors()
-        self._streak = 0
+        self._streak, self._down = 0, None
         todo: list[FileInfo] = []
         for info in files:
             try:
@@ -234,9 +234,8 @@ class BatchRunner:
             except Exception as exc:  # storage trouble: this file waits for the next attempt
                 errors.add_exception(info.path, exc)
         for chunk in _chunks(todo, self.cfg.chunk_size):
-            if self._streak >= BREAKER:  # the storage is down: leave the rest untouched, fail sooner
-                for info in chunk:
-                    errors.add(info.path, self._breaker_why, retry_in_task=self._breaker_retry)
+            if self._down is not None:  # the storage is down: leave the rest untouched, fail sooner
+                self._leave_untouched(chunk, errors)
                 continue
             self._run_chunk(chunk, plan, errors, progress)
         return errors
@@ -278,6 +277,7 @@ class BatchRunner:
             return load
 
         keys: dict[str, str] = {}
+        digests: dict[str, str] = {}  # name -> the input's sha256, computed once for the key and the record
         made: dict[str, tuple[str, int]] = {}  # name -> (output sha256, size), for the cache entry
         deferred: list[FileInfo] = []
 
@@ -288,7 +288,7 @@ class BatchRunner:
             return rel
 
         def shortcut(name: str, data: bytes) -> ImageResult | None:
-            return self._reuse(name, data, posixpath.join(self.cfg.outputs_dir, plan[name]), keys)
+            return self._reuse(name, data, posixpath.join(self.cfg.outputs_dir, plan[name]), keys, digests)
 
         results: Iterator[ImageResult] = self.job.engine.run_batch(
             [(f.path, loader(f)) for f in chunk],
@@ -311,23 +311,15 @@ class BatchRunner:
                     self._remember(key, result, made.pop(result.source))
             if result.retryable:
                 errors.add(info.path, result.error or "infrastructure error", result.retry_in_task)
-                self._streak += 1
-                if self._streak >= BREAKER:
-                    self._breaker_why = (
-                        f"not tried: {BREAKER} photos in a row hit infrastructure errors ({result.error})"
-                    )
-                    self._breaker_retry = result.retry_in_task
-                    log.warning("%s; the rest of this attempt is left untouched", self._breaker_why)
+                if self._failed_in_a_row(result.error, result.retry_in_task):
                     results.close()  # stop reading: no more requests to a storage that is down
-                    for rest in chunk:
-                        if rest.path not in seen:
-                            errors.add(rest.path, self._breaker_why, retry_in_task=result.retry_in_task)
+                    self._leave_untouched([rest for rest in chunk if rest.path not in seen], errors)
                     break
                 continue
-            self._streak = 0
             if result.error_type == SourceChanged.code:
                 log.warning("left for the next run: %s", result.error)
                 self.left_for_next_run.append(info.path)
+                self._streak = 0
                 continue
             if self._maybe_still_uploading(info, result, data):
                 age = time.time() - (info.mtime or 0)
@@ -338,12 +330,14 @@ class BatchRunner:
                     age,
                 )
                 self.left_for_next_run.append(info.path)
+                self._streak = 0
                 continue
             rec = FileRecord(
                 source=info.path,
                 source_size=info.size,
                 source_version=info.version,
-                source_sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+                source_sha256=digests.get(result.source)
+                or (hashlib.sha256(data).hexdigest() if data is not None else None),
                 status="ok" if result.ok else "failed",
                 outputs=[result.output] if result.output else [],
                 error_type=result.error_type,
@@ -357,23 +351,40 @@ class BatchRunner:
                 self._finish(info, rec, data)
             except Exception as exc:
                 errors.add_exception(info.path, exc)
-                self._streak += 1
+                self._failed_in_a_row(_why(exc), retry_in_task(exc))  # the next chunk is left if so
                 continue
+            self._streak = 0  # settled: the storage works
             if progress is not None:
                 progress.add(result)
-        if deferred and self._streak >= BREAKER:
-            for info in deferred:
-                errors.add(info.path, self._breaker_why, retry_in_task=self._breaker_retry)
+        if deferred and self._down is not None:
+            self._leave_untouched(deferred, errors)
         elif deferred:  # their twins are made and cached now: these are copies
             self._run_chunk(deferred, plan, errors, progress)
 
+    def _failed_in_a_row(self, why: str | None, retry: bool) -> bool:
+        """Count one more infrastructure failure in a row; True once ``BREAKER`` are: the storage is
+        down, and the rest of this attempt is to be left untouched (``_leave_untouched``)."""
+        self._streak += 1
+        if self._streak >= BREAKER and self._down is None:
+            self._down = (f"not tried: {BREAKER} photos in a row hit infrastructure errors ({why})", retry)
+            log.warning("%s; the rest of this attempt is left untouched", self._down[0])
+        return self._down is not None
+
+    def _leave_untouched(self, infos: list[FileInfo], errors: RoundErrors) -> None:
+        why, retry = self._down
+        for info in infos:
+            errors.add(info.path, why, retry_in_task=retry)
+
     # --- the result cache ---------------------------------------------------------------------------
 
-    def _reuse(self, name: str, data: bytes, target: str, keys: dict[str, str]) -> ImageResult | None:
+    def _reuse(
+        self, name: str, data: bytes, target: str, keys: dict[str, str], digests: dict[str, str]
+    ) -> ImageResult | None:
         """The cached output for these bytes, written as ``target``, as the photo's result; None to
         process the photo. The cache never fails a photo: any trouble with it is a miss."""
         try:
-            key = keys[name] = self.job.result_key(hashlib.sha256(data).hexdigest())
+            digests[name] = hashlib.sha256(data).hexdigest()
+            key = keys[name] = self.job.result_key(digests[name])
             if key in self._producing:
                 return ImageResult(source=name, ok=False, error_type=DEFERRED)
             entry = self.cache.reuse(key, target)

@@ -9,6 +9,7 @@ import pytest
 from conftest import SAMPLES, backdate, files_under
 from matting.detection import Ledger, ScanOptions, scan
 from matting.engine import Engine, OutputOptions
+from matting.errors import InfrastructureError
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
 from matting.storage import FileInfo, LocalStorage
@@ -375,3 +376,22 @@ def test_could_become_image_reads_the_first_bytes_only():
     assert not could_become_image(b"<html><body>404</body></html>")
     assert not could_become_image(b"RIFF\x10\x00\x00\x00WAVEfmt ")  # a sound file, not a WebP
     assert could_become_image(b"\x00\x00\x02", "scan.tga")  # TGA has no signature to rule it out
+
+
+def test_a_destination_refusing_records_stops_the_attempt_and_quarantines_nothing(tmp_path, incoming, job):
+    """Outputs are written but every record write fails (the destination's metadata folder went
+    read-only): 3 in a row stop the attempt, the later chunks are left untouched, the task fails,
+    and no original is moved or quarantined."""
+
+    class RefusesRecords(LocalStorage):
+        def write(self, rel, data):
+            if "/records/" in rel:
+                raise OSError(30, "Read-only file system")
+            return super().write(rel, data)
+
+    before = files_under(incoming)
+    cfg = BatchConfig(run_prefix="run", chunk_size=1, attempts=1)
+    with pytest.raises(InfrastructureError, match="nothing quarantined") as failed:
+        BatchRunner(LocalStorage(incoming), RefusesRecords(tmp_path / "dest"), job, cfg).run(_files(incoming))
+    assert "Read-only file system" in str(failed.value) and "not tried: 3 photos in a row" in str(failed.value)
+    assert files_under(incoming) == before  # every original where it was
