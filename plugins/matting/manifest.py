@@ -48,6 +48,13 @@ class FileRecord:
         return cls(**json.loads(data))
 
 
+def accepted(report: dict) -> bool:
+    """An ID photo is ok when it passed its rules or a reviewer approved it (the run's counts after a
+    review and the results pages use this one reading)."""
+    review = report.get("review") if isinstance(report.get("review"), dict) else {}
+    return bool(report.get("passed")) or review.get("decision") == "approved"
+
+
 def run_counts(files: list) -> dict[str, int]:
     """files / ok / failed over records or their dicts (manifests, parts, summaries)."""
     statuses = [f["status"] if isinstance(f, dict) else f.status for f in files]

@@ -23,6 +23,7 @@ from pathlib import Path
 from matting import settings
 from matting.archive import SHEET_MAX_BYTES, merge_parts, thumbnail_tile
 from matting.atomic import atomic_write_bytes
+from matting.manifest import accepted
 from matting.storage import Storage, UnsafePath, safe_relpath
 
 THUMB_PX = 256
@@ -118,7 +119,7 @@ def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
     for i, r in enumerate(manifest.get("photos") or []):
         out = r.get("output")
         review = r.get("review") if isinstance(r.get("review"), dict) else {}
-        if r.get("passed") or review.get("decision") == "approved":
+        if accepted(r):
             status = "ok"
         elif out and str(out).startswith("review/"):
             status = "held"

@@ -445,6 +445,21 @@ def raw(key: str) -> tuple[str, str]:
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
+def flag(value, what: str = "value") -> bool | None:
+    """A yes/no as settings, templated operator arguments and trigger params give it: True, False,
+    or None when empty (the setting decides); anything else is a ``ConfigError`` naming ``what``."""
+    if value is None or isinstance(value, bool):
+        return value
+    low = str(value).strip().lower()
+    if low in ("", "none", "null"):
+        return None
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(f"{what} must be true, false or empty, got {value!r}")
+
+
 def _parse(option: Option, text: str, origin: str):
     if text == "":
         return None
@@ -461,12 +476,13 @@ def _parse(option: Option, text: str, origin: str):
             f"{origin} must be {'an' if option.type == 'integer' else 'a'} {option.type}, got {text!r}"
         ) from None
     if option.type == "boolean":
-        low = text.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ConfigError(f"{origin} must be true or false, got {text!r}")
+        try:
+            value = flag(text, origin)
+        except ConfigError:
+            value = None
+        if value is None:  # "none" is no answer for a setting either (empty already means its default)
+            raise ConfigError(f"{origin} must be true or false, got {text!r}")
+        return value
     return text
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import posixpath
 
-from matting.manifest import utc_now
+from matting.manifest import accepted, utc_now
 from matting.storage import Storage
 
 REJECT_ALL = "Reject every photo"
@@ -92,7 +92,7 @@ def _record_in_manifest(run: Storage, decisions: dict[str, dict]) -> None:
     if not changed:
         return
     photos = manifest.get("photos") or []
-    ok = sum(1 for r in photos if r.get("passed") or (r.get("review") or {}).get("decision") == "approved")
+    ok = sum(1 for r in photos if accepted(r))
     manifest["counts"] = {**(manifest.get("counts") or {}), "ok": ok, "failed": len(photos) - ok}
     run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
 

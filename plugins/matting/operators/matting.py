@@ -209,19 +209,16 @@ class RemoveBackgroundOperator(BaseOperator):
 
 
 def _flag(value: Any) -> bool | None:
-    """A templated yes/no: True, False, or None (unset: the setting decides)."""
-    if value is None or isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("", "none", "null"):
-        return None
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    from airflow.sdk.exceptions import AirflowFailException
+    """The templated ``reuse``: True, False, or None (unset: the setting decides)."""
+    from matting import settings
+    from matting.errors import ConfigError
 
-    raise AirflowFailException(f"reuse must be true, false or empty, got {value!r}")
+    try:
+        return settings.flag(value, "reuse")
+    except ConfigError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc
 
 
 class ArchiveOperator(BaseOperator):
