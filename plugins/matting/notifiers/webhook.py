@@ -58,6 +58,10 @@ class WebhookHook(HttpHook):
             conn.schema = conn.conn_type
         return conn
 
+    def url_from_endpoint(self, endpoint: str | None) -> str:
+        """The URL path of a 0.1 connection (found by ``get_connection``, which ``run`` calls first)."""
+        return super().url_from_endpoint(endpoint or self.endpoint)
+
 
 def post_webhook(conn_id: str, payload: dict) -> bool:
     """POST ``payload`` as JSON; True when the receiver answered 2xx. Never raises: a missing
@@ -68,14 +72,6 @@ def post_webhook(conn_id: str, payload: dict) -> bool:
 
     hook = WebhookHook(conn_id)
     try:
-        hook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        log.info("no connection %s: the event is logged only", conn_id)
-        return False
-    except Exception as exc:  # the secrets backend or the connection itself is broken: say so
-        log.error("webhook connection %s cannot be read: %s: %s", conn_id, type(exc).__name__, exc)
-        return False
-    try:
         response = hook.run_with_advanced_retry(
             _retry_args={
                 "stop": stop_after_attempt(ATTEMPTS),
@@ -83,10 +79,12 @@ def post_webhook(conn_id: str, payload: dict) -> bool:
                 "retry": retry_if_exception_type((RequestsConnectionError, Timeout)),
                 "reraise": True,
             },
-            endpoint=hook.endpoint,
             json=payload,
             extra_options={"timeout": TIMEOUT_S},
         )
+    except AirflowNotFoundException:  # raised by the connection lookup, before any request
+        log.info("no connection %s: the event is logged only", conn_id)
+        return False
     except Exception as exc:  # a broken webhook must not fail the task it reports on, but must be seen
         log.error("webhook %s could not be notified: %s: %s", conn_id, type(exc).__name__, exc)
         return False
