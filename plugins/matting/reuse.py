@@ -29,6 +29,7 @@ from matting.storage import Storage
 log = logging.getLogger("matting.reuse")
 
 CACHE_DIR = "_cache"
+WRITE_SLACK_S = 3600.0  # an entry's write time is at most this long after its ``created`` (clock skew included)
 
 
 def result_key(input_sha256: str, model_sha256: str, scenario: object, output: object) -> str:
@@ -108,11 +109,16 @@ class ResultCache:
             return False
 
     def prune(self) -> int:
-        """Delete the entries older than the maximum age; returns how many."""
+        """Delete the entries older than the maximum age; returns how many. An entry is written right
+        after its ``created`` time, so the listing's modification time says which ones are nowhere
+        near their age: only the others are read (the archive step prunes every run, over a cache of
+        any size)."""
         removed = 0
         for info in self.folder.list():
             if not info.path.endswith(".json"):
                 continue
+            if info.mtime is not None and self.now() - info.mtime < self.max_age_s - WRITE_SLACK_S:
+                continue  # young (an unreadable young entry is a miss for get(), and rewritten by put())
             key = info.path[: -len(".json")]
             try:
                 entry = Entry(**json.loads(self.folder.read(info.path)))

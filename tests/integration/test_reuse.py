@@ -147,6 +147,8 @@ def test_expired_entries_are_ignored_and_pruned(tmp_path, counted):
         dest, max_age_s=30 * 86400, now=lambda: json.loads(entries[0].read_text())["created"] + 31 * 86400
     )
     key = entries[0].stem
+    young = ResultCache(dest, max_age_s=30 * 86400)
+    assert young.prune() == 0 and young.get(key) is not None  # a fresh entry survives the archive step
     assert late.get(key) is None and late.prune() == 1 and not entries[0].exists()
 
 
