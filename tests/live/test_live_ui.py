@@ -140,14 +140,20 @@ def test_urls_reach_only_the_runs_own_images(airflow, runs):
 
 
 def _logged_in_browser(airflow):
+    """Chromium logged in through Airflow's own login page (reached by opening /matting/ without a
+    session), left on the runs list."""
     from selenium.webdriver.common.by import By
 
+    SHOTS.mkdir(parents=True, exist_ok=True)  # every test that logs in saves screenshots
     driver = _browser()
-    driver.get(f"{airflow.url}/matting/")
+    driver.get(f"{airflow.url}/matting/")  # not logged in: Airflow's login page, then back here
     _wait(driver, "the login form", "return document.querySelector('input[type=password]')")
     driver.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys(airflow.user)
     driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(airflow.password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _wait(driver, "the session cookie", "return document.cookie.includes('_token') || location.pathname")
+    time.sleep(2)
+    driver.get(f"{airflow.url}/matting/")
     _wait(driver, "the runs list", "return document.body.innerText.includes('Matting results')")
     return driver
 
@@ -156,7 +162,6 @@ def test_results_tab_on_the_runs_own_page_in_both_themes(airflow, runs):
     """The DAG run page has a Results tab beside Task Instances; it follows Airflow's theme."""
     from selenium.webdriver.common.by import By
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
     run_id = runs["matting_scheduled"]
     driver = _logged_in_browser(airflow)
     try:
@@ -289,18 +294,8 @@ ALL_IMAGES_LOADED = (
 def test_a_person_logs_in_and_sees_the_photos(airflow, runs):
     from selenium.webdriver.common.by import By
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    driver = _browser()
+    driver = _logged_in_browser(airflow)
     try:
-        driver.get(f"{airflow.url}/matting/")  # not logged in: Airflow's login page, then back here
-        _wait(driver, "the login form", "return document.querySelector('input[type=password]')")
-        driver.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys(airflow.user)
-        driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(airflow.password)
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        _wait(driver, "the session cookie", "return document.cookie.includes('_token') || location.pathname")
-        time.sleep(2)
-        driver.get(f"{airflow.url}/matting/")
-        _wait(driver, "the runs list", "return document.body.innerText.includes('Matting results')")
         text = driver.find_element(By.TAG_NAME, "body").text
         assert "matting_scheduled" in text and "id_photo_batch" in text and "files=4 ok=3 failed=1" in text
         driver.save_screenshot(str(SHOTS / "ui_runs.png"))
