@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from matting import limits, settings
-from matting.detection import Ledger
 from matting.engine.core import Engine, ImageResult, OutputOptions
 from matting.errors import FileTooLarge, InfrastructureError, SourceChanged, retry_in_task
 from matting.images import could_become_image
@@ -36,7 +35,7 @@ from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
 from matting.naming import plan_outputs
 from matting.progress import BatchProgress
 from matting.reuse import Entry, ResultCache, result_key
-from matting.storage import FileInfo, Storage
+from matting.storage import FileInfo, Ledger, Storage
 
 log = logging.getLogger("matting.pipeline")
 
@@ -432,7 +431,9 @@ class BatchRunner:
         """Filesystems show a file while it is written (S3 never does): a fresh, incomplete-looking
         file gets the benefit of the doubt until it is ``[matting] upload_grace_s`` old, unless its first
         bytes can never start an image (a text file named .jpg is quarantined at once)."""
-        if result.ok or self.source.kind == "s3" or result.error_type not in self.INCOMPLETE or info.mtime is None:
+        if result.ok or result.error_type not in self.INCOMPLETE or info.mtime is None:
+            return False
+        if not self.source.shows_partial_writes:
             return False
         if data is not None and not could_become_image(data[:32], info.path):
             return False

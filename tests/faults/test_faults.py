@@ -23,11 +23,11 @@ import scenario
 from audit import Audit, Input, audit
 from helpers import backdate
 from matting.archive import close_run
-from matting.detection import Ledger, ScanOptions, scan
+from matting.detection import ScanOptions, scan
 from matting.errors import InfrastructureError
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BREAKER, BatchConfig, BatchRunner, write_manifest
-from matting.storage import LocalStorage, S3Storage, SftpStorage
+from matting.storage import Ledger, LocalStorage, S3Storage, SftpStorage
 from PIL import Image
 from scenario import ROOT, local_snapshot, s3_snapshot, scenario_inputs
 from servers import Fault, FaultProxy, run_sshd

@@ -7,12 +7,12 @@ import json
 
 import pytest
 from conftest import SAMPLES, backdate, files_under
-from matting.detection import Ledger, ScanOptions, scan
+from matting.detection import ScanOptions, scan
 from matting.engine import Engine, OutputOptions
 from matting.errors import InfrastructureError
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
-from matting.storage import FileInfo, LocalStorage
+from matting.storage import FileInfo, Ledger, LocalStorage
 from PIL import Image
 
 

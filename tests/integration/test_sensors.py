@@ -9,9 +9,9 @@ import time
 import uuid
 
 import pytest
-from matting.detection import Ledger, ScanOptions, scan
+from matting.detection import ScanOptions, scan
 from matting.sensors.new_files import LocalNewFilesSensor, S3NewFilesSensor, SftpNewFilesSensor
-from matting.storage import LocalStorage
+from matting.storage import Ledger, LocalStorage
 from matting.triggers.new_files import NewFilesTrigger
 
 JPG = b"\xff\xd8\xff\xe0" + b"0" * 100

@@ -201,3 +201,31 @@ def test_share_url_lets_a_browser_fetch_the_photo_where_the_backend_has_urls(bac
     assert "X-Amz-Expires=600" in url and "/incoming/run-1/review/a.jpg" in url
     with urllib.request.urlopen(url, timeout=10) as resp:  # no credentials: the signature is the grant
         assert resp.read() == b"photo-a"
+
+
+def test_the_capabilities_say_what_an_uploader_in_progress_looks_like(backend, tmp_path):
+    """``shows_partial_writes`` is what the pipeline's upload grace rests on: checked against each
+    server, not declared. A file still being written (an open handle on a folder or over SFTP, a
+    multipart upload not yet completed on S3) is listed where the flag says so, and never otherwise.
+    ``local_path`` is a real path only for a folder."""
+    s = backend.storage
+    if backend.native_path is not None:  # a folder (local, or the directory sshd serves)
+        with open(backend.native_path("uploading.jpg"), "wb") as fh:
+            fh.write(b"\xff\xd8\xff" + b"0" * 100)
+            fh.flush()
+            listed = [f.path for f in s.list()]
+    else:
+        client = s.client
+        key = s._key("uploading.jpg")
+        upload = client.create_multipart_upload(Bucket=s.bucket, Key=key)
+        client.upload_part(
+            Bucket=s.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"\xff\xd8\xff" + b"0" * 100
+        )
+        listed = [f.path for f in s.list()]
+        client.abort_multipart_upload(Bucket=s.bucket, Key=key, UploadId=upload["UploadId"])
+    assert ("uploading.jpg" in listed) == s.shows_partial_writes
+    backend.put("done.jpg", b"D" * 3)
+    path = s.local_path("done.jpg")
+    assert (path is not None) == isinstance(s, LocalStorage)
+    if path is not None:
+        assert path.read_bytes() == b"D" * 3

@@ -134,8 +134,8 @@ class RemoveBackgroundOperator(BaseOperator):
             return self._run(context, src, dest)
 
     def _run(self, context: Any, src, dest) -> dict:
-        from matting.detection import Ledger
         from matting.engine import Engine, OutputOptions, RuntimeOptions
+        from matting.storage import Ledger
 
         if self.files is None:
             opts = ScanOptions(settle_seconds=0, max_files=self.max_files)

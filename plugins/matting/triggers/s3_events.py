@@ -32,16 +32,12 @@ class SqsUploadsProducer(SharedStreamProducer):
     def _sqs(self):
         if self._client is None:
             from airflow.providers.amazon.aws.hooks.sqs import SqsHook
-            from botocore.config import Config
 
             from matting import limits
+            from matting.storage.s3 import aws_config
 
-            timeout = limits.io_timeout_s()
-            config = Config(
-                connect_timeout=timeout,
-                read_timeout=self.wait_time_s + timeout,  # a long poll holds the request open
-                retries={"mode": "standard", "total_max_attempts": limits.s3_max_attempts()},
-            )
+            # a long poll holds the request open for up to wait_time_s
+            config = aws_config(read_timeout_s=self.wait_time_s + limits.io_timeout_s())
             self._client = SqsHook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
         return self._client
 

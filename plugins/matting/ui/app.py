@@ -329,8 +329,6 @@ def create_app() -> FastAPI:
 
         from fastapi.responses import FileResponse
 
-        from matting.storage import LocalStorage
-
         filename = f"{dag_id}-{run_id}.zip".replace(":", "-").replace("+", "_")
         disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
         with open_results(_where(dag_id, run_id)) as res:
@@ -342,8 +340,9 @@ def create_app() -> FastAPI:
             url = res.run.share_url(name, 600) if settings.value("ui_zip_redirect") else None
             if url:
                 return RedirectResponse(url, status_code=303)
-            if isinstance(res.run, LocalStorage):
-                return FileResponse(res.run.root / name, media_type="application/zip", headers=disposition)
+            path = res.run.local_path(name)
+            if path is not None:
+                return FileResponse(path, media_type="application/zip", headers=disposition)
             info = res.run.stat(name)
             cap = settings.value("ui_max_zip_mb") * 1024 * 1024
             if info is None or info.size > cap:
