@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from conftest import ROOT, SAMPLES
-from matting.cli import collect_inputs, plan_outputs
+from matting.cli import collect_inputs
 from PIL import Image
 
 
@@ -109,17 +109,6 @@ def test_models_list(model_store):
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("u2netp "))
     assert "ready" in line and "(default)" in line
     assert "birefnet-general" in proc.stdout
-
-
-def test_plan_outputs_keeps_names_and_resolves_clashes():
-    plan = plan_outputs(["a.jpg", "a.png", "sub/a.jpg", "b.heic", "A.JPG"], ".png")
-    assert plan == {
-        "a.jpg": "a.png",
-        "a.png": "a_png.png",
-        "sub/a.jpg": "sub/a.png",
-        "b.heic": "b.png",
-        "A.JPG": "A_jpg.png",
-    }
 
 
 def test_collect_inputs_explicit_files_always_taken(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from matting.atomic import atomic_write_bytes, is_temp_name
 from matting.errors import ConfigError, MattingError, ModelError
 from matting.images import looks_like_image
-from matting.naming import plan_named, plan_outputs  # noqa: F401 - plan_outputs re-exported for callers
+from matting.naming import plan_named
 
 log = logging.getLogger("matting.cli")
 

@@ -32,7 +32,7 @@ from matting.engine.core import Engine, ImageResult, OutputOptions
 from matting.errors import FileTooLarge, InfrastructureError, SourceChanged, retry_in_task
 from matting.images import could_become_image
 from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
-from matting.naming import plan_outputs
+from matting.naming import plan_outputs, unique_name, versioned_name
 from matting.progress import BatchProgress
 from matting.reuse import Entry, ResultCache, result_key
 from matting.storage import FileInfo, Ledger, Storage
@@ -93,19 +93,6 @@ class MattingJob:
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), max(1, size)):
         yield items[i : i + size]
-
-
-def versioned_name(rel: str, info: FileInfo) -> str:
-    """``rel`` with this version's suffix (``a.jpg`` -> ``a~1f2e3d4c.jpg``); idempotent."""
-    tag = f"~{info.version_id[:8]}"
-    stem, ext = posixpath.splitext(rel)
-    return rel if stem.endswith(tag) else f"{stem}{tag}{ext}"
-
-
-def unique_name(storage: Storage, rel: str, info: FileInfo) -> str:
-    """``rel`` if nothing is there yet, else the versioned name: never overwrites, and a retry of the
-    same version picks the same name."""
-    return rel if not storage.exists(rel) else versioned_name(rel, info)
 
 
 class RoundErrors(dict):
@@ -200,11 +187,12 @@ class BatchRunner:
     # --- the batch ---------------------------------------------------------------------------------
 
     def run(
-        self, files: list[FileInfo], progress: BatchProgress | None = None, plan: dict[str, str] | None = None
+        self, files: list[FileInfo], progress: BatchProgress | None = None, stems: dict[str, str] | None = None
     ) -> list[FileRecord]:
-        """Settle every file of the batch. ``plan`` maps each source path to its output name (planned
-        once over the whole run, so mapped batches never collide); without it the batch plans alone."""
-        plan = {**plan_outputs([f.path for f in files], self.job.out.extension), **(plan or {})}
+        """Settle every file of the batch. ``stems`` (source path -> output stem) are the names planned
+        once over the whole run (``matting.naming``), so mapped batches never collide; a file without
+        one is planned here, around them."""
+        plan = plan_outputs([f.path for f in files], self.job.out.extension, fixed=stems)
         pending, errors = attempt_rounds(
             files, lambda todo: self._pass(todo, plan, progress), self.attempts, self.sleep, "file(s)"
         )

@@ -11,6 +11,7 @@ from matting.detection import ScanOptions, scan
 from matting.engine import Engine, OutputOptions
 from matting.errors import InfrastructureError
 from matting.manifest import RunManifest, utc_now
+from matting.naming import stems_of
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
 from matting.storage import FileInfo, Ledger, LocalStorage
 from PIL import Image
@@ -219,11 +220,9 @@ def test_mapped_batches_and_retries_never_collide_on_output_names(tmp_path, job)
     dest = LocalStorage(tmp_path / "d")
     outputs = []
     for batch in batches + batches[:1]:  # the first batch is retried after the second ran
-        plan = {d["path"]: d["output_stem"] + ".png" for d in batch}
         infos = [FileInfo.from_dict(d) for d in batch]
-        outputs += [
-            r.outputs[0] for r in BatchRunner(LocalStorage(src), dest, job, BatchConfig("r")).run(infos, plan=plan)
-        ]
+        runner = BatchRunner(LocalStorage(src), dest, job, BatchConfig("r"))
+        outputs += [r.outputs[0] for r in runner.run(infos, stems=stems_of(batch))]
     assert outputs[0] == outputs[2] and len(set(outputs)) == 2
     made = sorted(p.name for p in (tmp_path / "d" / "r" / "outputs").iterdir())
     assert made == ["a.png", "a_png.png"]

@@ -35,14 +35,11 @@ def list_new_files(
 @task
 def split_batches(files: list | None, batch_size: int = 16) -> list[list]:
     """Chunks for dynamic task mapping: each chunk is one matting task (spread over workers). Output
-    names are planned here, once over the whole run (``output_stem``), so two batches can never write
-    the same output and a retried batch writes the same names again."""
-    from matting.naming import plan_outputs
+    names are planned here, once over the whole run (``matting.naming``), so two batches can never
+    write the same output and a retried batch writes the same names again."""
+    from matting.naming import with_stems
 
-    files = [dict(f) for f in files or []]
-    stems = plan_outputs([f["path"] for f in files], "")
-    for f in files:
-        f["output_stem"] = stems[f["path"]]
+    files = with_stems(list(files or []))
     size = max(1, int(batch_size))
     return [files[i : i + size] for i in range(0, len(files), size)]
 

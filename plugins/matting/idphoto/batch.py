@@ -15,6 +15,7 @@ from matting.engine.core import Engine, ImageResult
 from matting.idphoto.compose import IdPhotoOptions, compose_id_photo
 from matting.idphoto.sheet import make_sheet
 from matting.images import decode
+from matting.naming import report_name, sheet_name
 
 log = logging.getLogger("matting.idphoto")
 
@@ -38,7 +39,6 @@ def process_portrait(
     """``out_name`` is the photo's relative output name (e.g. ``a/b.jpg``). Strict-mode failures and
     rejections go under ``review/`` with their report; the report always says why. ``load`` returns
     the file's bytes: an unreadable file, like any failure on this portrait, fails only itself."""
-    stem = out_name.rsplit(".", 1)[0]
     try:
         photo = compose_id_photo(engine, decode(load(), name=name, max_pixels=max_pixels), options)
     except Exception as exc:  # one classification with the engine: content error, vanished, or retryable
@@ -55,7 +55,7 @@ def process_portrait(
         }
         return PortraitOutcome(
             result=result,
-            files={f"review/{stem}.report.json": json.dumps(report, indent=2, ensure_ascii=False).encode()},
+            files={f"review/{report_name(out_name)}": json.dumps(report, indent=2, ensure_ascii=False).encode()},
             report=report,
         )
     report = {"source": name, **photo.report}
@@ -67,9 +67,9 @@ def process_portrait(
         page, copies = make_sheet(photo.image, options.spec, sheet)
         buf = io.BytesIO()
         page.save(buf, "JPEG", quality=95, dpi=(300, 300))
-        files[f"{stem}.sheet-{sheet}.jpg"] = buf.getvalue()
-        report["sheet"] = {"path": f"{stem}.sheet-{sheet}.jpg", "size": sheet, "copies": copies}
-    files[f"{folder}{stem}.report.json"] = json.dumps(report, indent=2, ensure_ascii=False).encode()
+        files[sheet_name(out_name, sheet)] = buf.getvalue()
+        report["sheet"] = {"path": sheet_name(out_name, sheet), "size": sheet, "copies": copies}
+    files[f"{folder}{report_name(out_name)}"] = json.dumps(report, indent=2, ensure_ascii=False).encode()
     if to_review:
         result = ImageResult(
             source=name,

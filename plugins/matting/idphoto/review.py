@@ -7,6 +7,7 @@ import json
 import posixpath
 
 from matting.manifest import accepted, utc_now
+from matting.naming import decision_name, report_name
 from matting.storage import Storage
 
 REJECT_ALL = "Reject every photo"
@@ -66,9 +67,8 @@ def settle_review(run: Storage, held: list[dict], chosen: list[str], note: str, 
         decisions[name] = {"decision": "approved", "reviewer": reviewer, "note": "", "at": stamp}
     for name in rejected:
         _move_with_report(run, name, "review", "rejected")
-        stem = posixpath.splitext(name)[0]
         decision = {"photo": name, "decision": "rejected", "note": note, "reviewer": reviewer, "at": stamp}
-        run.write(f"rejected/{stem}.review.json", json.dumps(decision, indent=1, ensure_ascii=False).encode())
+        run.write(f"rejected/{decision_name(name)}", json.dumps(decision, indent=1, ensure_ascii=False).encode())
         decisions[name] = {"decision": "rejected", "reviewer": reviewer, "note": note, "at": stamp}
     _record_in_manifest(run, decisions)
     return {"approved": approved, "rejected": rejected, "kept": kept}
@@ -98,8 +98,7 @@ def _record_in_manifest(run: Storage, decisions: dict[str, dict]) -> None:
 
 
 def _move_with_report(run: Storage, name: str, src_dir: str, dest_dir: str) -> None:
-    stem = posixpath.splitext(name)[0]
-    for rel in (name, f"{stem}.report.json"):
+    for rel in (name, report_name(name)):
         src = posixpath.join(src_dir, rel)
         dst = posixpath.join(dest_dir, rel) if dest_dir else rel
         try:

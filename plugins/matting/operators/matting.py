@@ -135,15 +135,16 @@ class RemoveBackgroundOperator(BaseOperator):
 
     def _run(self, context: Any, src, dest) -> dict:
         from matting.engine import Engine, OutputOptions, RuntimeOptions
+        from matting.naming import stems_of
         from matting.storage import Ledger
 
         if self.files is None:
             opts = ScanOptions(settle_seconds=0, max_files=self.max_files)
             infos = scan(src, opts, Ledger(dest).ids()).new
-            planned: dict[str, str] = {}
+            stems: dict[str, str] = {}
         else:
             infos = [FileInfo.from_dict(d) for d in (self.files or [])]
-            planned = {d["path"]: d["output_stem"] for d in self.files or [] if d.get("output_stem")}
+            stems = stems_of(self.files)
         prefix = self.run_prefix or default_run_prefix(context)
         map_index = context["ti"].map_index if context.get("ti") is not None else -1
         engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
@@ -166,7 +167,6 @@ class RemoveBackgroundOperator(BaseOperator):
         progress = BatchProgress(total=len(infos), log=logger, every_s=5.0)
         started = utc_now()
         runner = BatchRunner(src, dest, job, cfg)
-        plan = {path: stem + job.out.extension for path, stem in planned.items()}
         dag_run = context.get("dag_run")
         manifest = RunManifest(
             dag_id=getattr(context.get("dag"), "dag_id", ""),
@@ -179,7 +179,7 @@ class RemoveBackgroundOperator(BaseOperator):
         # one part per (mapped) batch; ArchiveOperator merges the parts into manifest.json
         part = f"{PARTS_DIR}/part-{max(map_index if map_index is not None else 0, 0):04d}"
         try:
-            runner.run(infos, progress, plan=plan)
+            runner.run(infos, progress, stems=stems)
         except ConfigError as exc:  # an option or a missing dependency, not a photo: no retry can help
             from airflow.sdk.exceptions import AirflowFailException
 
