@@ -131,15 +131,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.engine import Engine, RuntimeOptions
     from matting.idphoto.batch import options_from, process_portrait
-    from matting.idphoto.compose import face_mesh, palm_detector
-    from matting.idphoto.face import face_detector
+    from matting.idphoto.detect import load_models
     from matting.progress import BatchProgress
 
     options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=args.strict)
     spec = options.spec
     runtime = RuntimeOptions.from_env(providers=args.providers, intra_op_threads=args.threads)
     engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
-    face_detector(engine.store), face_mesh(engine.store), palm_detector(engine.store)  # missing: fail now
+    load_models(engine.store)
     outdir = Path(args.output)
     inputs = collect_inputs(args.inputs, outdir)
     if not inputs:

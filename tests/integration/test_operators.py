@@ -31,17 +31,18 @@ class FlakyDestination(LocalStorage):
 
 
 def _idphoto_run(tmp_path, dest, id_engine, monkeypatch):
+    """The ID-photo operator's run (``matting.runs.make_id_photos``, what ``IdPhotoOperator`` calls)."""
     from matting.idphoto.batch import options_from
-    from matting.operators.idphoto import IdPhotoOperator
+    from matting.runs import RunInfo, make_id_photos
 
     monkeypatch.setenv("AIRFLOW__MATTING__IO_BACKOFF_S", "0.01")
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(SAMPLES / "astronaut.jpg", src / "astronaut.jpg")
-    op = IdPhotoOperator(task_id="make_id_photos", source=str(src), destination=str(tmp_path / "out"), spec="cn-1inch")
     options = options_from("cn-1inch", "blue", "jpeg", None, strict=True)
-    context = {"run_id": "manual__1", "dag": None, "dag_run": None}
-    return op._run(context, options, id_engine, LocalStorage(src), dest, "run", "2026-12-02T00:00:00Z")
+    source = LocalStorage(src)
+    files = source.list()
+    return make_id_photos(source, dest, id_engine, options, files, RunInfo("run", run_id="manual__1")).xcom()
 
 
 def test_id_photo_destination_write_failure_is_retried_in_task(tmp_path, id_engine, monkeypatch):

@@ -120,6 +120,11 @@ def test_presets_on_the_astronaut(id_engine, preset):
     if spec.kb_max:
         assert len(photo.data) <= spec.kb_max * 1024
     assert {"spec", "passed", "head_ratio", "top_margin_ratio", "reasons"} <= set(r)
+    # every row of the rule table has one shape and names the standard (or our own measure) it comes from
+    for row in r["rules"]:
+        assert {"rule", "value", "band", "passed", "message", "source"} <= set(row), row
+        assert row["source"] and (row["passed"] or row["message"]), row
+    assert {"pixel_size", "background_colour", "face_count", "roll_in_source"} <= {row["rule"] for row in r["rules"]}
 
 
 @pytest.mark.parametrize(
@@ -236,7 +241,7 @@ def test_placed_photo_carries_none_of_the_old_background():
     """Downscaling colour and alpha separately lets the old background's green into edge pixels;
     the placed photo over blue must be mixes of red and blue only."""
     from matting.engine import postprocess as pp
-    from matting.idphoto.compose import _warp, render_over
+    from matting.idphoto.render import _warp, render_over
 
     rgb, alpha, m = _leak_test_scene()
     blue = (0, 0, 255)

@@ -102,8 +102,9 @@ def decode(
     return scores[keep], rows
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a, b) -> np.ndarray:
     """IoU of box ``a`` with each row of ``b`` (x0, y0, x1, y1)."""
+    a, b = np.asarray(a, np.float64), np.atleast_2d(np.asarray(b, np.float64))
     ix = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
     iy = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
     inter = ix * iy
@@ -118,7 +119,7 @@ def blend(scores: np.ndarray, rows: np.ndarray, overlap: float = OVERLAP) -> lis
     scores, rows = scores[order], rows[order]
     out = []
     while scores.size:
-        same = _iou(rows[0], rows) > overlap
+        same = box_iou(rows[0], rows) > overlap
         same[0] = True
         weights = scores[same][:, None]
         out.append((float(scores[0]), (rows[same] * weights).sum(axis=0) / weights.sum()))

@@ -15,6 +15,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from matting.idphoto.face import box_iou
 from matting.idphoto.litert import runner
 
 SIZE = 192
@@ -36,14 +37,6 @@ def _anchors() -> np.ndarray:
             for x in range(cells):
                 centres += [((x + 0.5) / cells, (y + 0.5) / cells)] * per_cell
     return np.asarray(centres, np.float32)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class PalmDetector:
@@ -87,7 +80,7 @@ class PalmDetector:
                     (cy + bh / 2) * side - oy + y0,
                 )
             )
-            if all(_iou(box, p.box) <= 0.3 for p in found):
+            if not found or box_iou(box, [p.box for p in found]).max() <= 0.3:
                 found.append(Palm(box=box, score=float(scores[i])))
         return found
 
@@ -101,7 +94,7 @@ def confirmed_palms(detector: PalmDetector, rgb: np.ndarray, face_box, min_score
     close = detector.palms(rgb, (cx - half, cy - half, cx + half, cy + half))
     out = []
     for palm in detector.palms(rgb):
-        twins = [p for p in close if _iou(p.box, palm.box) > 0.3]
+        twins = [p for p in close if box_iou(p.box, [palm.box])[0] > 0.3]
         score = min([palm.score, max(p.score for p in twins)]) if twins else 0.0
         if score >= min_score:
             out.append(Palm(box=palm.box, score=score))

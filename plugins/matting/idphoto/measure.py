@@ -21,8 +21,9 @@ from matting.idphoto.mesh import (
     FaceMesh,
     Mesh,
 )
+from matting.idphoto.rules import ISO, rule
+from matting.images import decode
 
-ISO = "ISO/IEC 19794-5 full frontal / ICAO 9303 part 3"
 # The mesh's forehead-to-chin depth angle on the final photos of four people's frontal portraits (the
 # evaluation set's astronaut -11.5, Hopper -7.2, Obama 0.0, Biden +5.0 deg): anatomy moves it as much as
 # a 8 deg nod. Zero is their median; the pitch band is as wide as that spread allows (a nod of ~15 deg is caught,
@@ -120,20 +121,20 @@ def judge(rules: list[dict]) -> list[dict]:
     """Each rule with its distance to the nearer limit, and ``borderline`` (with a message) when it
     passes by less than its BORDERLINE margin."""
     out = []
-    for rule in rules:
-        rule = dict(rule)
-        margin, sides = BORDERLINE.get(rule["rule"], (None, "both"))
-        nearest = distance_to_limit(rule.get("value"), rule.get("band"), sides)
+    for row in rules:
+        row = dict(row)
+        margin, sides = BORDERLINE.get(row["rule"], (None, "both"))
+        nearest = distance_to_limit(row.get("value"), row.get("band"), sides)
         if nearest is not None:
-            rule["distance"] = round(float(nearest[0]), 4)
-        if rule["passed"] and margin is not None and nearest is not None and nearest[0] < margin:
+            row["distance"] = round(float(nearest[0]), 4)
+        if row["passed"] and margin is not None and nearest is not None and nearest[0] < margin:
             distance, limit = nearest
-            rule["borderline"] = True
-            rule["message"] = (
-                f"borderline {rule['rule'].replace('_', ' ')}: {rule['value']:g} is {distance:.3g} from the limit "
+            row["borderline"] = True
+            row["message"] = (
+                f"borderline {row['rule'].replace('_', ' ')}: {row['value']:g} is {distance:.3g} from the limit "
                 f"{limit:g}, within the measure's noise ({margin:g}): a person should check"
             )
-        out.append(rule)
+        out.append(row)
     return out
 
 
@@ -152,22 +153,9 @@ TEETH_LIMIT = 0.015
 TEETH_SOURCE = f"{ISO}: neutral expression, no teeth showing (bright pixels inside the inner lips; ours)"
 
 
-def _rule(name: str, value: float | None, band, source: str, why: str) -> dict:
-    lo, hi = band
-    ok = value is not None and (lo is None or value >= lo - 1e-9) and (hi is None or value <= hi + 1e-9)
-    return {
-        "rule": name,
-        "value": None if value is None else round(float(value), 4),
-        "band": [lo, hi],
-        "passed": bool(ok),
-        "message": "" if ok else why,
-        "source": source,
-    }
-
-
 def _banded(name: str, value: float | None, why: str) -> dict:
     band, source = BANDS[name]
-    return _rule(name, value, band, source, why)
+    return rule(name, value, band, why, source)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -261,8 +249,8 @@ def shoulders(alpha: np.ndarray, chin_y: float) -> tuple[float, float]:
     return share, abs(tops[0] - tops[1]) / h
 
 
-def measure_final(
-    final_rgb: np.ndarray,
+def measure_photo(
+    data: bytes,
     alpha: np.ndarray,
     spec,
     upscale: float,
@@ -270,20 +258,24 @@ def measure_final(
     palm_model: PalmDetector,
     from_source: dict,
 ):
-    """(rules, values, warnings) for the final photo; ``alpha`` is the subject's matte placed on it,
+    """(rules, values, warnings) for the final photo, measured as it will be seen: the file ``data``
+    decoded (after JPEG and any KB-limit downscale). ``alpha`` is the subject's matte placed on it,
     ``from_source`` what ``measure_source`` found on the source face: the expression rules use it (at
     output size the lips are a few pixels and their gap moves with the background colour and the
     encoder), and a hand seen there counts as much as one seen on the final photo."""
+    final_rgb = decode(data).rgb
+    if final_rgb.shape[:2] != alpha.shape:
+        alpha = cv2.resize(alpha, (final_rgb.shape[1], final_rgb.shape[0]), interpolation=cv2.INTER_AREA)
     rules: list[dict] = []
     values: dict = {}
     faces = prominent_faces(detect_faces(final_rgb, mesh_model.store))
     rules.append(
-        _rule(
+        rule(
             "face_count_final",
             len(faces),
             (1, 1),
-            f"{ISO}: exactly one face",
             f"{len(faces)} faces found on the final photo" if faces else "no face found on the final photo",
+            f"{ISO}: exactly one face",
         )
     )
     if len(faces) != 1:
@@ -298,13 +290,13 @@ def measure_final(
     ):
         if band is not None:
             rules.append(
-                _rule(
+                rule(
                     name,
                     geo[name],
                     band,
-                    spec.source,
                     f"{name.replace('_', ' ')} {geo[name]:.3f} is outside {band[0]:.3f}-{band[1]:.3f} "
                     "(measured on the final photo)",
+                    spec.source,
                 )
             )
     yaw, pitch, roll = mesh.yaw_deg, mesh.pitch_deg - PITCH_NEUTRAL_DEG, mesh.roll_deg
@@ -327,22 +319,22 @@ def measure_final(
     limit, source = MOUTH[expression]
     opening = from_source["mouth_opening"]
     rules.append(
-        _rule(
+        rule(
             "mouth_opening",
             opening,
             (0.0, limit),
-            source,
             "mouth open: close it (neutral expression)" if expression == "neutral" else "mouth wide open (laughing)",
+            source,
         )
     )
     if expression == "neutral":
         rules.append(
-            _rule(
+            rule(
                 "teeth",
                 from_source["teeth"],
                 (0.0, TEETH_LIMIT),
-                TEETH_SOURCE,
                 "teeth showing: neutral expression, lips together",
+                TEETH_SOURCE,
             )
         )
     face_mask, palms = palms_on_face(final_rgb, mesh, palm_model)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,10 +9,7 @@ from airflow.sdk import BaseOperator
 
 from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.detection import ScanOptions, scan
-from matting.manifest import RunManifest, utc_now
-from matting.operators.matting import default_run_prefix, run_locations
-from matting.pipeline import RoundErrors, attempt_rounds
-from matting.progress import BatchProgress
+from matting.operators.matting import config_errors_fail_the_task, run_info, run_locations
 from matting.results import RunResults, Where, held_views
 from matting.storage import open_storage
 from matting.ui.links import ResultsLink, results_path
@@ -128,113 +123,31 @@ class IdPhotoOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict:
         from matting.engine import Engine, RuntimeOptions
-        from matting.idphoto.compose import face_mesh
+        from matting.idphoto.detect import load_models
+        from matting.idphoto.review import held_photos
+        from matting.runs import make_id_photos
 
-        started_at = utc_now()
+        run = run_info(context, self.run_prefix)
         options = self._options()
         self._check_access()
+        sheet = None if self.sheet in (None, "", "none", "None") else str(self.sheet)
         engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
-        face_mesh(engine.store)  # the face mesh and iris models: missing ones fail the task now, not per photo
-        prefix = self.run_prefix or default_run_prefix(context)
+        load_models(engine.store)  # a missing face, iris or hand model fails the task now, not each photo
         with (
             open_storage(self.source, self.source_conn_id or None) as src,
             open_storage(self.destination, self.destination_conn_id or None) as root,
+            config_errors_fail_the_task(),
         ):
-            return self._run(context, options, engine, src, root.sub(prefix), prefix, started_at)
-
-    def _run(self, context: Any, options, engine, src, dest, prefix: str, started_at: str) -> dict:
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from matting import limits
-        from matting.errors import ConfigError, InfrastructureError
-        from matting.idphoto.batch import process_portrait
-        from matting.naming import plan_outputs
-
-        sheet = None if self.sheet in (None, "", "none", "None") else str(self.sheet)
-        infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
-        plan = plan_outputs([f.path for f in infos], ".jpg" if options.format == "jpeg" else ".png")
-        self.log.info(
-            "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",
-            len(infos),
-            src.describe(),
-            options.spec.name,
-            options.background_name,
-            "strict" if options.strict else "lenient",
-            dest.describe(),
-            prefix,
-        )
-        progress = BatchProgress(total=len(infos), log=logging.getLogger("matting.task"), every_s=5.0)
-        reports: list[dict] = []
-
-        def attempt(todo: list) -> RoundErrors:
-            errors = RoundErrors()
-            for info in todo:
-                load = functools.partial(src.read, info.path, info)
-                outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
-                if outcome.result.retryable:  # storage trouble, not the photo's fault
-                    errors.add(info.path, outcome.result.error, outcome.result.retry_in_task)
-                    continue
-                try:  # the destination failing is not the photo's fault either: retried like a read
-                    for rel, blob in outcome.files.items():
-                        dest.write(rel, blob)
-                except Exception as exc:
-                    self.log.warning("writing %s failed: %s: %s", info.path, type(exc).__name__, exc)
-                    errors.add_exception(info.path, exc)
-                    continue
-                reports.append(outcome.report)
-                progress.add(outcome.result)
-            return errors
-
-        attempts = limits.attempts()
-        try:
-            pending, errors = attempt_rounds(infos, attempt, attempts, what="portrait(s)")
-        except ConfigError as exc:  # an option or a missing dependency, not a photo: no retry can help
-            raise AirflowFailException(str(exc)) from exc
-        finally:  # also when the attempt fails: what was done is in manifest.json
-            self.log.info(progress.summary())
-            self._write_manifest(context, options, engine, dest, prefix, started_at, reports, progress)
-        if pending:
-            raise InfrastructureError(
-                f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
-                + "; ".join(f"{p}: {e}" for p, e in list(errors.items())[:5])
-            )
-        from matting.idphoto.review import held_photos
-
-        held = held_photos(reports)
+            infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
+            outcome = make_id_photos(src, root.sub(run.run_prefix), engine, options, infos, run, sheet)
+        held = held_photos(outcome.reports)
         if held:
             self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
         return {
-            "run_prefix": prefix,
-            "manifest": "manifest.json",
-            "files": len(reports),
-            "ok": progress.ok,
-            "failed": progress.failed,
+            **outcome.xcom(),
             "held": held,
             **run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id),
         }
-
-    def _write_manifest(self, context, options, engine, dest, prefix, started_at, reports, progress) -> None:
-        manifest = RunManifest(
-            dag_id=getattr(context.get("dag"), "dag_id", ""),
-            run_id=str(context.get("run_id", "")),
-            params=dict(getattr(context.get("dag_run"), "conf", None) or {}),
-            job={
-                "kind": "id_photo",
-                "spec": options.spec.name,
-                "background": options.background_name,
-                "strict": options.strict,
-                "model": engine.spec.name,
-                "model_sha256": engine.model_sha256,
-                "providers": engine.providers,
-            },
-            started_at=started_at,
-            run_prefix=prefix,
-            finished_at=utc_now(),
-            counts={"files": len(reports), "ok": progress.ok, "failed": progress.failed},
-            photos=reports,
-        )
-        dest.write("manifest.json", manifest.to_json())
 
 
 def _hitl_operator():

@@ -4,7 +4,6 @@ and the storage layer."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -15,9 +14,7 @@ from matting import airflow_conf  # noqa: F401  (the [matting] settings come fro
 from matting.archive import PARTS_DIR, close_run
 from matting.detection import ScanOptions, scan
 from matting.errors import ConfigError
-from matting.manifest import RunManifest, utc_now
-from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
-from matting.progress import BatchProgress
+from matting.pipeline import BatchConfig, MattingJob
 from matting.storage import FileInfo, open_storage
 from matting.ui.links import ResultsLink
 
@@ -44,6 +41,33 @@ def run_locations(destination: str, destination_conn_id: str | None, source: str
         "source": source or "",
         "source_conn_id": source_conn_id or "",
     }
+
+
+def run_info(context: Any, run_prefix: str | None):
+    """The run as the core's manifests describe it (``matting.runs.RunInfo``), from the task's context."""
+    from matting.runs import RunInfo
+
+    ti = context.get("ti")
+    map_index = getattr(ti, "map_index", None)
+    return RunInfo(
+        run_prefix=run_prefix or default_run_prefix(context),
+        dag_id=getattr(context.get("dag"), "dag_id", ""),
+        run_id=str(context.get("run_id", "")),
+        params=dict(getattr(context.get("dag_run"), "conf", None) or {}),
+        map_index=map_index if isinstance(map_index, int) else -1,
+    )
+
+
+@contextlib.contextmanager
+def config_errors_fail_the_task(prefix: str = ""):
+    """A ``ConfigError`` (an option, a missing model or dependency: no retry can help) fails the task
+    at once, with its message and without retries."""
+    try:
+        yield
+    except ConfigError as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"{prefix}{exc}") from exc
 
 
 def _stats():
@@ -136,6 +160,7 @@ class RemoveBackgroundOperator(BaseOperator):
     def _run(self, context: Any, src, dest) -> dict:
         from matting.engine import Engine, OutputOptions, RuntimeOptions
         from matting.naming import stems_of
+        from matting.runs import remove_backgrounds
         from matting.storage import Ledger
 
         if self.files is None:
@@ -145,80 +170,35 @@ class RemoveBackgroundOperator(BaseOperator):
         else:
             infos = [FileInfo.from_dict(d) for d in (self.files or [])]
             stems = stems_of(self.files)
-        prefix = self.run_prefix or default_run_prefix(context)
-        map_index = context["ti"].map_index if context.get("ti") is not None else -1
-        engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
-        job = MattingJob(engine, OutputOptions.build(self.output_format, self.background or None))
+        run = run_info(context, self.run_prefix)
         cfg = BatchConfig(
-            run_prefix=prefix, move_originals=self.move_originals, chunk_size=self.chunk_size, reuse=_flag(self.reuse)
+            run_prefix=run.run_prefix,
+            move_originals=self.move_originals,
+            chunk_size=self.chunk_size,
+            reuse=_flag(self.reuse),
         )
-        logger = logging.getLogger("matting.task")
-        self.log.info(
-            "batch of %d file(s) from %s to %s under %s/; model=%s providers=%s scenario=%s format=%s",
-            len(infos),
-            src.describe(),
-            dest.describe(),
-            prefix,
-            engine.spec.name,
-            ",".join(engine.providers),
-            engine.scenario.name,
-            job.out.format,
-        )
-        progress = BatchProgress(total=len(infos), log=logger, every_s=5.0)
-        started = utc_now()
-        runner = BatchRunner(src, dest, job, cfg)
-        dag_run = context.get("dag_run")
-        manifest = RunManifest(
-            dag_id=getattr(context.get("dag"), "dag_id", ""),
-            run_id=str(context.get("run_id", "")),
-            params=dict(getattr(dag_run, "conf", None) or {}),
-            job=job.describe(),
-            started_at=started,
-            run_prefix=prefix,
-        )
-        # one part per (mapped) batch; ArchiveOperator merges the parts into manifest.json
-        part = f"{PARTS_DIR}/part-{max(map_index if map_index is not None else 0, 0):04d}"
-        try:
-            runner.run(infos, progress, stems=stems)
-        except ConfigError as exc:  # an option or a missing dependency, not a photo: no retry can help
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(str(exc)) from exc
-        finally:  # also when the batch fails: what was settled is in the part, and in the manifest
-            manifest.files = runner.records
-            path = write_manifest(dest, cfg, manifest, name=part)
-            self.log.info(progress.summary())
-            if runner.reused:
-                self.log.info("%d of them reused from the result cache (same bytes, same settings)", runner.reused)
-            if runner.left_for_next_run:
-                self.log.warning(
-                    "%d file(s) changed since detection, left for the next run: %s",
-                    len(runner.left_for_next_run),
-                    ", ".join(runner.left_for_next_run[:10]),
-                )
+        with config_errors_fail_the_task():
+            engine = Engine(model=self.model or None, scenario=self.scenario, runtime=RuntimeOptions.from_env())
+            job = MattingJob(engine, OutputOptions.build(self.output_format, self.background or None))
+            outcome = remove_backgrounds(src, dest, job, infos, run, cfg, stems)
         stats = _stats()
         if stats is not None:
-            stats.incr("matting.images_ok", progress.ok)
-            stats.incr("matting.images_failed", progress.failed)
-            stats.incr("matting.images_reused", runner.reused)
-            for rec in runner.records:
+            stats.incr("matting.images_ok", outcome.counts.get("ok", 0))
+            stats.incr("matting.images_failed", outcome.counts.get("failed", 0))
+            stats.incr("matting.images_reused", outcome.reused)
+            for rec in outcome.records:
                 if rec.timings_ms:
                     stats.timing("matting.image_ms", sum(rec.timings_ms.values()))
         where = run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id)
-        return {"run_prefix": prefix, "manifest": path, **manifest.counts, **where}
+        return {**outcome.xcom(), **where}
 
 
 def _flag(value: Any) -> bool | None:
     """The templated ``reuse``: True, False, or None (unset: the setting decides)."""
     from matting import settings
-    from matting.errors import ConfigError
 
-    try:
+    with config_errors_fail_the_task():
         return settings.flag(value, "reuse")
-    except ConfigError as exc:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(str(exc)) from exc
 
 
 class ArchiveOperator(BaseOperator):
