@@ -76,20 +76,17 @@ class IdPhotoOperator(BaseOperator):
         self.run_prefix, self.model = run_prefix, model
 
     def _options(self):
-        from airflow.sdk.exceptions import AirflowFailException
-
         from matting.errors import ConfigError
         from matting.idphoto.batch import options_from
 
-        try:  # templated fields render as native values (the DAG sets render_template_as_native_obj)
+        # templated fields render as native values (the DAG sets render_template_as_native_obj)
+        with config_errors_fail_the_task("bad parameters: ", also=(ValueError,)):
             if self.kb_max is not None and (isinstance(self.kb_max, bool) or not isinstance(self.kb_max, int | float)):
                 raise ConfigError(f"kb_max must be a number or None, got {self.kb_max!r}")
             if not isinstance(self.strict, bool):
                 raise ConfigError(f"strict must be True or False, got {self.strict!r}")
             kb_max = float(self.kb_max) if self.kb_max is not None else None
             return options_from(self.spec, self.background or None, self.output_format, kb_max, strict=self.strict)
-        except (ConfigError, ValueError) as exc:
-            raise AirflowFailException(f"bad parameters: {exc}") from exc
 
     def _check_access(self) -> None:
         """Source, destination and connection ids must be on the allow-list (Variables
@@ -98,10 +95,8 @@ class IdPhotoOperator(BaseOperator):
         import json
 
         from airflow.sdk import Variable
-        from airflow.sdk.exceptions import AirflowFailException
 
         from matting.access import check_allowed
-        from matting.errors import ConfigError
         from matting.flows.defaults import data_dir
 
         def listed(name: str, default: list[str]) -> list[str]:
@@ -111,15 +106,13 @@ class IdPhotoOperator(BaseOperator):
             value = json.loads(raw) if isinstance(raw, str) else raw
             return [value] if isinstance(value, str) else list(value)
 
-        try:
+        with config_errors_fail_the_task(also=(ValueError,)):
             check_allowed(
                 {"source": self.source, "destination": self.destination},
                 {"source_conn_id": self.source_conn_id or "", "destination_conn_id": self.destination_conn_id or ""},
                 listed("matting_allowed_locations", [data_dir()]),
                 listed("matting_allowed_conn_ids", ["", "aws_default", "sftp_default"]),
             )
-        except (ConfigError, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from exc
 
     def execute(self, context: Any) -> dict:
         from matting.engine import Engine, RuntimeOptions

@@ -59,12 +59,13 @@ def run_info(context: Any, run_prefix: str | None):
 
 
 @contextlib.contextmanager
-def config_errors_fail_the_task(prefix: str = ""):
-    """A ``ConfigError`` (an option, a missing model or dependency: no retry can help) fails the task
-    at once, with its message and without retries."""
+def config_errors_fail_the_task(prefix: str = "", also: tuple[type[Exception], ...] = ()):
+    """A ``ConfigError`` (an option, a missing model or dependency: no retry can help), or one of
+    ``also`` (a parameter's ``ValueError``), fails the task at once, with its message and without
+    retries."""
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, *also) as exc:
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(f"{prefix}{exc}") from exc
