@@ -14,7 +14,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from matting import limits
 from matting.archive import PARTS_DIR
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from matting.idphoto.compose import IdPhotoOptions
 
 log = logging.getLogger("matting.task")  # the per-image and progress lines of a task's log
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class RunOutcome:
 
     run_prefix: str
     manifest: str  # the manifest's path, relative to the destination the run wrote to
-    counts: dict[str, int]
+    counts: dict[str, int]  # the manifest's: what earlier tries of the task settled included
+    progress: BatchProgress  # what this try did (the metrics count it, so a retry counts nothing twice)
     records: list = field(default_factory=list)  # background removal: one FileRecord per input
     reports: list[dict] = field(default_factory=list)  # ID photos: one report per portrait
     reused: int = 0
@@ -68,14 +70,18 @@ class RunOutcome:
         return {"run_prefix": self.run_prefix, "manifest": self.manifest, **self.counts}
 
 
-def _tracked(total: int, work: Callable[[BatchProgress], None], finish: Callable[[BatchProgress], None]) -> None:
-    """Run ``work`` with progress lines; on every way out log the summary and ``finish`` (the manifest)."""
+def _tracked(
+    total: int, work: Callable[[BatchProgress], None], finish: Callable[[BatchProgress], T]
+) -> tuple[BatchProgress, T]:
+    """Run ``work`` with progress lines; on every way out log the summary and ``finish`` (write the
+    manifest). Returns the progress and what ``finish`` returned (when ``work`` raised, it propagates)."""
     progress = BatchProgress(total=total, log=log, every_s=5.0)
     try:
         work(progress)
     finally:
         log.info(progress.summary())
-        finish(progress)
+        finished = finish(progress)
+    return progress, finished
 
 
 def remove_backgrounds(
@@ -104,11 +110,10 @@ def remove_backgrounds(
     runner = BatchRunner(src, dest, job, cfg)
     manifest = run.manifest(job.describe())
     part = f"{PARTS_DIR}/part-{max(run.map_index, 0):04d}"
-    written: list[str] = []
 
-    def finish(_: BatchProgress) -> None:  # also when the batch fails: what was settled is in the part
+    def finish(_: BatchProgress) -> str:  # also when the batch fails: what was settled is in the part
         manifest.files = runner.records
-        written.append(write_manifest(dest, cfg, manifest, name=part))
+        path = write_manifest(dest, cfg, manifest, name=part)
         if runner.reused:
             log.info("%d of them reused from the result cache (same bytes, same settings)", runner.reused)
         if runner.left_for_next_run:
@@ -117,9 +122,10 @@ def remove_backgrounds(
                 len(runner.left_for_next_run),
                 ", ".join(runner.left_for_next_run[:10]),
             )
+        return path
 
-    _tracked(len(files), lambda progress: runner.run(files, progress, stems=stems), finish)
-    return RunOutcome(run.run_prefix, written[0], manifest.counts, records=runner.records, reused=runner.reused)
+    progress, path = _tracked(len(files), lambda progress: runner.run(files, progress, stems=stems), finish)
+    return RunOutcome(run.run_prefix, path, manifest.counts, progress, records=runner.records, reused=runner.reused)
 
 
 def make_id_photos(
@@ -196,5 +202,5 @@ def make_id_photos(
         manifest.photos = reports
         dest.write("manifest.json", manifest.to_json())
 
-    _tracked(len(files), work, finish)
-    return RunOutcome(run.run_prefix, "manifest.json", dict(manifest.counts), reports=reports, reused=0)
+    progress, _ = _tracked(len(files), work, finish)
+    return RunOutcome(run.run_prefix, "manifest.json", dict(manifest.counts), progress, reports=reports)

@@ -1,7 +1,8 @@
 """ID photos (pure core: no Airflow import): spec catalogue, face detection, placement, background,
 DPI, file-size limit, print sheet and compliance report."""
 
-from matting.idphoto.compose import IdPhoto, IdPhotoOptions, compose_id_photo, encode_within_limits
+from matting.idphoto.compose import IdPhoto, IdPhotoOptions, compose_id_photo
+from matting.idphoto.render import encode_within_limits
 from matting.idphoto.sheet import make_sheet
 from matting.idphoto.specs import IdPhotoSpec, get_spec, load_specs
 

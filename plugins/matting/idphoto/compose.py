@@ -21,20 +21,12 @@ from matting.engine.core import Engine
 from matting.idphoto.detect import face_mesh, find_subject, palm_detector
 from matting.idphoto.measure import measure_photo
 from matting.idphoto.place import frame
-from matting.idphoto.render import encode_photo, encode_within_limits, render_over
+from matting.idphoto.render import encode_photo, render_over
 from matting.idphoto.report import build_report
 from matting.idphoto.specs import IdPhotoSpec
 from matting.images import DecodedImage
 
-__all__ = [
-    "IdPhoto",
-    "IdPhotoOptions",
-    "compose_id_photo",
-    "encode_within_limits",
-    "face_mesh",
-    "palm_detector",
-    "render_over",
-]
+__all__ = ["IdPhoto", "IdPhotoOptions", "compose_id_photo"]
 
 
 @dataclass(frozen=True)

@@ -184,8 +184,8 @@ class RemoveBackgroundOperator(BaseOperator):
             outcome = remove_backgrounds(src, dest, job, infos, run, cfg, stems)
         stats = _stats()
         if stats is not None:
-            stats.incr("matting.images_ok", outcome.counts.get("ok", 0))
-            stats.incr("matting.images_failed", outcome.counts.get("failed", 0))
+            stats.incr("matting.images_ok", outcome.progress.ok)
+            stats.incr("matting.images_failed", outcome.progress.failed)
             stats.incr("matting.images_reused", outcome.reused)
             for rec in outcome.records:
                 if rec.timings_ms:

@@ -67,8 +67,8 @@ class S3Storage(Storage):
         if self._client is None:
             from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-            self.max_attempts = limits.s3_max_attempts()
             config = aws_config(signature_version="s3v4")  # presigned URLs too (SigV2 is refused by newer regions)
+            self.max_attempts = config.retries["total_max_attempts"]  # for the retry log lines
             self._client = S3Hook(aws_conn_id=self.conn_id, config=config).get_conn()
             self._client.meta.events.register("needs-retry.s3", self._log_retry)
         return self._client
