@@ -194,7 +194,8 @@ def run_moto() -> Iterator[S3Server]:
 class Fault:
     """Every ``every``-th request of ``kind`` (GET, PUT, HEAD, DELETE, POST or LIST: a bucket listing)
     gets ``mode``: an HTTP ``status`` with an S3 error ``code``, a connection ``reset`` without an
-    answer, or a ``stall`` of ``seconds`` before it is forwarded. ``limit`` caps how many it injects."""
+    answer, or a ``stall`` of ``seconds`` before it is forwarded. ``limit`` caps how many it injects;
+    ``path`` (a substring of the request's path) limits it to those requests (counted apart)."""
 
     kind: str
     every: int = 1
@@ -204,6 +205,8 @@ class Fault:
     seconds: float = 0.0
     limit: int | None = None
     injected: int = 0
+    path: str = ""
+    seen: int = 0
 
 
 class FaultProxy:
@@ -253,7 +256,11 @@ class FaultProxy:
                     proxy.requests.append((kind, urlsplit(self.path).path))
                     n = proxy.counts[kind] = proxy.counts.get(kind, 0) + 1
                     for fault in proxy.faults:
-                        if fault.kind == kind and n % fault.every == 0:
+                        if fault.path:
+                            if fault.kind != kind or fault.path not in urlsplit(self.path).path:
+                                continue
+                            fault.seen += 1
+                        if fault.kind == kind and (fault.seen if fault.path else n) % fault.every == 0:
                             if fault.limit is None or fault.injected < fault.limit:
                                 fault.injected += 1
                                 action = fault

@@ -11,6 +11,7 @@ rounds) propagates too, after the manifest is written: Airflow retries the task.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from matting import limits
 from matting.archive import PARTS_DIR
-from matting.errors import InfrastructureError
+from matting.errors import ConfigError, InfrastructureError
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, RoundErrors, attempt_rounds, write_manifest
 from matting.progress import BatchProgress
@@ -51,6 +52,41 @@ class RunInfo:
             job=job,
             started_at=self.started_at,
             run_prefix=self.run_prefix,
+        )
+
+
+RUN_FILE = "run.json"  # in every run folder: the DAG and run that own it
+
+
+def _owner(folder: Storage) -> dict | None:
+    """Who a run folder belongs to: its ``run.json``, else (folders from before it) its manifest."""
+    for name in (RUN_FILE, "manifest.json"):
+        if folder.exists(name):
+            try:
+                doc = json.loads(folder.read(name))
+            except ValueError:
+                return {"dag_id": "?", "run_id": f"(unreadable {name})"}
+            return {"dag_id": str(doc.get("dag_id") or ""), "run_id": str(doc.get("run_id") or "")}
+    return None
+
+
+def claim_run_folder(folder: Storage, run: RunInfo) -> None:
+    """Make ``folder`` this run's, or refuse: a folder another DAG or run wrote (a run id reused by
+    hand, a ``run_prefix`` shared by two DAGs) is never written into, so no run's records, manifest
+    or outputs replace another's. Raises ``ConfigError`` (no retry can help). CLI runs (no DAG) claim
+    nothing."""
+    if not run.dag_id:
+        return
+    me = {"dag_id": run.dag_id, "run_id": run.run_id}
+    owner = _owner(folder)
+    if owner is None:
+        folder.write(RUN_FILE, json.dumps(me).encode())
+        owner = _owner(folder)  # two claimers at once: the last write wins, the other one stops here
+    if owner != me:
+        raise ConfigError(
+            f"{folder.describe()} belongs to DAG {owner['dag_id']!r} run {owner['run_id']!r}, not to DAG "
+            f"{run.dag_id!r} run {run.run_id!r}: refusing to write into another run's folder (give this "
+            "run its own run_prefix)"
         )
 
 
@@ -107,6 +143,7 @@ def remove_backgrounds(
         job.engine.scenario.name,
         job.out.format,
     )
+    claim_run_folder(dest.sub(run.run_prefix), run)
     runner = BatchRunner(src, dest, job, cfg)
     manifest = run.manifest(job.describe())
     part = f"{PARTS_DIR}/part-{max(run.map_index, 0):04d}"
@@ -143,6 +180,7 @@ def make_id_photos(
     from matting.idphoto.batch import process_portrait
     from matting.naming import plan_outputs
 
+    claim_run_folder(dest, run)
     plan = plan_outputs([f.path for f in files], ".jpg" if options.format == "jpeg" else ".png")
     log.info(
         "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",

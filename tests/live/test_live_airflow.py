@@ -56,7 +56,7 @@ def airflow(tmp_path_factory, model_store, sshd, webhook):
 
 
 def _run_dir(root):
-    found = sorted(p for p in root.glob("*/*/*/*") if p.is_dir())
+    found = sorted(p for p in root.glob("*/*/*/*/*") if p.is_dir())
     assert len(found) == 1, found
     return found[0]
 
@@ -279,7 +279,7 @@ def test_s3_objects_picked_up_with_the_compose_files_settings(airflow, s3_server
 
     archived = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="archive")["Contents"])
     manifest_key = next(k for k in archived if k.endswith("/manifest.json"))
-    assert manifest_key.startswith("matting/") and manifest_key.count("/") == 5, manifest_key  # YYYY/MM/DD/run
+    assert manifest_key.startswith(f"matting/{dag_id}/") and manifest_key.count("/") == 6, manifest_key  # dag/Y/M/D/run
     manifest = json.loads(s3.get_object(Bucket="archive", Key=manifest_key)["Body"].read())
     assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1}, manifest["counts"]
     assert any(k.endswith("/outputs/kiosk-7/astronaut.png") for k in archived), archived

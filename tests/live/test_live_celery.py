@@ -82,7 +82,7 @@ def test_matting_tasks_go_to_the_gpu_queue_and_pool(cluster):
     )
     assert spans[0][1] <= spans[1][0], spans
 
-    run_dir = next(p for p in (cluster.data / "archive").glob("*/*/*/*") if p.is_dir())
+    run_dir = next(p for p in (cluster.data / "archive").glob("matting_scheduled/*/*/*/*") if p.is_dir())
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["counts"] == {"files": 4, "ok": 3, "failed": 1}, manifest["counts"]
     assert sorted(p.name for p in (incoming / "processed").iterdir()) == ["astronaut.jpg", "coffee.jpg", "rocket.jpg"]

@@ -244,7 +244,7 @@ def test_held_photos_reviewed_through_the_real_form(airflow, runs):
         assert chosen == ["astronaut.jpg"]
         driver.find_element(By.XPATH, "//button[normalize-space()='Respond']").click()
         assert airflow.wait_for_run("id_photo_batch", run_id, timeout=300) == "success"
-        run_dir = next((airflow.data / "id-held").glob("*/*/*/*"))
+        run_dir = next((airflow.data / "id-held").glob("id_photo_batch/*/*/*/*"))
         assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.jpg")) == [
             "astronaut.jpg",
             "rejected/tilted.jpg",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from matting.flows.defaults import data_dir, matting_task_args, var
+from matting.flows.tasks import fail_if_work_failed
 from matting.operators.matting import ArchiveOperator, RemoveBackgroundOperator
 
 
@@ -15,7 +16,10 @@ def destination() -> tuple[str, str]:
 
 
 def remove_and_archive(source: str, source_conn_id: str, batches: Any, reuse: bool | None = None) -> ArchiveOperator:
-    """Mapped background removal over ``batches`` (one task per chunk), then the run's archive step.
+    """Mapped background removal over ``batches`` (one task per chunk), then the run's archive step,
+    which runs whatever the batches did (what was settled is always archived). Since the archive then
+    succeeds, a last task (``fail_if_work_failed``, trigger rule ``one_failed``) fails the DAG run when
+    a batch or any step before it failed; it is skipped otherwise: green means done.
 
     Output settings come from Variables (matting_destination, matting_destination_conn_id,
     matting_model, matting_scenario, matting_format, matting_background), each with a default.
@@ -44,4 +48,5 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any, reuse: bo
         trigger_rule="all_done",
     )
     removed >> archive
+    [removed, archive] >> fail_if_work_failed()
     return archive

@@ -88,3 +88,24 @@ def uploads_from_events(
         selection.summary(),
     )
     return [f.to_dict() for f in selection.files]
+
+
+@task(trigger_rule="one_failed", retries=0)
+def fail_if_work_failed(**context) -> None:
+    """The run's verdict (Airflow's "watcher" pattern): runs only when an upstream task failed, and
+    fails, so the DAG run is failed although its archive step (``all_done``) succeeded. Names what
+    failed; the failed tasks' own logs say why."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    ti = context["ti"]
+    failed: list[str] = []
+    try:
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        failed = sorted(t for t, state in states.items() if state in ("failed", "upstream_failed") and t != ti.task_id)
+    except Exception as exc:  # the verdict stands without the list
+        logging.getLogger("matting.flows.tasks").warning("could not list the failed tasks: %s", exc)
+    raise AirflowFailException(
+        "this run did not do all its work: "
+        + (", ".join(failed) if failed else "an upstream task")
+        + " failed (see its log); what was settled before is archived and on the results page"
+    )

@@ -30,7 +30,8 @@ class IdPhotoOperator(BaseOperator):
     :param strict: True sends photos failing a rule to ``review/``; False emits them with warnings.
     :param source_conn_id: Airflow connection for an S3 or SFTP source.
     :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
-    :param run_prefix: the run's folder (default ``YYYY/MM/DD/<run_id>``).
+    :param run_prefix: the run's folder (default ``<dag_id>/YYYY/MM/DD/<run_id>``; a given
+        prefix goes under ``<dag_id>/`` too).
     :param model: matting model (default: the ``id_photo`` scenario's, ``modnet``).
     """
 

@@ -19,17 +19,36 @@ from matting.storage import FileInfo, open_storage
 from matting.ui.links import ResultsLink
 
 
+def _path_safe(value: str) -> str:
+    for char, repl in (("/", "_"), (":", "-"), ("+", "_"), ("\\", "_")):
+        value = value.replace(char, repl)
+    return value.strip(".") or "_"
+
+
 def default_run_prefix(context: Any) -> str:
-    """``YYYY/MM/DD/<run_id>``: the day the run was due (``logical_date``; manual runs in Airflow 3
-    have none, so ``dag_run.run_after``) and the run id made path-safe. Every task of a run computes
-    the same prefix, so mapped batches and the archive step meet in one folder."""
+    """``<dag_id>/YYYY/MM/DD/<run_id>``: the DAG, the day the run was due (``logical_date``; manual
+    runs in Airflow 3 have none, so ``dag_run.run_after``) and the run id made path-safe. The DAG id
+    keeps two DAGs apart whose run ids are equal (``scheduled__<time>`` on one cron) in one
+    destination. Every task of a run computes the same prefix, so mapped batches and the archive step
+    meet in one folder."""
     dag_run = context.get("dag_run")
     when = context.get("logical_date") or getattr(dag_run, "run_after", None) or context.get("data_interval_start")
     day = when.strftime("%Y/%m/%d") if when else time.strftime("%Y/%m/%d", time.gmtime())
-    run_id = str(context.get("run_id") or "manual")
-    for char, repl in (("/", "_"), (":", "-"), ("+", "_")):
-        run_id = run_id.replace(char, repl)
-    return f"{day}/{run_id}"
+    run_id = _path_safe(str(context.get("run_id") or "manual"))
+    return f"{_dag_folder(context)}/{day}/{run_id}"
+
+
+def _dag_folder(context: Any) -> str:
+    return _path_safe(str(getattr(context.get("dag"), "dag_id", "") or context.get("dag_id") or "no_dag"))
+
+
+def run_folder(context: Any, run_prefix: str | None) -> str:
+    """The run's folder under the destination: ``run_prefix`` when given (templated by the user), always
+    under the DAG's own folder (``<dag_id>/<run_prefix>``), else ``default_run_prefix``."""
+    if not run_prefix or not str(run_prefix).strip("/"):
+        return default_run_prefix(context)
+    prefix, dag = str(run_prefix).strip("/"), _dag_folder(context)
+    return prefix if prefix == dag or prefix.startswith(dag + "/") else f"{dag}/{prefix}"
 
 
 def run_locations(destination: str, destination_conn_id: str | None, source: str | None, source_conn_id: str | None):
@@ -50,7 +69,7 @@ def run_info(context: Any, run_prefix: str | None):
     ti = context.get("ti")
     map_index = getattr(ti, "map_index", None)
     return RunInfo(
-        run_prefix=run_prefix or default_run_prefix(context),
+        run_prefix=run_folder(context, run_prefix),
         dag_id=getattr(context.get("dag"), "dag_id", ""),
         run_id=str(context.get("run_id", "")),
         params=dict(getattr(context.get("dag_run"), "conf", None) or {}),
@@ -97,7 +116,8 @@ class RemoveBackgroundOperator(BaseOperator):
     :param scenario: mask post-processing scenario (``matting/data/scenarios.yaml``).
     :param output_format: ``png``, ``webp``, ``jpeg`` or ``mask``.
     :param background: colour name or ``#RRGGBB``; None keeps transparency (white for JPEG).
-    :param run_prefix: the run's folder under ``destination`` (default ``YYYY/MM/DD/<run_id>``).
+    :param run_prefix: the run's folder under ``destination`` (default ``<dag_id>/YYYY/MM/DD/<run_id>``;
+        a given prefix goes under ``<dag_id>/`` too).
     :param move_originals: move originals to ``processed/`` / ``quarantine/``; False for read-only
         sources (a ledger at the destination remembers what was done).
     :param chunk_size: images read ahead and processed per round.
@@ -208,7 +228,8 @@ class ArchiveOperator(BaseOperator):
     files are (the results pages read it).
 
     :param destination: where the batches wrote (templated).
-    :param run_prefix: the run's folder (default ``YYYY/MM/DD/<run_id>``, as the batches computed it).
+    :param run_prefix: the run's folder (default ``<dag_id>/YYYY/MM/DD/<run_id>``, as the batches
+        computed it).
     :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
     :param source: the originals' location, for the contact sheet's "before" pictures.
     :param source_conn_id: Airflow connection for the source.
@@ -237,7 +258,7 @@ class ArchiveOperator(BaseOperator):
         self.run_prefix, self.make_zip, self.contact_sheet = run_prefix, make_zip, contact_sheet
 
     def execute(self, context: Any) -> dict:
-        prefix = self.run_prefix or default_run_prefix(context)
+        prefix = run_folder(context, self.run_prefix)
         with contextlib.ExitStack() as stack:  # closed on every way out, failures included
             root = stack.enter_context(open_storage(self.destination, self.destination_conn_id or None))
             run = root.sub(prefix)
