@@ -1,12 +1,23 @@
-"""Which locations and connections a triggered run may touch (no Airflow import).
+"""Which locations and connections a DAG's runs may touch, and its results pages may read (no
+Airflow import).
 
 A DAG whose form takes free-form paths would let anyone allowed to trigger it read or write any path
-or connection the worker reaches. The allow-list (Variable ``matting_allowed_locations``, a JSON list
-of location prefixes, and ``matting_allowed_conn_ids``) is checked before any storage is opened."""
+or connection the worker reaches; a results page that believed a run's XCom would show whatever
+folder the XCom names. Both ask one allow-list per DAG:
+
+- Variables ``matting_allowed_locations`` (location prefixes) and ``matting_allowed_conn_ids``: a JSON
+  list (every DAG) or a JSON object of lists by DAG id, with ``"*"`` for the DAGs not named.
+- Where neither names the DAG: the DAG's **own** locations and connections, i.e. the ``source`` /
+  ``destination`` / ``*_conn_id`` fields its tasks declare, rendered with the DAG's default params and
+  the Variables (``own_locations``), never with what a run was triggered with.
+"""
 
 from __future__ import annotations
 
+import json
 import posixpath
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from matting.errors import ConfigError
 
@@ -49,3 +60,114 @@ def check_allowed(
             + "; ".join(problems)
             + " (an admin can extend the Variables matting_allowed_locations / matting_allowed_conn_ids)"
         )
+
+
+LOCATION_FIELDS = ("source", "destination")
+CONN_FIELDS = ("source_conn_id", "destination_conn_id")
+LOCATIONS_VAR, CONN_IDS_VAR = "matting_allowed_locations", "matting_allowed_conn_ids"
+
+
+def listed_for(raw: object, dag_id: str) -> list[str] | None:
+    """A Variable's value (JSON text, or already parsed) as the list for ``dag_id``; None when it does
+    not say (unset, or an object naming neither the DAG nor ``"*"``): the DAG's own apply."""
+    if raw is None or raw == "":
+        return None
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if isinstance(value, Mapping):
+        value = value.get(dag_id, value.get("*"))
+        if value is None:
+            return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise ConfigError(f"an allow-list must be a JSON list of strings or an object of them, got {value!r}")
+    return [str(v) for v in value]
+
+
+class _Vars:
+    """``var.value`` in the templates a DAG declares (``var.value.get('name', 'default')``)."""
+
+    def __init__(self, get: Callable[[str, str | None], str | None]) -> None:
+        self._get = get
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self._get(key, default)
+
+    def __getattr__(self, key: str) -> str:
+        value = self._get(key, None)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+
+def render_declared(template: object, params: Mapping, get_var: Callable[[str, str | None], str | None]) -> str | None:
+    """A declared field rendered as a run would render it with nothing triggered: the DAG's default
+    ``params`` and the Variables; None when it needs anything else (a run's date, an upstream XCom)."""
+    if template is None:
+        return None
+    if not isinstance(template, str):
+        return None
+    if "{{" not in template and "{%" not in template:
+        return template
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    env = SandboxedEnvironment(undefined=StrictUndefined)
+    try:
+        return env.from_string(template).render(params=dict(params), var={"value": _Vars(get_var)})
+    except Exception:  # undefined names, a failing filter: not something a DAG owns by default
+        return None
+
+
+@dataclass(frozen=True)
+class AllowList:
+    locations: list[str]
+    conn_ids: list[str]
+
+    def check(self, locations: dict[str, str], conn_ids: dict[str, str]) -> None:
+        """``ConfigError`` naming every field outside this list (see ``check_allowed``)."""
+        check_allowed(locations, conn_ids, self.locations, self.conn_ids)
+
+
+def declared_fields(task: object) -> dict[str, object]:
+    """The location and connection fields a task declares, as written in the DAG file (a mapped
+    task's are in its ``partial_kwargs``); works on a DAG file's tasks and on serialized ones."""
+    partial = getattr(task, "partial_kwargs", None) or {}
+    templated = tuple(getattr(task, "template_fields", ()) or ())
+    out: dict[str, object] = {}
+    for name in LOCATION_FIELDS + CONN_FIELDS:
+        if name in partial:
+            out[name] = partial[name]
+        elif name in templated:
+            out[name] = getattr(task, name, None)
+    return out
+
+
+def own_locations(
+    declared: Iterable[Mapping[str, object]], params: Mapping, get_var: Callable[[str, str | None], str | None]
+) -> AllowList:
+    """The DAG's own locations and connection ids: each task's declared fields (``declared``: one
+    mapping of field -> template per task), rendered by ``render_declared``."""
+    locations: list[str] = []
+    conn_ids: list[str] = []
+    for fields in declared:
+        for name, template in fields.items():
+            value = render_declared(template, params, get_var)
+            if value is None:
+                continue
+            if name in LOCATION_FIELDS and value.strip() and value not in locations:
+                locations.append(value)
+            elif name in CONN_FIELDS and value not in conn_ids:
+                conn_ids.append(value)
+    return AllowList(locations, conn_ids)
+
+
+def allowed_for(dag_id: str, raw_locations: object, raw_conn_ids: object, own: Callable[[], AllowList]) -> AllowList:
+    """The allow-list of ``dag_id``: the Variables' lists where they name it (or ``"*"``), else the
+    DAG's own (``own`` is called only then)."""
+    locations, conn_ids = listed_for(raw_locations, dag_id), listed_for(raw_conn_ids, dag_id)
+    if locations is None or conn_ids is None:
+        mine = own()
+        locations = mine.locations if locations is None else locations
+        conn_ids = mine.conn_ids if conn_ids is None else conn_ids
+    return AllowList(locations, conn_ids)

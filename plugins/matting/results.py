@@ -17,7 +17,7 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from matting import settings
@@ -41,9 +41,13 @@ class Where:
     destination_conn_id: str = ""
     source: str = ""
     source_conn_id: str = ""
+    dag_id: str = ""  # the run these files must belong to (from the URL, not the XCom): see RunResults
+    run_id: str = ""
 
     @classmethod
-    def from_xcom(cls, value: object) -> Where | None:
+    def from_xcom(cls, value: object, dag_id: str = "", run_id: str = "") -> Where | None:
+        """What an XCom says; nothing in it is trusted: the caller checks the locations against the DAG's
+        allow-list, and ``RunResults`` checks that the manifest found names ``dag_id`` and ``run_id``."""
         if not isinstance(value, dict) or not value.get("destination") or not value.get("run_prefix"):
             return None
         return cls(
@@ -52,7 +56,21 @@ class Where:
             destination_conn_id=str(value.get("destination_conn_id") or ""),
             source=str(value.get("source") or ""),
             source_conn_id=str(value.get("source_conn_id") or ""),
+            dag_id=dag_id,
+            run_id=run_id,
         )
+
+    def locations(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The locations and connection ids it names, as the allow-list checks them."""
+        locations = {"destination": self.destination, **({"source": self.source} if self.source else {})}
+        conn_ids = {"destination_conn_id": self.destination_conn_id}
+        if self.source:
+            conn_ids["source_conn_id"] = self.source_conn_id
+        return locations, conn_ids
+
+
+class NotThisRun(LookupError):
+    """The files found are not the run's the page is for (a manifest of another DAG or run)."""
 
 
 @dataclass
@@ -185,6 +203,12 @@ class RunResults:
         # no manifest yet: the archive step has not run, or failed; the batches' parts say what is done
         self.partial = not run.exists("manifest.json")
         self.manifest: dict = merge_parts(run) if self.partial else json.loads(run.read("manifest.json"))
+        if where.dag_id:  # asked for a given run: the manifest must be that run's
+            owner = (str(self.manifest.get("dag_id") or ""), str(self.manifest.get("run_id") or ""))
+            if owner != (where.dag_id, where.run_id):
+                found = f"DAG {owner[0]!r} run {owner[1]!r}" if owner[0] else "no run (no manifest naming a DAG)"
+                wanted = f"DAG {where.dag_id!r} run {where.run_id!r}"
+                raise NotThisRun(f"the results at {run.describe()} belong to {found}, not to {wanted}")
         self.items = items_from_manifest(self.manifest, where.run_prefix)
 
     def item(self, index: int, key: str | None = None) -> Item:
@@ -220,7 +244,9 @@ def cache_dir() -> Path:
 
 
 def _cache_path(where: Where, key: str, kind: str, size: int) -> Path:
-    raw = json.dumps([where.destination, where.run_prefix, key, kind, size])
+    """Keyed by everything that found the image (the run it was checked for, both locations and their
+    connections): an entry is reachable only by the same checked run and places it was made from."""
+    raw = json.dumps([asdict(where), key, kind, size], sort_keys=True)
     return cache_dir() / f"{hashlib.sha256(raw.encode()).hexdigest()[:32]}.jpg"
 
 

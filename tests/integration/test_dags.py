@@ -221,11 +221,12 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
     (src / "astronaut.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     (src / "cup.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
     monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")
-    monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(tmp_path))  # the default allow-list: the data folder
+    # the default allow-list: the DAG's own places, its form's defaults <data_dir>/portraits and /id-photos
+    monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(tmp_path))
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
     conf = {
         "source": str(src),
-        "destination": str(tmp_path / "out"),
+        "destination": str(tmp_path / "id-photos"),
         "spec": "cn-1inch",
         "background": "custom",
         "custom_colour": "#3366CC",
@@ -235,7 +236,7 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
     }
     run = dag.test(run_conf=conf)
     assert run.state == "success"
-    run_dir = next((tmp_path / "out").glob("id_photo_batch/*/*/*/*"))
+    run_dir = next((tmp_path / "id-photos").glob("id_photo_batch/*/*/*/*"))
     names = files_under(run_dir)
     assert names == [
         "astronaut.jpg",
@@ -268,6 +269,8 @@ def test_id_photo_batch_refuses_locations_and_connections_off_the_allow_list(tmp
 
     data, outside = tmp_path / "data", tmp_path / "elsewhere"
     (data / "portraits").mkdir(parents=True)
+    (data / "other-team").mkdir()
+    (data / "other-team" / "badge.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     outside.mkdir()
     (outside / "secret.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
     monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")
@@ -275,6 +278,8 @@ def test_id_photo_batch_refuses_locations_and_connections_off_the_allow_list(tmp
     monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(data))
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
     for conf in (
+        # the data folder is not the DAG's: another team's folder beside its own is refused
+        {"source": str(data / "other-team"), "destination": str(data / "id-photos")},
         {"source": str(outside), "destination": str(data / "out")},  # read from outside
         {"source": str(data / "portraits"), "destination": str(outside / "out")},  # write outside
         {"source": f"{data}/portraits/../../elsewhere", "destination": str(data / "out")},  # climb out
@@ -283,8 +288,13 @@ def test_id_photo_batch_refuses_locations_and_connections_off_the_allow_list(tmp
         run = dag.test(run_conf={"source_conn_id": "", **conf, "spec": "cn-1inch"})
         assert run.state == "failed", conf
     assert files_under(outside) == ["secret.jpg"] and not (data / "out").exists()  # nothing touched
+    assert not (data / "id-photos").exists()
 
-    # an admin widens the list with a Variable: the same outside source is then accepted
-    monkeypatch.setenv("AIRFLOW_VAR_MATTING_ALLOWED_LOCATIONS", json.dumps([str(data), str(outside)]))
+    # an admin widens the list with a Variable (for this DAG): the same outside source is then accepted
+    widened = {"id_photo_batch": [str(data), str(outside)]}
+    monkeypatch.setenv("AIRFLOW_VAR_MATTING_ALLOWED_LOCATIONS", json.dumps(widened))
     conf = {"source": str(outside), "source_conn_id": "", "destination": str(data / "out"), "spec": "cn-1inch"}
     assert dag.test(run_conf=conf).state == "success"
+    # a list for another DAG only: this one is back to its own places
+    monkeypatch.setenv("AIRFLOW_VAR_MATTING_ALLOWED_LOCATIONS", json.dumps({"matting_scheduled": [str(outside)]}))
+    assert dag.test(run_conf=conf).state == "failed"

@@ -31,3 +31,69 @@ def test_unknown_connection_is_refused_and_every_problem_is_named():
     with pytest.raises(ConfigError) as err:
         check_allowed({"destination": "/tmp/x"}, {"source_conn_id": "prod_admin"}, ALLOWED, CONNS)
     assert "destination '/tmp/x'" in str(err.value) and "'prod_admin'" in str(err.value)
+
+
+# ---- one allow-list per DAG: the Variables where they name it, else the DAG's own ------------------
+DECLARED = [
+    {  # how the shipped background-removal DAGs declare their archive step
+        "source": "{{ var.value.get('matting_source', '/data/incoming') }}",
+        "destination": "{{ var.value.get('matting_destination', '/data/archive') }}",
+        "source_conn_id": "{{ var.value.get('matting_source_conn_id', '') }}",
+        "destination_conn_id": "{{ var.value.get('matting_destination_conn_id', '') }}",
+    },
+    {"source": "{{ params.source }}", "destination": "{{ ds }}/x"},  # the form's default; a run-only template
+]
+
+
+def test_a_dags_own_locations_are_its_declared_fields_rendered_without_a_run():
+    from matting.access import own_locations
+
+    variables = {"matting_destination": "s3://archive/shop-a", "matting_destination_conn_id": "aws_shop_a"}
+    own = own_locations(DECLARED, {"source": "/data/portraits"}, lambda k, d: variables.get(k, d))
+    assert own.locations == ["/data/incoming", "s3://archive/shop-a", "/data/portraits"]  # not "{{ ds }}/x"
+    assert own.conn_ids == ["", "aws_shop_a"]
+    own.check({"destination": "s3://archive/shop-a/matting_scheduled/2026"}, {"destination_conn_id": "aws_shop_a"})
+    for place in ("s3://archive/shop-b", "/data", "/data/incoming/../archive2"):
+        with pytest.raises(ConfigError):
+            own.check({"destination": place}, {})
+
+
+def test_templates_run_sandboxed():
+    from matting.access import render_declared
+
+    evil = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    assert render_declared(evil, {}, lambda k, d: d) is None
+    assert render_declared("{{ var.value.missing }}", {}, lambda k, d: d) is None
+    assert render_declared("/plain/path", {}, lambda k, d: d) == "/plain/path"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ('["/data", "s3://a"]', ["/data", "s3://a"]),
+        ('"/data"', ["/data"]),
+        ('{"id_photo_batch": ["/hr"], "*": ["/shared"]}', ["/shared"]),
+        ('{"matting_scheduled": ["/shop"]}', ["/shop"]),
+        ('{"id_photo_batch": ["/hr"]}', None),  # names other DAGs only: this one keeps its own
+    ],
+)
+def test_variables_as_a_list_or_by_dag(raw, expected):
+    from matting.access import listed_for
+
+    assert listed_for(raw, "matting_scheduled") == expected
+
+
+def test_the_variables_win_where_they_name_the_dag_and_own_is_asked_only_otherwise():
+    from matting.access import AllowList, allowed_for
+
+    asked = []
+
+    def own():
+        asked.append(1)
+        return AllowList(["/own"], ["own_conn"])
+
+    assert allowed_for("d", '["/v"]', '["c"]', own) == AllowList(["/v"], ["c"]) and not asked
+    assert allowed_for("d", '{"other": ["/v"]}', None, own) == AllowList(["/own"], ["own_conn"])
+    assert allowed_for("d", '["/v"]', None, own) == AllowList(["/v"], ["own_conn"])

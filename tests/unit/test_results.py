@@ -160,3 +160,40 @@ def test_the_rule_table_shows_distance_and_borderline_escaped():
     assert '<td class="held">borderline</td>' in html_text and "<td>0.9</td>" in html_text
     assert '<td class="fail">FAIL</td>' in html_text and "<td>-0.025</td>" in html_text
     assert "&lt;b&gt;" in html_text and "<b>" not in html_text
+
+
+def test_results_asked_for_a_run_must_be_that_runs(tmp_path, monkeypatch):
+    """What an XCom points at is shown only when the manifest there names the URL's DAG and run."""
+    from matting.results import NotThisRun
+
+    monkeypatch.setenv("AIRFLOW__MATTING__UI_CACHE_DIR", str(tmp_path / "cache"))
+    dest = LocalStorage(tmp_path / "dest")
+    manifest = {**_matting_manifest(), "dag_id": "shop_b", "run_id": "scheduled__1"}
+    dest.write(f"{PREFIX}/manifest.json", json.dumps(manifest).encode())
+    dest.write(f"{PREFIX}/outputs/a.png", _png_cutout())
+    base = Where(str(tmp_path / "dest"), PREFIX)
+    own = Where(base.destination, PREFIX, dag_id="shop_b", run_id="scheduled__1")
+    assert len(RunResults(own, dest.sub(PREFIX), None).items) == 3
+    for dag_id, run_id in (("shop_a", "scheduled__1"), ("shop_b", "scheduled__2")):
+        other = Where(base.destination, PREFIX, dag_id=dag_id, run_id=run_id)
+        with pytest.raises(NotThisRun, match="belong to DAG 'shop_b' run 'scheduled__1'"):
+            RunResults(other, dest.sub(PREFIX), None)
+    empty = Where(base.destination, "nothing-here", dag_id="shop_b", run_id="scheduled__1")
+    with pytest.raises(NotThisRun, match="no manifest"):
+        RunResults(empty, dest.sub("nothing-here"), None)
+
+
+def test_a_cached_thumbnail_is_only_found_by_the_same_run_and_places(run):
+    from dataclasses import replace
+
+    res, _ = run
+    item = res.item(0)
+    made = thumbnail(res, item, "after")
+    assert cached_thumbnail(res.where, item.key, "after") == made
+    for other in (
+        replace(res.where, dag_id="another_dag", run_id="r"),
+        replace(res.where, source="/elsewhere"),
+        replace(res.where, source_conn_id="other_conn"),
+        replace(res.where, destination_conn_id="other_conn"),
+    ):
+        assert cached_thumbnail(other, item.key, "after") is None

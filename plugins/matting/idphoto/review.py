@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 
 from matting.manifest import accepted, utc_now
 from matting.naming import decision_name, report_name
@@ -24,10 +25,27 @@ def held_photos(reports: list[dict]) -> list[dict]:
     return held
 
 
+MAX_SHOWN_NAME = 120  # characters of a file name the review text shows (the rest: an ellipsis)
+
+
+def md_literal(text: object, limit: int = MAX_SHOWN_NAME) -> str:
+    """``text`` (a file name someone uploaded) as a Markdown code span that shows it verbatim and can
+    never become a link, an image, HTML or a new block: control characters (newlines included) become
+    ``?``, it is cut to ``limit`` characters, and the fence is one backtick longer than any run of
+    backticks inside (CommonMark), padded with a space where the name starts or ends with one."""
+    raw = "".join("?" if (ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029") else c for c in str(text))
+    if len(raw) > limit:
+        raw = raw[: limit - 1] + "\u2026"
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", raw)), default=0) + 1)
+    pad = " " if raw[:1] in ("`", " ") or raw[-1:] in ("`", " ") or not raw else ""
+    return f"{fence}{pad}{raw}{pad}{fence}"
+
+
 def review_body(held: list[dict], views: dict[str, tuple[str, str]] | None = None, where: str = "") -> str:
     """The review form's Markdown: each held photo with its reasons and, where ``views`` has it
     (photo -> (thumbnail URL, comparison page URL), served by the results pages behind Airflow's
-    login), its thumbnail linking to the full-size before/after; else where the photos lie."""
+    login), its thumbnail linking to the full-size before/after; else where the photos lie. Every name
+    and reason is shown as a literal (``md_literal``): an uploaded file's name is not Markdown."""
     views = views or {}
     lines = [
         "Choose the photos to **approve**: they join the run's outputs. The others go to `rejected/` "
@@ -35,12 +53,14 @@ def review_body(held: list[dict], views: dict[str, tuple[str, str]] | None = Non
         "",
     ]
     for h in held:
-        lines.append(f"- `{h['photo']}` (from `{h['source']}`): {'; '.join(h['reasons'])}")
+        reasons = md_literal("; ".join(str(r) for r in h["reasons"]), limit=1000)
+        lines.append(f"- {md_literal(h['photo'])} (from {md_literal(h['source'])}): {reasons}")
         if h["photo"] in views:
             thumb, page = views[h["photo"]]
+            # our own URLs: the DAG and run ids in them are percent-quoted (``results_path``)
             lines.append(f"\n  [![held photo]({thumb})]({page}) [before / after, full size]({page})")
     if where and len(views) < len(held):
-        lines += ["", f"The photos are in `{where}` (`review/` folder)."]
+        lines += ["", f"The photos are in {md_literal(where, limit=500)} (`review/` folder)."]
     return "\n".join(lines)
 
 

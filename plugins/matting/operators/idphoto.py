@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
+from matting.access import declared_fields
 from matting.detection import ScanOptions, scan
 from matting.operators.matting import config_errors_fail_the_task, run_info, run_locations
-from matting.results import RunResults, Where, held_views
+from matting.results import NotThisRun, RunResults, Where, held_views
 from matting.storage import open_storage
 from matting.ui.links import ResultsLink, results_path
 
@@ -75,6 +78,11 @@ class IdPhotoOperator(BaseOperator):
         self.spec, self.background, self.output_format = spec, background, output_format
         self.kb_max, self.sheet, self.strict = kb_max, sheet, strict
         self.run_prefix, self.model = run_prefix, model
+        self._declared = declared_fields(self)  # as the DAG file wrote them: the DAG's own allow-list
+        try:  # the form's defaults as declared (a run's conf is merged into the same Param objects)
+            self._declared_params = self.dag.params.dump()
+        except Exception:  # not in a DAG yet: read when the task runs
+            self._declared_params = None
 
     def _options(self):
         from matting.errors import ConfigError
@@ -90,29 +98,30 @@ class IdPhotoOperator(BaseOperator):
             return options_from(self.spec, self.background or None, self.output_format, kb_max, strict=self.strict)
 
     def _check_access(self) -> None:
-        """Source, destination and connection ids must be on the allow-list (Variables
-        ``matting_allowed_locations``, ``matting_allowed_conn_ids``; defaults: the data folder and the
-        default connections) before any storage is opened."""
-        import json
-
+        """Source, destination and connection ids must be on this DAG's allow-list before any storage
+        is opened: the Variables ``matting_allowed_locations`` / ``matting_allowed_conn_ids`` where they
+        name it, else the DAG's own (its form's default source and destination; ``matting.access``)."""
         from airflow.sdk import Variable
 
-        from matting.access import check_allowed
-        from matting.flows.defaults import data_dir
+        from matting import access
 
-        def listed(name: str, default: list[str]) -> list[str]:
-            raw = Variable.get(name, default=None)
-            if raw in (None, ""):
-                return default
-            value = json.loads(raw) if isinstance(raw, str) else raw
-            return [value] if isinstance(value, str) else list(value)
+        def get_var(key: str, default: str | None) -> str | None:
+            return Variable.get(key, default=default)
+
+        def own() -> access.AllowList:
+            # a task's fields are rendered in place when it runs: the declared ones are kept at parse time
+            declared = [getattr(t, "_declared", None) or access.declared_fields(t) for t in self.dag.tasks]
+            params = self._declared_params if self._declared_params is not None else self.dag.params.dump()
+            return access.own_locations(declared, params, get_var)
 
         with config_errors_fail_the_task(also=(ValueError,)):
-            check_allowed(
+            allowed = access.allowed_for(
+                self.dag_id, get_var(access.LOCATIONS_VAR, None), get_var(access.CONN_IDS_VAR, None), own
+            )
+            self.log.info("%s may use locations %s, connections %s", self.dag_id, allowed.locations, allowed.conn_ids)
+            allowed.check(
                 {"source": self.source, "destination": self.destination},
                 {"source_conn_id": self.source_conn_id or "", "destination_conn_id": self.destination_conn_id or ""},
-                listed("matting_allowed_locations", [data_dir()]),
-                listed("matting_allowed_conn_ids", ["", "aws_default", "sftp_default"]),
             )
 
     def execute(self, context: Any) -> dict:
@@ -187,25 +196,38 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
         )
         self.photos_task_id = photos_task_id
 
-    def _photos(self, context: Any) -> dict:
-        return context["ti"].xcom_pull(task_ids=self.photos_task_id) or {}
+    @contextlib.contextmanager
+    def _held(self, context: Any):
+        """The photo task's run folder and the photos held there. Where it is comes from that task's
+        XCom, which anyone who may edit the run's XComs can change: it is used only when the manifest
+        found there is this run's, and the held photos are read from that manifest, not the XCom."""
+        from matting.idphoto.review import held_photos
+
+        ti = context["ti"]
+        where = Where.from_xcom(ti.xcom_pull(task_ids=self.photos_task_id), ti.dag_id, ti.run_id)
+        if where is None:
+            yield None, None, []
+            return
+        with (
+            open_storage(where.destination, where.destination_conn_id or None) as root,
+            config_errors_fail_the_task(also=(NotThisRun,)),
+        ):
+            run = root.sub(where.run_prefix)
+            results = RunResults(where, run, None)
+            yield run, results, held_photos(results.manifest.get("photos") or [])
 
     def execute(self, context: Any) -> Any:
         from matting.idphoto.review import DECIDE_LATER, REJECT_ALL, review_body
 
-        photos = self._photos(context)
-        held = list(photos.get("held") or [])
-        if not held:
-            self.log.info("no photo held for review")
-            return {"approved": [], "rejected": [], "kept": []}
-        self.options = [*(h["photo"] for h in held), REJECT_ALL, DECIDE_LATER]
-        with open_storage(photos["destination"], photos.get("destination_conn_id") or None) as root:
-            run = root.sub(photos["run_prefix"])
+        with self._held(context) as (run, results, held):
+            if not held:
+                self.log.info("no photo held for review")
+                return {"approved": [], "rejected": [], "kept": []}
+            self.options = [*(h["photo"] for h in held), REJECT_ALL, DECIDE_LATER]
             # thumbnails from the results pages, behind Airflow's login, whatever the storage (no
             # presigned URL: the form is readable by everyone who may see the run)
-            items = RunResults(Where.from_xcom(photos), run, None).items
             page = results_path(context["ti"].dag_id, context["ti"].run_id)
-            self.body = review_body(held, held_views(items, page), run.describe())
+            self.body = review_body(held, held_views(results.items, page), run.describe())
         self.log.info("%d photo(s) wait for a reviewer under Required Actions", len(held))
         return super().execute(context)
 
@@ -216,14 +238,13 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
         from matting.idphoto.review import settle_review
 
         answer = super().execute_complete(context, event)
-        photos = self._photos(context)
         user = event.get("responded_by_user")
         reviewer = user.get("name") if isinstance(user, dict) else user
         note = str((answer.get("params_input") or {}).get("note") or "")
-        with open_storage(photos["destination"], photos.get("destination_conn_id") or None) as root:
-            outcome = settle_review(
-                root.sub(photos["run_prefix"]), list(photos["held"]), list(answer["chosen_options"]), note, reviewer
-            )
+        with self._held(context) as (run, _, held):
+            if run is None:
+                raise AirflowFailException(f"task {self.photos_task_id} left no results to review")
+            outcome = settle_review(run, held, list(answer["chosen_options"]), note, reviewer)
         self.log.info(
             "review by %s: approved %s; rejected %s; kept %s",
             reviewer or "the timeout default",

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
+from matting.access import declared_fields
 from matting.archive import PARTS_DIR, close_run
 from matting.detection import ScanOptions, scan
 from matting.errors import ConfigError
@@ -170,6 +171,7 @@ class RemoveBackgroundOperator(BaseOperator):
         self.run_prefix = run_prefix
         self.move_originals, self.chunk_size, self.max_files = move_originals, chunk_size, max_files
         self.reuse = reuse
+        self._declared = declared_fields(self)  # as written in the DAG file (matting.access: own places)
 
     def execute(self, context: Any) -> dict:
         with (
@@ -256,6 +258,7 @@ class ArchiveOperator(BaseOperator):
         self.destination, self.destination_conn_id = destination, destination_conn_id
         self.source, self.source_conn_id = source, source_conn_id
         self.run_prefix, self.make_zip, self.contact_sheet = run_prefix, make_zip, contact_sheet
+        self._declared = declared_fields(self)
 
     def execute(self, context: Any) -> dict:
         prefix = run_folder(context, self.run_prefix)

@@ -34,6 +34,7 @@ from matting.results import (
     PAGE_SIZE,
     PREVIEW_PX,
     THUMB_PX,
+    NotThisRun,
     RunResults,
     Where,
     cached_thumbnail,
@@ -66,24 +67,88 @@ async def current_user(request: Request):
     return await security.get_user(request, None, bearer)
 
 
-def may_read_run(request: Request, user=Depends(current_user)) -> None:
-    """403 unless the user may read this DAG's runs (the auth manager decides)."""
+def _team_of(dag_id: str) -> str | None:
+    from airflow.models.dag import DagModel
+
+    return DagModel.get_team_name(dag_id)
+
+
+def runs_readable(user, dag_ids: set[str]) -> set[str]:
+    """The DAGs among ``dag_ids`` whose runs ``user`` may read: the one rule for the runs list and
+    every run page (Airflow's own for its run pages: GET on the DAG's runs, with the DAG's team)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.models.dag import DagModel
 
+    teams = DagModel.get_dag_id_to_team_name_mapping(sorted(dag_ids)) if dag_ids else {}
+    manager = get_auth_manager()
+    return {
+        dag_id
+        for dag_id in dag_ids
+        if manager.is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.RUN,
+            details=DagDetails(id=dag_id, team_name=teams.get(dag_id)),
+            user=user,
+        )
+    }
+
+
+def may_read_run(request: Request, user=Depends(current_user)) -> None:
+    """403 unless the user may read this DAG's runs (the auth manager decides, team included)."""
     dag_id = request.path_params["dag_id"]
-    if not get_auth_manager().is_authorized_dag(
-        method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
-    ):
+    if not runs_readable(user, {dag_id}):
         raise HTTPException(403, f"not allowed to read runs of {dag_id}")
 
 
+_ALLOW_TTL_S = 30.0
+_allow_cache: dict[str, tuple[float, object]] = {}
+
+
+def allow_list(dag_id: str):
+    """The DAG's allow-list (``matting.access``) as the api-server sees it: the Variables (the DAG's
+    team's, where it has one), else the location fields its serialized tasks declare, rendered with
+    its default params. Cached for 30 s (a page asks for dozens of thumbnails at once)."""
+    import time
+
+    from matting import access
+
+    now = time.monotonic()
+    hit = _allow_cache.get(dag_id)
+    if hit is not None and now - hit[0] < _ALLOW_TTL_S:
+        return hit[1]
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.variable import Variable
+
+    team = _team_of(dag_id)
+
+    def get_var(key: str, default: str | None) -> str | None:
+        return (
+            Variable.get(key, default_var=default, team_name=team) if team else Variable.get(key, default_var=default)
+        )
+
+    def own() -> access.AllowList:
+        dag = SerializedDagModel.get_dag(dag_id)
+        if dag is None:
+            return access.AllowList([], [])
+        declared = [access.declared_fields(task) for task in dag.tasks]
+        return access.own_locations(declared, dag.params.dump(), get_var)
+
+    allowed = access.allowed_for(dag_id, get_var(access.LOCATIONS_VAR, None), get_var(access.CONN_IDS_VAR, None), own)
+    _allow_cache[dag_id] = (now, allowed)
+    return allowed
+
+
 def _where(dag_id: str, run_id: str) -> Where:
-    """The run's folder, from the XCom its archive / ID-photo task returned (newest task first)."""
+    """The run's folder, from the XCom its archive / ID-photo task returned (newest task first), checked
+    against the DAG's allow-list: anyone who may write the run's XComs could point it anywhere."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    from matting.errors import ConfigError
+
+    where = None
     with create_session() as session:
         rows = session.scalars(
             select(XComModel)
@@ -91,10 +156,17 @@ def _where(dag_id: str, run_id: str) -> Where:
             .order_by(XComModel.timestamp.desc())  # the archive's; else a batch's (archive not run yet)
         ).all()
         for row in rows:
-            where = Where.from_xcom(XComModel.deserialize_value(row))
+            where = Where.from_xcom(XComModel.deserialize_value(row), dag_id, run_id)
             if where is not None:
-                return where
-    raise HTTPException(404, f"run {run_id} of {dag_id} has no results (yet)")
+                break
+    if where is None:
+        raise HTTPException(404, f"run {run_id} of {dag_id} has no results (yet)")
+    try:
+        allow_list(dag_id).check(*where.locations())
+    except (ConfigError, ValueError) as exc:
+        log.warning("results of %s %s refused: its XCom names a place the DAG may not read: %s", dag_id, run_id, exc)
+        raise HTTPException(403, f"the results of run {run_id} are not where {dag_id} may read: {exc}") from None
+    return where
 
 
 @contextmanager
@@ -106,7 +178,12 @@ def open_results(where: Where) -> Iterator[RunResults]:
         source = None
         if where.source:
             source = stack.enter_context(open_storage(where.source, where.source_conn_id or None))
-        yield RunResults(where, dest.sub(where.run_prefix), source)
+        try:
+            results = RunResults(where, dest.sub(where.run_prefix), source)
+        except NotThisRun as exc:
+            log.warning("results of %s %s refused: %s", where.dag_id, where.run_id, exc)
+            raise HTTPException(404, str(exc)) from None
+        yield results
 
 
 def _index(request: Request) -> str:
@@ -172,16 +249,14 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def runs(request: Request, page: int = Query(1, ge=1), user=Depends(current_user)) -> HTMLResponse:
-        from airflow.api_fastapi.app import get_auth_manager
         from airflow.models.dag import DagTag
         from airflow.models.dagrun import DagRun
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
         from sqlalchemy import func, select
 
-        allowed = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
         with create_session() as session:
-            ours = set(session.scalars(select(DagTag.dag_id).where(DagTag.name == TAG)).all()) & set(allowed)
+            ours = runs_readable(user, set(session.scalars(select(DagTag.dag_id).where(DagTag.name == TAG)).all()))
             total = session.scalar(select(func.count()).select_from(DagRun).where(DagRun.dag_id.in_(ours))) or 0
             pages = max(1, (total + RUNS_PER_PAGE - 1) // RUNS_PER_PAGE)
             page = min(page, pages)
