@@ -4,10 +4,12 @@
 Trigger with **Trigger DAG w/ config**: pick the source folder/prefix, the standard (`spec`), the
 background and the limits in the form. Every portrait becomes a standard ID photo with its
 `.report.json` (every rule measured on the final photo: value, band, standard) under
-`<destination>/YYYY/MM/DD/<run_id>/`; refusals (no face, two faces, face cut) and, in strict mode,
+`<destination>/<dag_id>/YYYY/MM/DD/<run_id>/`; refusals (no face, two faces, face cut) and, in strict mode,
 photos failing a rule go to `review/` with the reason. Held photos then wait for a person under
 **Required Actions**: approved ones join the outputs, rejected ones go to `rejected/` with the note.
-Bad parameters fail the run at once.
+Bad parameters fail the run at once, and so do a source, destination or connection off this DAG's
+allow-list (Variables `matting_allowed_locations` / `matting_allowed_conn_ids`; unset: the form's
+default folders only; see the Security model page of the docs).
 
 REST: `POST /api/v2/dags/id_photo_batch/dagRuns` with
 `{"conf": {"source": "s3://hr/new-hires", "source_conn_id": "aws_default", "spec": "cn-1inch",

@@ -3,7 +3,7 @@
 
 `matting_s3_ingest` and `matting_sftp_ingest`: a deferrable new-file sensor waits in the triggerer
 for settled images, then the batch is matted in mapped chunks and archived under
-`<destination>/YYYY/MM/DD/<run_id>/` with its manifest, zip and contact sheet. Originals move to
+`<destination>/<dag_id>/YYYY/MM/DD/<run_id>/` with its manifest, zip and contact sheet. Originals move to
 `processed/` (bad ones to `quarantine/` with an `.error.json`), so no file is handed out twice.
 One run at a time (`max_active_runs=1`); a run that finds nothing before the sensor's timeout is
 skipped, not failed.

@@ -3,7 +3,7 @@
 
 At 09:00, 13:00 and 18:00 (Variable-free: `[matting] schedule` changes the cron), takes every
 settled image in the source folder/prefix, removes backgrounds in mapped batches, and archives the run
-under `<destination>/YYYY/MM/DD/<run_id>/` (outputs, `manifest.json`, `outputs.zip`,
+under `<destination>/<dag_id>/YYYY/MM/DD/<run_id>/` (outputs, `manifest.json`, `outputs.zip`,
 `contact_sheet.jpg`). Originals move to `processed/`; bad files to `quarantine/` with an `.error.json`.
 
 Variables (all optional): `matting_source`, `matting_source_conn_id`, `matting_destination`,

@@ -43,6 +43,7 @@ class LiveAirflow:
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     extra_env: dict = field(default_factory=dict)
     viewers: dict = field(default_factory=dict)  # more users (role viewer): name -> password
+    roles: dict = field(default_factory=dict)  # another role than viewer for some of them: name -> role
     workers: dict = field(default_factory=dict)  # Celery: worker name -> queue it serves
     procs: dict = field(default_factory=dict)
     token: str | None = None
@@ -66,7 +67,7 @@ class LiveAirflow:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__FERNET_KEY": "",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
-                    [f"{self.user}:admin", *(f"{name}:viewer" for name in self.viewers)]
+                    [f"{self.user}:admin", *(f"{name}:{self.roles.get(name, 'viewer')}" for name in self.viewers)]
                 ),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",

@@ -14,6 +14,8 @@ operators' "Results" extra link points at the run's page.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -43,8 +45,11 @@ def airflow(tmp_path_factory, model_store):
             # SimpleAuthManager, but the viewer "clerk" may not read id_photo_batch
             "AIRFLOW__CORE__AUTH_MANAGER": "restricted_auth.RestrictedAuthManager",
             "PYTHONPATH": str(Path(__file__).parent),
+            # the ID-photo form may name any folder under the data folder; the other DAGs keep their own
+            "AIRFLOW_VAR_MATTING_ALLOWED_LOCATIONS": json.dumps({"id_photo_batch": [str(data)]}),
         },
-        viewers={"clerk": "clerk-password"},
+        viewers={"clerk": "clerk-password", "shopper": "shopper-password"},
+        roles={"shopper": "user"},  # Airflow's User role: may edit the runs' XComs through the REST API
     )
     live.data = data
     with live:
@@ -137,6 +142,63 @@ def test_urls_reach_only_the_runs_own_images(airflow, runs):
     run_id = runs["matting_scheduled"]
     links = airflow.api("GET", f"dags/matting_scheduled/dagRuns/{run_id}/taskInstances/archive/links")["extra_links"]
     assert links["Results"] == f"{airflow.url}/matting/runs/matting_scheduled/{quote(run_id, safe='')}"
+
+
+def _patched_xcom(airflow, user_token: str, dag_id: str, run_id: str, task_id: str, change: dict):
+    """A user who may edit XComs points the run's results XCom elsewhere (through the public REST API)."""
+    path = f"{airflow.url}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
+    path += "/xcomEntries/return_value"
+    headers = {"Authorization": f"Bearer {user_token}"}
+    original = requests.get(path, headers=headers, timeout=30).json()["value"]
+    r = requests.patch(path, headers=headers, json={"value": {**original, **change}, "map_index": -1}, timeout=30)
+    assert r.status_code == 200, r.text  # the User role may do this: the pages must not believe it
+    return path, original
+
+
+def test_results_pages_trust_no_xcom(airflow, runs):
+    """Issue #35: a User-role user rewrites a run's XCom through the REST API to point its results page
+    at another run's folder, another DAG's destination or the server's own files: every page, image
+    (cached ones too) and zip answers 403/404 and serves no byte of them; restored, it is served again."""
+    shopper = airflow.login("shopper", "shopper-password")
+    auth = {"Authorization": f"Bearer {shopper}"}
+    review_page = _page_url(airflow, "id_photo_batch", runs["review"])
+    # the strict run's gallery, as a reader of it sees it: its thumbnails are cached under their keys now
+    gallery = requests.get(review_page, headers=auth, timeout=60).text
+    cached = re.findall(r"thumb/0/after\.jpg\?v=([0-9a-f]{16})", gallery)
+    assert cached and requests.get(f"{review_page}/thumb/0/after.jpg?v={cached[0]}", headers=auth, timeout=60).ok
+    review_xcom = airflow.api(
+        "GET",
+        f"dags/id_photo_batch/dagRuns/{quote(runs['review'], safe='')}/taskInstances/make_id_photos"
+        "/xcomEntries/return_value",
+    )["value"]
+    elsewhere = {k: review_xcom[k] for k in ("destination", "run_prefix")}
+    ids = airflow.data / "id-photos"
+    cases = [
+        # same DAG, a place it may read: the strict run's folder under the lenient run's URL -> not its manifest
+        ("id_photo_batch", runs["id_photo_batch"], "make_id_photos", elsewhere, 404),
+        # another DAG's destination (the ID photos) under the background-removal run's URL
+        ("matting_scheduled", runs["matting_scheduled"], "archive", {"destination": str(ids)}, 403),
+        # the api-server's own files; a connection the DAG does not use
+        ("matting_scheduled", runs["matting_scheduled"], "archive", {"destination": "/", "run_prefix": "etc"}, 403),
+        ("matting_scheduled", runs["matting_scheduled"], "archive", {"destination_conn_id": "aws_default"}, 403),
+    ]
+    for dag_id, run_id, task_id, change, status in cases:
+        page = _page_url(airflow, dag_id, run_id)
+        assert requests.get(page + "/thumb/0/after.jpg", headers=auth, timeout=60).status_code == 200
+        path, original = _patched_xcom(airflow, shopper, dag_id, run_id, task_id, change)
+        try:
+            urls = [page, page + "/photo/0", page + "/outputs.zip"]
+            urls += [f"{page}/thumb/0/{kind}.jpg{v}" for kind in ("before", "after") for v in ("", f"?v={cached[0]}")]
+            for url in urls:
+                r = requests.get(url, headers=auth, timeout=60)
+                assert r.status_code == status, (change, url, r.status_code, r.text[:300])
+                assert r.content[:2] not in (b"\xff\xd8", b"PK"), url  # no image, no zip
+        finally:
+            r = requests.patch(path, headers=auth, json={"value": original, "map_index": -1}, timeout=30)
+            assert r.status_code == 200, r.text
+        assert requests.get(page + "/thumb/0/after.jpg", headers=auth, timeout=60).status_code == 200
+    log = airflow.log_of("api-server")
+    assert "results of matting_scheduled" in log and "refused" in log  # what was tried is in the server's log
 
 
 def _logged_in_browser(airflow):
