@@ -102,7 +102,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     log.info(
         "removing backgrounds from %d file(s) with model=%s scenario=%s providers=%s format=%s -> %s",
         len(inputs),
-        engine.spec.name,
+        engine.model_label,
         engine.scenario.name,
         ",".join(engine.providers),
         out.format,

@@ -33,6 +33,7 @@ class FileRecord:
     height: int | None = None
     finished_at: str | None = None
     reused_from: str | None = None  # the output this one is a copy of (the result cache), if any
+    model: str | None = None  # the model that made the matte (a content-aware scenario picks per photo)
 
     @property
     def record_name(self) -> str:

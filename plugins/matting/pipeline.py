@@ -82,7 +82,7 @@ class MattingJob:
     def describe(self) -> dict:
         return {
             "kind": self.kind,
-            "model": self.engine.spec.name,
+            "model": self.engine.model_label,
             "model_sha256": self.engine.model_sha256,
             "providers": self.engine.providers,
             "scenario": self.engine.scenario.name,
@@ -333,6 +333,7 @@ class BatchRunner:
                 width=result.width,
                 height=result.height,
                 reused_from=result.reused_from,
+                model=result.model,
             )
             try:
                 self._finish(info, rec, data)

@@ -54,10 +54,11 @@ class BatchProgress:
             self.ok += 1
             stages = " ".join(f"{k}={v:.0f}ms" for k, v in r.timings_ms.items() if k != "read")
             self.log.info(
-                "ok     %s %sx%s %s total=%.0fms -> %s (%s)",
+                "ok     %s %sx%s %s%s total=%.0fms -> %s (%s)",
                 r.source,
                 r.width,
                 r.height,
+                f"model={r.model} " if r.model else "",
                 stages,
                 r.total_ms,
                 r.output or "-",

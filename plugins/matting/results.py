@@ -130,7 +130,9 @@ def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
                 before=_in_source(f.get("moved_to") or f.get("source")),
                 after=_inside_run(outputs[0], run_prefix) if outputs else None,
                 details={
-                    k: f.get(k) for k in ("moved_to", "kept_reason", "width", "height", "reused_from") if f.get(k)
+                    k: f.get(k)
+                    for k in ("model", "moved_to", "kept_reason", "width", "height", "reused_from")
+                    if f.get(k)
                 },
             )
         )

@@ -138,7 +138,7 @@ def remove_backgrounds(
         src.describe(),
         dest.describe(),
         run.run_prefix,
-        job.engine.spec.name,
+        job.engine.model_label,
         ",".join(job.engine.providers),
         job.engine.scenario.name,
         job.out.format,

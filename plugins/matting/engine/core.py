@@ -72,6 +72,7 @@ class ImageResult:
     retryable: bool = False  # an infrastructure failure (storage, network, runtime): not the file's fault
     retry_in_task: bool = False  # retryable, and worth another in-task round (errors.retry_in_task)
     reused_from: str | None = None  # the cached output this one is a copy of (matting.reuse)
+    model: str | None = None  # the model that made this photo's matte
 
     @property
     def total_ms(self) -> float:
@@ -88,6 +89,7 @@ class Matte:
     rgb: np.ndarray  # colours to show (foreground-estimated at edges if the scenario says so)
     alpha: np.ndarray
     dpi: tuple[float, float] | None = None
+    model: str = ""  # the model that made the alpha (a content-aware scenario picks one per photo)
 
 
 Source = tuple[str, Callable[[], bytes]]
@@ -101,7 +103,12 @@ def _ms(t0: float) -> float:
 
 
 class Engine:
-    """One model + one scenario + runtime options. Cheap to create: the ONNX session is process-cached."""
+    """One model + one scenario + runtime options. Cheap to create: the ONNX session is process-cached.
+
+    A content-aware scenario (one with a ``route``, such as ``auto``) holds one engine per kind of
+    content and sends each photo to one of them: a photo with a face (BlazeFace) at least
+    ``route_min_face`` of its short side wide to ``people``, everything else to ``other``. Naming a
+    ``model`` turns the routing off: that model with the ``other`` scenario's operations."""
 
     def __init__(
         self,
@@ -113,6 +120,21 @@ class Engine:
     ) -> None:
         self.store = store or ModelStore()
         self.scenario = get_scenario(scenario)
+        self.routes: dict[str, Engine] = {}
+        if self.scenario.route is not None:
+            from matting import settings
+
+            model = model or settings.value("model") or None  # [matting] model: a choice made too
+            if model:  # a model of one's own choice: no routing
+                self.scenario = get_scenario(self.scenario.route["other"])
+            else:
+                self.routes = {
+                    kind: Engine(scenario=name, runtime=runtime, store=self.store, max_pixels=max_pixels)
+                    for kind, name in self.scenario.route.items()
+                }
+                self._faces = self._face_detector()  # fails now when the face models are missing
+        if self.routes:
+            model = self.routes["other"].spec.name  # what the engine's own model-level calls use
         self.spec: ModelSpec = self.store.spec(model or self.scenario.model)
         if self.spec.kind != "matting":
             raise ConfigError(f"{self.spec.name} is a {self.spec.kind} model, not a background-removal model")
@@ -124,6 +146,36 @@ class Engine:
 
     # --- model ------------------------------------------------------------------------------------
 
+    def _face_detector(self):
+        from matting.idphoto.face import face_detector
+
+        try:
+            return face_detector(self.store)
+        except Exception as exc:
+            raise ConfigError(
+                f"scenario {self.scenario.name} finds people with the face detector, which is not ready ({exc}); "
+                "fetch it with: matting models fetch idphoto"
+            ) from exc
+
+    def route_of(self, rgb: np.ndarray) -> str:
+        """``people`` when a face at least ``route_min_face`` of the photo's short side wide is found
+        (on a copy at most 640 px long), else ``other``."""
+        h, w = rgb.shape[:2]
+        scale = min(1.0, 640.0 / max(h, w))
+        small = (
+            rgb if scale >= 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        )
+        min_width = self.scenario.route_min_face * min(small.shape[:2])
+        faces = self._faces.faces(small)
+        return "people" if any(f.box[2] - f.box[0] >= min_width for f in faces) else "other"
+
+    @property
+    def model_label(self) -> str:
+        """The model, or for a content-aware scenario each route's (``isnet-medium, people: modnet``)."""
+        if not self.routes:
+            return self.spec.name
+        return f"{self.routes['other'].spec.name}, people: {self.routes['people'].spec.name}"
+
     @property
     def session(self):
         """The cached session; a model file replaced on disk is re-verified and reloaded here."""
@@ -131,8 +183,17 @@ class Engine:
 
     @property
     def model_sha256(self) -> str:
+        """The weights' sha256; for a content-aware scenario, one digest of every route's model and
+        scenario and the routing rule (what the result cache keys on)."""
         from matting.engine.models import sha256_of
 
+        if self.routes:
+            import hashlib
+            import json
+
+            parts = {k: [e.model_sha256, asdict(e.scenario)] for k, e in sorted(self.routes.items())}
+            parts["rule"] = [self.scenario.route_min_face]
+            return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
         return self.spec.sha256 or sha256_of(self.store.verified_path(self.spec.name))
 
     @property
@@ -206,6 +267,10 @@ class Engine:
         t0 = time.perf_counter()
         rgb = image.rgb
         model_rgb = rgb if image.alpha is None else pp.over_background(rgb, image.alpha, (255, 255, 255))
+        if self.routes:
+            route = self.route_of(model_rgb)
+            timings["route"] = _ms(t0)
+            return self.routes[route].matte(image, timings)
         alpha = self.predict_mask(model_rgb)
         timings["infer"] = _ms(t0)
         t0 = time.perf_counter()
@@ -216,7 +281,7 @@ class Engine:
         if sc.foreground != "none":
             rgb = pp.estimate_foreground(rgb, alpha, sc.fg_max_pixels, sc.foreground)
         timings["refine"] = _ms(t0)
-        return Matte(rgb=rgb, alpha=alpha, dpi=image.dpi)
+        return Matte(rgb=rgb, alpha=alpha, dpi=image.dpi, model=self.spec.name)
 
     def compose(self, matte: Matte, out: OutputOptions) -> Image.Image:
         if out.format == "mask":
@@ -248,11 +313,18 @@ class Engine:
         timings: dict[str, float] = {}
         try:
             image = self._decode(data, name, timings)
-            encoded = self.render(self.matte(image, timings), out, timings)
+            matte = self.matte(image, timings)
+            encoded = self.render(matte, out, timings)
         except Exception as exc:
             return self.failed_result(name, exc, timings), None
         result = ImageResult(
-            source=name, ok=True, width=image.width, height=image.height, bytes_out=len(encoded), timings_ms=timings
+            source=name,
+            ok=True,
+            width=image.width,
+            height=image.height,
+            bytes_out=len(encoded),
+            timings_ms=timings,
+            model=matte.model,
         )
         return result, encoded
 
@@ -401,7 +473,14 @@ class Engine:
                 return self.failed_result(name, exc, timings, size, writing=True)
             timings["write"] = _ms(t0)
         return ImageResult(
-            source=name, ok=True, output=where, width=size[0], height=size[1], bytes_out=len(data), timings_ms=timings
+            source=name,
+            ok=True,
+            output=where,
+            width=size[0],
+            height=size[1],
+            bytes_out=len(data),
+            timings_ms=timings,
+            model=matte.model,
         )
 
 

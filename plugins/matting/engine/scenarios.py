@@ -39,6 +39,11 @@ class Scenario:
     # worker pays nothing) or "ml" (pymatting's multilevel estimator: numba-compiled, ~40 s on first use)
     foreground: str = "none"
     fg_max_pixels: int = 2_000_000
+    # a content-aware scenario: per photo, the scenario named for its content does the work
+    # ({"people": ..., "other": ...}; a photo is "people" when a face at least route_min_face of the
+    # photo's short side wide is found); every key above then belongs to those scenarios
+    route: dict | None = None
+    route_min_face: float = 0.08
 
     def __post_init__(self) -> None:
         if self.foreground not in FOREGROUND_METHODS:
@@ -51,6 +56,11 @@ class Scenario:
                 raise ConfigError(f"scenario {self.name}: levels must be [lo, hi] with 0 <= lo < hi <= 1")
         if self.erode < 0 or self.feather < 0:
             raise ConfigError(f"scenario {self.name}: erode and feather must not be negative")
+        if self.route is not None:
+            if set(self.route) != set(ROUTES) or not all(isinstance(v, str) for v in self.route.values()):
+                raise ConfigError(f"scenario {self.name}: route must name a scenario for each of {ROUTES}")
+            if not 0.0 < self.route_min_face < 1.0:
+                raise ConfigError(f"scenario {self.name}: route_min_face must be between 0 and 1")
 
     @classmethod
     def from_dict(cls, name: str, d: dict) -> Scenario:
@@ -86,6 +96,9 @@ def load_scenarios() -> dict[str, Scenario]:
     return load_catalogue(files, "scenarios", Scenario.from_dict, "scenarios")
 
 
+ROUTES = ("people", "other")
+
+
 def get_scenario(name_or_scenario: str | Scenario | None) -> Scenario:
     if isinstance(name_or_scenario, Scenario):
         return name_or_scenario
@@ -93,4 +106,8 @@ def get_scenario(name_or_scenario: str | Scenario | None) -> Scenario:
     scenarios = load_scenarios()
     if name not in scenarios:
         raise ConfigError(f"unknown scenario {name!r}; known: {', '.join(sorted(scenarios))}")
-    return scenarios[name]
+    scenario = scenarios[name]
+    for target in (scenario.route or {}).values():
+        if target not in scenarios or scenarios[target].route is not None:
+            raise ConfigError(f"scenario {name}: routes to {target!r}, which is not a scenario of its own")
+    return scenario
