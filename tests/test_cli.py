@@ -109,6 +109,8 @@ def test_models_list(model_store):
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("u2netp "))
     assert "ready" in line and "(default)" in line
     assert "birefnet-general" in proc.stdout
+    # the licence to honour is shown where the model is listed (IMG.LY's ISNet comes in an AGPL package)
+    assert "AGPL-3.0" in next(ln for ln in proc.stdout.splitlines() if ln.startswith("isnet-medium "))
 
 
 def test_collect_inputs_explicit_files_always_taken(tmp_path):

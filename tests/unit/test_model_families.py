@@ -1,11 +1,11 @@
 """Every pre/post-processing family of the manifest runs end to end before anyone fetches its weights.
 
-For each family (u2net 320, isnet 1024, birefnet 1024 + sigmoid, bria 1024, MODNet dynamic) a tiny ONNX
-graph with the family's input/output signature is built here: its output is the normalised red channel
-of its input (so what comes out shows what went in). The shipped manifest entry, with only the file and
-checksum swapped, drives the engine through decode -> size -> normalise -> infer -> activation ->
-normalise -> resize back -> encode. Expected values are computed here from the photo, not read back
-from the engine."""
+For each family (u2net 320, isnet 1024 (rembg's, and IMG.LY's: x/255, alpha kept), birefnet 1024 + sigmoid,
+bria 1024, MODNet dynamic) a tiny ONNX graph with the family's input/output signature is built here: its
+output is the normalised red channel of its input (so what comes out shows what went in). The shipped
+manifest entry, with only the file and checksum swapped, drives the engine through decode -> size ->
+normalise -> infer -> activation -> normalise -> resize back -> encode. Expected values are computed here
+from the photo, not read back from the engine."""
 
 from __future__ import annotations
 
@@ -139,6 +139,27 @@ def test_modnet_family_dynamic_input(tmp_path):
     tall = np.ascontiguousarray(np.transpose(rgb, (1, 0, 2)))
     assert engine.preprocess(tall).shape == (1, 3, 832, 512)
     assert _mask_end_to_end(engine, tall).shape == (W0, H0)
+
+
+@pytest.mark.parametrize("name", ["isnet-medium", "isnet-small"])
+def test_imgly_isnet_family(tmp_path, name):
+    """IMG.LY's ISNet (npm package): fixed 1024x1024, x / 255 - 0.5 (not rembg's division by the brightest
+    value), and the output is a probability (sigmoid inside) kept as the alpha: no min-max stretch, so a
+    photo with nothing to cut out stays empty instead of having its faintest guess stretched to opaque."""
+    store = _store_with(tmp_path, name, _graph([1, 3, 1024, 1024], (1.0, 0.5)))
+    engine = Engine(model=name, store=store)
+    rgb = _photo()
+
+    tensor = engine.preprocess(rgb)
+    assert tensor.shape == (1, 3, 1024, 1024)
+    np.testing.assert_allclose(tensor[0, 1], G / 255.0 - 0.5, atol=1e-5)
+    np.testing.assert_allclose(tensor[0, 2], B / 255.0 - 0.5, atol=1e-5)
+    np.testing.assert_allclose(tensor[0, 0, :, 0], R_LO / 255.0 - 0.5, atol=0.01)
+
+    mask = _mask_end_to_end(engine, rgb).astype(np.float64)
+    assert mask.shape == (H0, W0)
+    # output = red / 255: the mask is the red channel itself, 40..200, not stretched to 0..255
+    np.testing.assert_allclose(mask[H0 // 2, 4:-4], np.linspace(R_LO, R_HI, W0)[4:-4], atol=2.0)
 
 
 @pytest.mark.parametrize(

