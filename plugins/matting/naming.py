@@ -105,7 +105,7 @@ def _fit(
             if utf8_len(parts[i]) <= MIN_NAME_BYTES:
                 break
             parts[i] = _shorten(texts[i], max(MIN_NAME_BYTES, utf8_len(parts[i]) - excess), seeds[i])
-    return posixpath.join(*parts[:-1], parts[-1] + tail)
+    return "/".join([*parts[:-1], parts[-1] + tail])  # not posixpath.join: an S3 key's a//b stays
 
 
 def fit_path(rel: str, limits: NameLimits, room: int = 0, under: str = "") -> str:

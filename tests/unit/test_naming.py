@@ -11,6 +11,7 @@ from matting.naming import (
     COMPANION_ROOM,
     NOTE_SUFFIX,
     cut_utf8,
+    fit_path,
     decision_name,
     plan_outputs,
     plan_stems,
@@ -204,3 +205,10 @@ def test_temp_names_of_writes_fit_beside_a_name_at_the_limit():
         tmp = temp_name(name, "12345678")
         assert _nbytes(tmp) <= 255 and tmp.startswith(".") and tmp.endswith(".tmp-12345678")
         assert tmp.encode().decode() == tmp
+
+
+def test_an_original_s3_key_keeps_its_own_name_when_it_fits():
+    s3 = S3Storage("bucket", "in").name_limits()
+    info = FileInfo("a//b.jpg", 1, 1.0, "etag")
+    assert fit_path("processed/a//b.jpg", s3) == "processed/a//b.jpg"  # a key of its own, not a/b.jpg
+    assert versioned_name("processed/a//b.jpg", info, s3).startswith("processed/a//b~")
