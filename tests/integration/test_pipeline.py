@@ -394,3 +394,41 @@ def test_a_destination_refusing_records_stops_the_attempt_and_quarantines_nothin
         BatchRunner(LocalStorage(incoming), RefusesRecords(tmp_path / "dest"), job, cfg).run(_files(incoming))
     assert "Read-only file system" in str(failed.value) and "not tried: 3 photos in a row" in str(failed.value)
     assert files_under(incoming) == before  # every original where it was
+
+
+def test_names_the_destination_cannot_hold_are_settled_in_the_first_run(s3_server, s3_conn, tmp_path, job):
+    """Issue #37: S3 keys a folder cannot hold as names (304 bytes of ASCII, 264 of é) and a
+    Windows-style name, into a local destination: each gets an output within the folder's limits in
+    the first run, no retry (no sleep), the record keeps the original name, and the next scan finds
+    nothing left. Where the destination holds less than it declares, the photo is quarantined as
+    ``unwritable_name`` with the reason, never retried as an outage."""
+    from matting.storage import S3Storage
+
+    client = s3_server.client()
+    client.create_bucket(Bucket="names")
+    photo = (SAMPLES / "astronaut.jpg").read_bytes()
+    keys = ["photos/" + "n" * 300 + ".jpg", "folder/" + "é" * 130 + ".jpg", "x\\..\\y.jpg"]
+    for i, key in enumerate(keys):
+        client.put_object(Bucket="names", Key=f"in/{key}", Body=photo + bytes([i]))
+    src = S3Storage("names", "in", s3_conn)
+    slept: list[float] = []
+    runner = BatchRunner(src, LocalStorage(tmp_path / "d"), job, BatchConfig("r"), sleep=slept.append)
+    records = runner.run(scan(src, ScanOptions(settle_seconds=0)).new)
+    assert not slept and {r.source: r.status for r in records} == dict.fromkeys(keys, "ok")
+    outputs = {r.source: r.outputs[0] for r in records}
+    assert outputs[keys[2]] == "r/outputs/x_.._y.png"  # one file, not x/y.png
+    for key in keys[:2]:
+        out = tmp_path / "d" / outputs[key]
+        assert out.is_file() and len(out.name.encode()) <= 255 and out.name[:3] == key.split("/")[1][:3]
+    assert scan(src, ScanOptions(settle_seconds=0)).new == []  # moved to processed/: no run sees them again
+
+    class HoldsLessThanItSays(LocalStorage):  # a share whose limit is not declared: the kernel's answer
+        max_name_bytes = None
+
+    client.put_object(Bucket="names", Key="in/again/" + "n" * 300 + ".jpg", Body=photo + b"again")
+    runner = BatchRunner(src, HoldsLessThanItSays(tmp_path / "e"), job, BatchConfig("r"), sleep=slept.append)
+    (rec,) = runner.run(scan(src, ScanOptions(settle_seconds=0)).new)
+    assert not slept and rec.status == "failed" and rec.error_type == "unwritable_name"
+    assert "File name too long" in rec.error and rec.moved_to == "quarantine/again/" + "n" * 300 + ".jpg"
+    note = json.loads(src.read(rec.moved_to + ".error.json"))
+    assert note["error_type"] == "unwritable_name" and note["source"] == "again/" + "n" * 300 + ".jpg"
