@@ -160,3 +160,21 @@ def test_the_rule_table_shows_distance_and_borderline_escaped():
     assert '<td class="held">borderline</td>' in html_text and "<td>0.9</td>" in html_text
     assert '<td class="fail">FAIL</td>' in html_text and "<td>-0.025</td>" in html_text
     assert "&lt;b&gt;" in html_text and "<b>" not in html_text
+
+
+def test_an_output_saved_under_another_name_shows_both_names():
+    """Issue #37: the page names the original (the record's source) and, where the plan had to give
+    the output another name (cut to fit, made portable), that name too."""
+    long = "photos/" + "n" * 300 + ".jpg"
+    cut = "photos/" + "n" * 230 + "-1f2e3d4c.png"
+    manifest = {
+        "files": [
+            {"source": long, "status": "ok", "outputs": [f"{PREFIX}/outputs/{cut}"], "moved_to": f"processed/{long}"},
+            {"source": "a.jpg", "status": "ok", "outputs": [f"{PREFIX}/outputs/a.png"], "moved_to": "processed/a.jpg"},
+        ],
+        "photos": [{"source": "x\\y.jpg", "passed": True, "output": "x_y.jpg", "reasons": []}],
+    }
+    renamed, same, portrait = items_from_manifest(manifest, PREFIX)
+    assert renamed.name == long and renamed.details["saved as"] == cut and renamed.after == f"outputs/{cut}"
+    assert "saved as" not in same.details
+    assert portrait.name == "x\\y.jpg" and portrait.details["saved as"] == "x_y.jpg"
