@@ -432,3 +432,54 @@ def test_names_the_destination_cannot_hold_are_settled_in_the_first_run(s3_serve
     assert "File name too long" in rec.error and rec.moved_to == "quarantine/again/" + "n" * 300 + ".jpg"
     note = json.loads(src.read(rec.moved_to + ".error.json"))
     assert note["error_type"] == "unwritable_name" and note["source"] == "again/" + "n" * 300 + ".jpg"
+
+
+def test_a_read_only_source_s_failures_are_copied_under_names_the_destination_holds(s3_server, s3_conn, tmp_path, job):
+    """An S3 source that keeps its files (``move_originals=False``): a failed file's copy and note go
+    to the destination's quarantine/ under a portable name that a folder can hold with its note (the
+    key is 304 bytes, with ``\\`` and ``:``); the note names the original key."""
+    from matting.storage import S3Storage
+
+    client = s3_server.client()
+    client.create_bucket(Bucket="keeps")
+    key = "a\\b:" + "q" * 300 + ".jpg"
+    client.put_object(Bucket="keeps", Key=f"in/{key}", Body=b"not a photo")
+    src, dest = S3Storage("keeps", "in", s3_conn), LocalStorage(tmp_path / "d")
+    cfg = BatchConfig("r", move_originals=False)
+    (rec,) = BatchRunner(src, dest, job, cfg, sleep=pytest.fail).run(scan(src, ScanOptions(settle_seconds=0)).new)
+    assert rec.status == "failed" and rec.source == key and rec.moved_to is None
+    (copy,) = [p for p in files_under(tmp_path / "d" / "quarantine") if not p.endswith(".error.json")]
+    assert copy.startswith("a_b_qqq") and len(f"{copy}.error.json".encode()) <= 255
+    assert (tmp_path / "d" / "quarantine" / copy).read_bytes() == b"not a photo"
+    note = json.loads((tmp_path / "d" / "quarantine" / f"{copy}.error.json").read_text())
+    assert note["source"] == key and note["error_type"] == "not_an_image"
+    assert scan(src, ScanOptions(settle_seconds=0), Ledger(dest).ids()).new == []  # never handed out again
+
+
+def test_an_original_its_source_will_not_take_under_its_name_gets_a_short_one(tmp_path, incoming, job):
+    """A source that refuses a name it declared it could hold (a share with a shorter limit): the
+    original goes to processed/ under its version's own short name, the record says where, and a retry
+    finds it done."""
+    import errno
+
+    from matting.errors import UnwritableName
+
+    class HoldsThirtyBytes(LocalStorage):
+        def move(self, rel, dest_rel, expect=None):
+            if len(dest_rel.rsplit("/", 1)[-1].encode()) > 30:
+                with self._naming(dest_rel):
+                    raise OSError(errno.ENAMETOOLONG, "File name too long", dest_rel)
+            return super().move(rel, dest_rel, expect)
+
+    name = "n" * 40 + ".jpg"
+    (incoming / name).write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    backdate(incoming)
+    src = HoldsThirtyBytes(incoming)
+    with pytest.raises(UnwritableName):
+        src.move(name, f"processed/{name}")
+    files = [f for f in _files(incoming) if f.path == name]
+    (rec,) = BatchRunner(src, LocalStorage(tmp_path / "d"), job, BatchConfig("r"), sleep=pytest.fail).run(files)
+    assert rec.status == "ok" and rec.moved_to == f"processed/{files[0].version_id}.jpg"
+    assert (incoming / rec.moved_to).read_bytes() == (SAMPLES / "coffee.jpg").read_bytes()
+    saved = json.loads((tmp_path / "d" / "r" / "records" / f"{files[0].version_id}.json").read_text())
+    assert saved["moved_to"] == rec.moved_to and not (incoming / name).exists()
