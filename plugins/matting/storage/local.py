@@ -18,6 +18,8 @@ from matting.storage.base import FileInfo, Storage, safe_relpath
 
 class LocalStorage(Storage):
     kind = "local"
+    max_name_bytes = 255  # NAME_MAX of ext4, XFS, btrfs; a share with less declares it on a subclass
+    max_path_bytes = 4095  # PATH_MAX less its NUL, the root's own path included
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)

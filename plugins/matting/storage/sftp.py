@@ -32,6 +32,8 @@ class SftpStorage(Storage):
     it cannot hold with "Bad message", which is refused as ``UnwritableName``, never reconnected for."""
 
     kind = "sftp"
+    max_name_bytes = 255  # the server's filesystem decides: declared as a Linux one's
+    max_path_bytes = 4095
 
     def __init__(self, root: str, conn_id: str = "sftp_default") -> None:
         self.root, self.conn_id = root.rstrip("/") or "/", conn_id
