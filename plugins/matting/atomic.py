@@ -13,6 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+TEMP_TAIL = ".tmp-"
+
+
+def temp_name(name: str, token: str = "", limit: int = 255) -> str:
+    """The temp name a write uses beside ``name`` (``.<name>.tmp-<token>``), within ``limit`` bytes: a
+    name near the filesystem's limit keeps only its start (cut between UTF-8 characters). Without
+    ``token``, the prefix ``mkstemp`` completes with 8 random characters."""
+    room = limit - 1 - len(TEMP_TAIL) - (len(token) if token else 8)
+    start = name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")  # a cut character dropped
+    return f".{start}{TEMP_TAIL}{token}"
+
 
 def is_temp_name(name: str) -> bool:
     """True for names that writers use while a file is incomplete (ours and common tools')."""
@@ -29,7 +40,7 @@ def atomic_open(path: str | os.PathLike, mode: int = 0o644) -> Iterator[BinaryIO
     """Open a temp file beside ``path`` for binary writing; rename it to ``path`` on success."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_name(target.name), dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh

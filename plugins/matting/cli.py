@@ -64,11 +64,15 @@ def collect_inputs(inputs: list[str], outdir: Path | None = None) -> list[tuple[
 
 def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tuple[list[str], dict[str, str]]:
     """Source names (the relative name; the path as given where two inputs share one) and their
-    output names. Refuses (``ConfigError``) an output that would land on an input file."""
+    output names, fitted to the output folder's limits (``matting.naming``). Refuses (``ConfigError``)
+    an output that would land on an input file."""
+    from matting.storage import LocalStorage
+
     keys: list[str] = []
     for path, rel in inputs:
         keys.append(rel if rel not in keys else str(path))
-    plan = plan_named([(key, rel) for key, (_, rel) in zip(keys, inputs, strict=True)], extension)
+    pairs = [(key, rel) for key, (_, rel) in zip(keys, inputs, strict=True)]
+    plan = plan_named(pairs, extension, limits=LocalStorage(outdir).name_limits(), under="rejected")
     sources = {p.resolve() for p, _ in inputs}
     clash = [f"{key} -> {outdir / plan[key]}" for key in keys if (outdir / plan[key]).resolve() in sources]
     if clash:

@@ -6,6 +6,8 @@ Per-image errors (``ImageError``) are caught at the per-image boundary and recor
 
 from __future__ import annotations
 
+import errno
+
 
 class MattingError(Exception):
     """Base of every error this package raises on purpose."""
@@ -48,6 +50,13 @@ class FileTooLarge(ImageError):
     """Byte size over ``[matting] max_bytes``: refused from the listing, never read."""
 
     code = "file_too_large"
+
+
+class UnwritableName(ImageError):
+    """A name the storage cannot hold (longer than it allows, or characters it refuses) even after the
+    naming plan shortened it: the photo's own problem, quarantined, never an infrastructure retry."""
+
+    code = "unwritable_name"
 
 
 # --- not the file's fault --------------------------------------------------------------------
@@ -182,7 +191,28 @@ def is_permanent(exc: BaseException) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
     if names & _PERMANENT_CLASS_NAMES or isinstance(exc, (PermissionError, ConfigError)):
         return True
-    return s3_error_code(exc) in _PERMANENT_AWS_CODES
+    return s3_error_code(exc) in _PERMANENT_AWS_CODES or name_refused(exc)
+
+
+# OpenSSH's sftp-server answers ENAMETOOLONG and EINVAL with SSH2_FX_BAD_MESSAGE, which paramiko raises
+# as a bare OSError("Bad message") (no errno): on a write, mkdir or rename it is about the name
+_SFTP_NAME_REFUSALS = ("Bad message",)
+
+
+def name_refused(exc: BaseException) -> bool:
+    """True when ``exc`` says a storage refused a *name*: too long (``ENAMETOOLONG``; S3's
+    ``KeyTooLongError``; an OpenSSH server's "Bad message"), or characters the filesystem does not
+    allow (``EINVAL`` on a call that names a file). The same name fails every time: not retried."""
+    if isinstance(exc, UnwritableName):
+        return True
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENAMETOOLONG:
+            return True
+        if exc.errno == errno.EINVAL and exc.filename is not None:
+            return True
+        if exc.errno is None and len(exc.args) == 1 and exc.args[0] in _SFTP_NAME_REFUSALS:
+            return True
+    return s3_error_code(exc) == "KeyTooLongError"
 
 
 def s3_error_code(exc: BaseException) -> str | None:

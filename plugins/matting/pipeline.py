@@ -13,6 +13,10 @@ Nothing is lost, nothing is done twice:
   same name is a new file, never moved or recorded as the old one.
 - Nothing in processed/, quarantine/ or the outputs is ever overwritten: a taken name gets a
   deterministic suffix from the file's version (``a~1f2e3d4c.jpg``).
+- Names fit the storage they are written to (``matting.naming``, ``Storage.name_limits()``): outputs
+  are planned portable and short enough for the destination, originals' new names for the source. A
+  name a storage still refuses (``UnwritableName``) is the photo's problem: it is quarantined with that
+  reason, never retried as an outage.
 - A source that refuses moves (read-only account) keeps its originals; the destination's ledger
   remembers each settled version so that no later run reprocesses it.
 """
@@ -29,10 +33,17 @@ from dataclasses import asdict, dataclass
 
 from matting import limits, settings
 from matting.engine.core import Engine, ImageResult, OutputOptions
-from matting.errors import FileTooLarge, InfrastructureError, SourceChanged, retry_in_task
+from matting.errors import FileTooLarge, InfrastructureError, SourceChanged, UnwritableName, retry_in_task
 from matting.images import could_become_image
 from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
-from matting.naming import plan_outputs, unique_name, versioned_name
+from matting.naming import (
+    NOTE_SUFFIX,
+    fallback_name,
+    plan_outputs,
+    portable_path,
+    unique_name,
+    versioned_name,
+)
 from matting.progress import BatchProgress
 from matting.reuse import Entry, ResultCache, result_key
 from matting.storage import FileInfo, Ledger, Storage
@@ -191,8 +202,14 @@ class BatchRunner:
     ) -> list[FileRecord]:
         """Settle every file of the batch. ``stems`` (source path -> output stem) are the names planned
         once over the whole run (``matting.naming``), so mapped batches never collide; a file without
-        one is planned here, around them."""
-        plan = plan_outputs([f.path for f in files], self.job.out.extension, fixed=stems)
+        one is planned here, around them; every name fits the destination under the run's outputs/."""
+        plan = plan_outputs(
+            [f.path for f in files],
+            self.job.out.extension,
+            fixed=stems,
+            limits=self.dest.name_limits(),
+            under=self.cfg.outputs_dir,
+        )
         pending, errors = attempt_rounds(
             files, lambda todo: self._pass(todo, plan, progress), self.attempts, self.sleep, "file(s)"
         )
@@ -435,7 +452,7 @@ class BatchRunner:
         rec.finished_at = utc_now()
         if self.cfg.move_originals and rec.error_type != "vanished":
             base = self.cfg.processed_dir if rec.status == "ok" else self.cfg.quarantine_dir
-            rec.moved_to = unique_name(self.source, posixpath.join(base, info.path), info)
+            rec.moved_to = unique_name(self.source, posixpath.join(base, info.path), info, self._note_room(rec))
         self.dest.write(self._record_path(info), rec.to_json())
         self._settle_original(info, rec, data)
         self._done(rec, "")
@@ -447,11 +464,19 @@ class BatchRunner:
         if rec.moved_to is None:
             self._keep_in_source(info, rec, data)
             return
-        suffixed = versioned_name(rec.moved_to, info)
+        limits, room = self.source.name_limits(), self._note_room(rec)
         while True:
             try:
                 self.source.move(info.path, rec.moved_to, expect=info)
                 break
+            except UnwritableName as exc:  # the source refuses even the fitted name: a short one of its own
+                base = self.cfg.processed_dir if rec.status == "ok" else self.cfg.quarantine_dir
+                short = fallback_name(base, info.path, info)
+                if rec.moved_to in (short, versioned_name(short, info)):
+                    raise
+                log.warning("cannot move %s to %s (%s): moving it to %s", info.path, rec.moved_to, exc, short)
+                rec.moved_to = short
+                self.dest.write(self._record_path(info), rec.to_json())
             except FileNotFoundError:  # moved by an earlier attempt, or deleted by someone
                 if not self.source.exists(rec.moved_to):
                     log.warning("%s vanished from the source before its move to %s", info.path, rec.moved_to)
@@ -461,6 +486,7 @@ class BatchRunner:
                 log.warning("not moving %s: %s", info.path, exc)
                 return
             except FileExistsError:  # taken since the record was written: this version's own name
+                suffixed = versioned_name(rec.moved_to, info, limits, room)
                 if rec.moved_to == suffixed:
                     raise
                 rec.moved_to = suffixed
@@ -478,16 +504,23 @@ class BatchRunner:
                 self._keep_in_source(info, rec, data)
                 return
         if rec.status != "ok":
-            note = rec.moved_to + ".error.json"
+            note = rec.moved_to + NOTE_SUFFIX
             if not self.source.exists(note):
                 self.source.write(note, self._note(rec))
 
+    @staticmethod
+    def _note_room(rec: FileRecord) -> int:
+        """What an original's new name leaves room for: a quarantined one's note beside it."""
+        return 0 if rec.status == "ok" else len(NOTE_SUFFIX)
+
     def _keep_in_source(self, info: FileInfo, rec: FileRecord, data: bytes | None) -> None:
-        """Read-only source: a failed file's copy and note go to the destination's quarantine/."""
+        """Read-only source: a failed file's copy and note go to the destination's quarantine/, under a
+        name the destination can hold (the record keeps the original's)."""
         if rec.status != "ok":
-            base = posixpath.join(self.cfg.quarantine_dir, info.path)
-            for copy in (base, versioned_name(base, info)):
-                note = copy + ".error.json"
+            limits, qdir, room = self.dest.name_limits(), self.cfg.quarantine_dir, len(NOTE_SUFFIX)
+            base = posixpath.join(qdir, portable_path(info.path, limits, room, under=qdir))
+            for copy in (base, versioned_name(base, info, limits, room)):
+                note = copy + NOTE_SUFFIX
                 if self.dest.exists(note):
                     if json.loads(self.dest.read(note)).get("source_version") == info.version:
                         break  # written by an earlier attempt

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,6 +116,16 @@ def _in_source(rel: str | None) -> str | None:
         return None
 
 
+def _saved_as(source: str, after: str | None) -> dict:
+    """``{"saved as": name}`` where the output's name is not the source's (cut to fit the destination,
+    made portable, or a clash resolved), so the page shows both; else nothing."""
+    if not after:
+        return {}
+    name = after.split("/", 1)[1] if after.startswith(("outputs/", "review/", "rejected/")) else after
+    same = posixpath.splitext(name)[0] == posixpath.splitext(source)[0]
+    return {} if same else {"saved as": name}
+
+
 def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
     """Gallery items for a background-removal manifest (``files``) or an ID-photo one (``photos``)."""
     items: list[Item] = []
@@ -136,6 +147,7 @@ def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
                 },
             )
         )
+        items[-1].details.update(_saved_as(items[-1].name, items[-1].after))
     for i, r in enumerate(manifest.get("photos") or []):
         out = r.get("output")
         review = r.get("review") if isinstance(r.get("review"), dict) else {}
@@ -163,6 +175,7 @@ def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
                 details=details,
             )
         )
+        items[-1].details.update(_saved_as(items[-1].name, items[-1].after))
     return items
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from matting import limits
 from matting.archive import PARTS_DIR
-from matting.errors import ConfigError, InfrastructureError
+from matting.errors import ConfigError, InfrastructureError, UnwritableName
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, RoundErrors, attempt_rounds, write_manifest
 from matting.progress import BatchProgress
@@ -176,12 +176,15 @@ def make_id_photos(
 ) -> RunOutcome:
     """ID photos of ``files`` into ``dest`` (the run's folder): photo, report (and print sheet) per
     portrait, refusals and held photos under ``review/``, and ``manifest.json``. A failing read or
-    write is retried in later rounds like any storage trouble, never blamed on the photo."""
-    from matting.idphoto.batch import process_portrait
+    write is retried in later rounds like any storage trouble, never blamed on the photo; a name the
+    destination cannot hold (``UnwritableName``) is the photo's refusal, recorded in the manifest."""
+    from matting.idphoto.batch import process_portrait, refused
     from matting.naming import plan_outputs
 
     claim_run_folder(dest, run)
-    plan = plan_outputs([f.path for f in files], ".jpg" if options.format == "jpeg" else ".png")
+    # names fit the run's folder with room for the deepest place a photo's files go (rejected/)
+    extension = ".jpg" if options.format == "jpeg" else ".png"
+    plan = plan_outputs([f.path for f in files], extension, limits=dest.name_limits(), under="rejected")
     log.info(
         "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",
         len(files),
@@ -213,9 +216,16 @@ def make_id_photos(
             if outcome.result.retryable:  # storage trouble, not the photo's fault
                 errors.add(info.path, outcome.result.error, outcome.result.retry_in_task)
                 continue
+            written: list[str] = []
             try:  # the destination failing is not the photo's fault either: retried like a read
                 for rel, blob in outcome.files.items():
                     dest.write(rel, blob)
+                    written.append(rel)
+            except UnwritableName as exc:  # but a name it cannot hold is: refused, with why, in the manifest
+                log.warning("refused %s: %s", info.path, exc)
+                for rel in written:
+                    dest.delete(rel)
+                outcome = refused(info.path, exc, options)
             except Exception as exc:
                 log.warning("writing %s failed: %s: %s", info.path, type(exc).__name__, exc)
                 errors.add_exception(info.path, exc)

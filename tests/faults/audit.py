@@ -1,5 +1,7 @@
 """The audit every fault scenario ends with: each input is exactly one of
-{output + processed original, quarantined with a true reason, untouched for the next run}.
+{output + processed original, quarantined with a true reason, untouched for the next run}, and each
+output in the destination is exactly one input's (never shared by two, never one without its record
+once the run is finished).
 
 Inputs are identified by content (sha256) and original path, so a re-upload under the same name is a
 separate input. Works on any pair of storages through plain {path: bytes} snapshots."""
@@ -17,6 +19,7 @@ CONTENT_ERRORS = {
     "corrupt_image",
     "image_too_large",
     "file_too_large",
+    "unwritable_name",  # a name the destination cannot hold: the photo's own problem (issue #37)
 }
 
 
@@ -26,6 +29,7 @@ class Input:
     data: bytes
     good: bool
     superseded: bool = False  # overwritten later by the test's own re-upload: its original is gone by design
+    expect: str | None = None  # a bad input's true reason (error code), where the scenario knows it
 
     @property
     def sha(self) -> str:
@@ -36,6 +40,7 @@ class Input:
 class Audit:
     outcome: dict[str, str] = field(default_factory=dict)  # "path@sha8" -> done|quarantined|untouched|lost|...
     problems: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # outputs no record claims (a write the run never recorded)
 
     def count(self, what: str) -> int:
         return sum(1 for o in self.outcome.values() if o == what)
@@ -59,6 +64,7 @@ class Audit:
         if finished:
             left = [k for k, v in self.outcome.items() if v == "untouched"]
             assert not left, f"left untouched after the final attempt: {left}"
+            assert not self.orphans, f"outputs no photo's record claims after the final attempt: {self.orphans}"
 
 
 def _records(dest: dict[str, bytes]) -> list[dict]:
@@ -70,6 +76,12 @@ def audit(inputs: list[Input], source: dict[str, bytes], dest: dict[str, bytes],
     read-only source, where originals stay and failed ones are copied to the destination's quarantine/."""
     result = Audit()
     records = _records(dest)
+    claims: dict[str, int] = {}  # output -> how many ok records name it
+    for r in records:
+        if r.get("status") == "ok":
+            for out in r.get("outputs") or []:
+                claims[out] = claims.get(out, 0) + 1
+    result.orphans = sorted(p for p in dest if "/outputs/" in p and p not in claims)
     by_sha: dict[str, list[str]] = {}
     for path, data in source.items():
         by_sha.setdefault(hashlib.sha256(data).hexdigest(), []).append(path)
@@ -105,6 +117,9 @@ def audit(inputs: list[Input], source: dict[str, bytes], dest: dict[str, bytes],
             if not out or out not in dest or not dest[out]:
                 result.outcome[key] = "lost"
                 result.problems.append(f"{key}: recorded ok but its output {out!r} is missing")
+            elif claims[out] > 1:  # two photos, one output: one of them is lost
+                result.outcome[key] = "lost"
+                result.problems.append(f"{key}: its output {out!r} is also another photo's")
             elif kept:
                 result.outcome[key] = "done" if item.path in where else ("superseded" if item.superseded else "lost")
             elif len(moved) == 1 and moved[0].startswith("processed/") and not at_home:
@@ -146,6 +161,9 @@ def audit(inputs: list[Input], source: dict[str, bytes], dest: dict[str, bytes],
         elif notes[0]["error_type"] != rec["error_type"]:
             result.outcome[key] = "lost"
             result.problems.append(f"{key}: note says {notes[0]['error_type']}, record {rec['error_type']}")
+        elif item.expect and rec["error_type"] != item.expect:
+            result.outcome[key] = "good quarantined" if item.good else "lost"
+            result.problems.append(f"{key}: quarantined as {rec['error_type']}, its true reason is {item.expect}")
         else:
             result.outcome[key] = "good quarantined" if item.good else "quarantined"
     return result

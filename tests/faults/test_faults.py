@@ -29,7 +29,7 @@ from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BREAKER, BatchConfig, BatchRunner, write_manifest
 from matting.storage import Ledger, LocalStorage, S3Storage, SftpStorage
 from PIL import Image
-from scenario import ROOT, local_snapshot, s3_snapshot, scenario_inputs
+from scenario import ROOT, local_snapshot, name_inputs, s3_snapshot, scenario_inputs
 from servers import Fault, FaultProxy, run_sshd
 
 NOW = ScanOptions(settle_seconds=0)
@@ -550,3 +550,128 @@ def test_sftp_dag_at_default_batch_size_with_openssh_uploads_in_progress(
         1,
         f"DAG run {took:.0f} s",
     )
+
+
+# --- names a destination cannot hold (issue #37) --------------------------------------------------
+
+RUN_PREFIX = "names_dag/2026/12/03/scheduled__2026-12-03T07_00_00_00_00"  # <dag_id>/YYYY/MM/DD/<run_id>
+
+
+class Place:
+    """One side of a run (``in`` or ``out``) on a real server: its storage, how an uploader drops
+    files there, and a snapshot of everything under it for the audit."""
+
+    def __init__(self, kind: str, side: str, request, tmp_path: Path, bucket: str, sftp_root: Path) -> None:
+        self.kind = kind
+        if kind == "s3":
+            server = request.getfixturevalue("s3_server")
+            conn = request.getfixturevalue("s3_conn")
+            self.client, self.bucket, self.side = server.client(), bucket, side
+            self.storage = S3Storage(bucket, side, conn)
+        elif kind == "sftp":
+            self.root = sftp_root / side
+            self.storage = SftpStorage(str(self.root), request.getfixturevalue("sftp_conn"))
+        else:
+            self.root = tmp_path / side
+            self.storage = LocalStorage(self.root)
+
+    def put(self, inputs: list[Input]) -> None:
+        if self.kind == "s3":
+            for item in inputs:
+                self.client.put_object(Bucket=self.bucket, Key=f"{self.side}/{item.path}", Body=item.data)
+        else:
+            put_local(self.root, inputs)
+
+    def snapshot(self) -> dict[str, bytes]:
+        if self.kind == "s3":
+            return s3_snapshot(self.client, self.bucket, self.side)
+        return local_snapshot(self.root) if self.root.exists() else {}
+
+
+@pytest.fixture
+def places(request, tmp_path):
+    """``places(source_kind, dest_kind)``: the two sides of a run, on one bucket / one SFTP folder."""
+    bucket = f"names-{uuid.uuid4().hex[:8]}"
+    sftp_root = None
+    opened: list[Place] = []
+
+    def make(source_kind: str, dest_kind: str) -> tuple[Place, Place]:
+        nonlocal sftp_root
+        if "s3" in (source_kind, dest_kind):
+            request.getfixturevalue("s3_server").client().create_bucket(Bucket=bucket)
+        if "sftp" in (source_kind, dest_kind):
+            sftp_root = request.getfixturevalue("sshd").root / f"names-{uuid.uuid4().hex[:6]}"
+        for kind, side in ((source_kind, "in"), (dest_kind, "out")):
+            opened.append(Place(kind, side, request, tmp_path, bucket, sftp_root))
+        return opened[-2], opened[-1]
+
+    yield make
+    for place in opened:
+        place.storage.close()
+
+
+NAME_ROUTES = [("s3", "local"), ("s3", "sftp"), ("s3", "s3"), ("local", "s3"), ("sftp", "local"), ("local", "sftp")]
+
+
+@pytest.mark.parametrize(("source_kind", "dest_kind"), NAME_ROUTES, ids=[f"{s}-to-{d}" for s, d in NAME_ROUTES])
+def test_names_a_destination_cannot_hold_settle_in_the_first_run(source_kind, dest_kind, places, job, report):
+    """Long names (304 bytes of ASCII, 130 x é, a 1,018-byte S3 key), names at a folder's 255-byte
+    limit, ``\\``, ``:``, control characters, trailing dots and spaces, each on a source that can hold
+    it: every photo ends exactly once in the FIRST run (an output under a name the destination holds,
+    or quarantined with its true reason), no in-task retry, and the next scan finds nothing left."""
+    src, dest = places(source_kind, dest_kind)
+    inputs = name_inputs(source_kind)
+    src.put(inputs)
+    files = scan(src.storage, NOW).new
+    assert sorted(f.path for f in files) == sorted(i.path for i in inputs)  # every name listed as itself
+    slept: list[float] = []
+    records = BatchRunner(src.storage, dest.storage, job, BatchConfig(RUN_PREFIX), sleep=slept.append).run(files)
+    after = {place: place.snapshot() for place in (src, dest)}
+    result = audit(inputs, after[src], after[dest])
+    result.assert_clean(finished=True)
+    assert not slept and result.count("done") == sum(i.good for i in inputs)  # no round retried anything
+    for place, names in after.items():  # what the run wrote fits where it lies (moto takes any key length)
+        for name in names:
+            if name not in {i.path for i in inputs}:
+                place.storage.check_name(name)
+    assert scan(src.storage, NOW).new == []  # not one photo for the next run to fail on again
+    renamed = sum(1 for r in records if r.outputs and posixpath_stem(r.outputs[0]) != posixpath_stem(r.source))
+    report(
+        f"names a destination cannot hold: {source_kind} -> {dest_kind}",
+        result,
+        f"{len(inputs)} awkward names",
+        1,
+        f"{renamed} outputs renamed to fit",
+    )
+
+
+@pytest.mark.parametrize("dest_kind", ["local", "sftp"])
+def test_a_destination_holding_less_than_it_declares_quarantines_the_name(dest_kind, places, job, report):
+    """The original failure of issue #37, on a destination whose limits are not declared (a share
+    that holds less than its storage says): the folder itself (ENAMETOOLONG) or the OpenSSH server
+    ("Bad message") refuses the 304- and 264-byte names. Those photos are quarantined in the source as
+    ``unwritable_name``, with the reason, in the first run; before, each run failed on them again."""
+    src, dest = places("s3", dest_kind)
+    dest.storage.max_name_bytes = None  # an instance attribute: the capability as this share misdeclares it
+    inputs = name_inputs("s3")
+    for item in inputs:
+        if item.path in (scenario.LONG_ASCII, scenario.LONG_UTF8):
+            item.good, item.expect = False, "unwritable_name"
+    src.put(inputs)
+    slept: list[float] = []
+    runner = BatchRunner(src.storage, dest.storage, job, BatchConfig(RUN_PREFIX), sleep=slept.append)
+    runner.run(scan(src.storage, NOW).new)
+    result = audit(inputs, src.snapshot(), dest.snapshot())
+    result.assert_clean(finished=True)
+    assert not slept and result.count("quarantined") == 4  # the two names, the two files that are no photos
+    report(
+        f"{dest_kind} destination holding less than it declares",
+        result,
+        "2 names refused by the server",
+        1,
+        "quarantined as unwritable_name",
+    )
+
+
+def posixpath_stem(path: str) -> str:
+    return path.rsplit("/", 1)[-1].rsplit(".", 1)[0]

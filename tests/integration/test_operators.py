@@ -86,3 +86,34 @@ def test_a_config_error_during_a_batch_fails_the_task_without_retries(tmp_path, 
         op._run(context, LocalStorage(src), LocalStorage(out))
     assert (src / "coffee.jpg").exists() and not list(out.rglob("*.png"))
     assert not list(out.rglob("quarantine*"))
+
+
+def test_an_id_photo_whose_name_the_destination_cannot_hold_is_refused_not_retried(tmp_path, id_engine, monkeypatch):
+    """A 250-byte portrait name: planned for the run folder, the photo's name leaves room for its
+    report. Where the destination holds less than it declares, the report's name is refused by the
+    folder itself: the portrait is refused as ``unwritable_name`` (its photo removed again, the reason
+    in the manifest), in the first round, and the task does not fail."""
+    from matting.idphoto.batch import options_from
+    from matting.runs import RunInfo, make_id_photos
+
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "n" * 246 + ".jpg"
+    shutil.copy(SAMPLES / "astronaut.jpg", src / name)
+    options = options_from("cn-1inch", "blue", "jpeg", None, strict=False)
+    source = LocalStorage(src)
+
+    class HoldsLessThanItSays(FlakyDestination):
+        max_name_bytes = None
+
+    for dest in (FlakyDestination(tmp_path / "out", fail=0), HoldsLessThanItSays(tmp_path / "short", fail=0)):
+        make_id_photos(source, dest, id_engine, options, source.list(), RunInfo("run", run_id="manual__1"))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    (photo,) = manifest["photos"]
+    assert photo["source"] == name and photo["passed"] is not None and len(photo["output"].encode()) <= 255
+    assert (tmp_path / "out" / photo["output"]).is_file() and photo["output"] != name
+    short = json.loads((tmp_path / "short" / "manifest.json").read_text())
+    (refused,) = short["photos"]
+    assert refused["rejected"] == "unwritable_name" and "cannot hold this name" in refused["reasons"][0]
+    assert short["counts"] == {"files": 1, "ok": 0, "failed": 1}
+    assert [p.name for p in (tmp_path / "short").rglob("*") if p.is_file()] == ["manifest.json"]

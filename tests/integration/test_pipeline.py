@@ -394,3 +394,92 @@ def test_a_destination_refusing_records_stops_the_attempt_and_quarantines_nothin
         BatchRunner(LocalStorage(incoming), RefusesRecords(tmp_path / "dest"), job, cfg).run(_files(incoming))
     assert "Read-only file system" in str(failed.value) and "not tried: 3 photos in a row" in str(failed.value)
     assert files_under(incoming) == before  # every original where it was
+
+
+def test_names_the_destination_cannot_hold_are_settled_in_the_first_run(s3_server, s3_conn, tmp_path, job):
+    """Issue #37: S3 keys a folder cannot hold as names (304 bytes of ASCII, 264 of é) and a
+    Windows-style name, into a local destination: each gets an output within the folder's limits in
+    the first run, no retry (no sleep), the record keeps the original name, and the next scan finds
+    nothing left. Where the destination holds less than it declares, the photo is quarantined as
+    ``unwritable_name`` with the reason, never retried as an outage."""
+    from matting.storage import S3Storage
+
+    client = s3_server.client()
+    client.create_bucket(Bucket="names")
+    photo = (SAMPLES / "astronaut.jpg").read_bytes()
+    keys = ["photos/" + "n" * 300 + ".jpg", "folder/" + "é" * 130 + ".jpg", "x\\..\\y.jpg"]
+    for i, key in enumerate(keys):
+        client.put_object(Bucket="names", Key=f"in/{key}", Body=photo + bytes([i]))
+    src = S3Storage("names", "in", s3_conn)
+    slept: list[float] = []
+    runner = BatchRunner(src, LocalStorage(tmp_path / "d"), job, BatchConfig("r"), sleep=slept.append)
+    records = runner.run(scan(src, ScanOptions(settle_seconds=0)).new)
+    assert not slept and {r.source: r.status for r in records} == dict.fromkeys(keys, "ok")
+    outputs = {r.source: r.outputs[0] for r in records}
+    assert outputs[keys[2]] == "r/outputs/x_.._y.png"  # one file, not x/y.png
+    for key in keys[:2]:
+        out = tmp_path / "d" / outputs[key]
+        assert out.is_file() and len(out.name.encode()) <= 255 and out.name[:3] == key.split("/")[1][:3]
+    assert scan(src, ScanOptions(settle_seconds=0)).new == []  # moved to processed/: no run sees them again
+
+    class HoldsLessThanItSays(LocalStorage):  # a share whose limit is not declared: the kernel's answer
+        max_name_bytes = None
+
+    client.put_object(Bucket="names", Key="in/again/" + "n" * 300 + ".jpg", Body=photo + b"again")
+    runner = BatchRunner(src, HoldsLessThanItSays(tmp_path / "e"), job, BatchConfig("r"), sleep=slept.append)
+    (rec,) = runner.run(scan(src, ScanOptions(settle_seconds=0)).new)
+    assert not slept and rec.status == "failed" and rec.error_type == "unwritable_name"
+    assert "File name too long" in rec.error and rec.moved_to == "quarantine/again/" + "n" * 300 + ".jpg"
+    note = json.loads(src.read(rec.moved_to + ".error.json"))
+    assert note["error_type"] == "unwritable_name" and note["source"] == "again/" + "n" * 300 + ".jpg"
+
+
+def test_a_read_only_source_s_failures_are_copied_under_names_the_destination_holds(s3_server, s3_conn, tmp_path, job):
+    """An S3 source that keeps its files (``move_originals=False``): a failed file's copy and note go
+    to the destination's quarantine/ under a portable name that a folder can hold with its note (the
+    key is 304 bytes, with ``\\`` and ``:``); the note names the original key."""
+    from matting.storage import S3Storage
+
+    client = s3_server.client()
+    client.create_bucket(Bucket="keeps")
+    key = "a\\b:" + "q" * 300 + ".jpg"
+    client.put_object(Bucket="keeps", Key=f"in/{key}", Body=b"not a photo")
+    src, dest = S3Storage("keeps", "in", s3_conn), LocalStorage(tmp_path / "d")
+    cfg = BatchConfig("r", move_originals=False)
+    (rec,) = BatchRunner(src, dest, job, cfg, sleep=pytest.fail).run(scan(src, ScanOptions(settle_seconds=0)).new)
+    assert rec.status == "failed" and rec.source == key and rec.moved_to is None
+    (copy,) = [p for p in files_under(tmp_path / "d" / "quarantine") if not p.endswith(".error.json")]
+    assert copy.startswith("a_b_qqq") and len(f"{copy}.error.json".encode()) <= 255
+    assert (tmp_path / "d" / "quarantine" / copy).read_bytes() == b"not a photo"
+    note = json.loads((tmp_path / "d" / "quarantine" / f"{copy}.error.json").read_text())
+    assert note["source"] == key and note["error_type"] == "not_an_image"
+    assert scan(src, ScanOptions(settle_seconds=0), Ledger(dest).ids()).new == []  # never handed out again
+
+
+def test_an_original_its_source_will_not_take_under_its_name_gets_a_short_one(tmp_path, incoming, job):
+    """A source that refuses a name it declared it could hold (a share with a shorter limit): the
+    original goes to processed/ under its version's own short name, the record says where, and a retry
+    finds it done."""
+    import errno
+
+    from matting.errors import UnwritableName
+
+    class HoldsThirtyBytes(LocalStorage):
+        def move(self, rel, dest_rel, expect=None):
+            if len(dest_rel.rsplit("/", 1)[-1].encode()) > 30:
+                with self._naming(dest_rel):
+                    raise OSError(errno.ENAMETOOLONG, "File name too long", dest_rel)
+            return super().move(rel, dest_rel, expect)
+
+    name = "n" * 40 + ".jpg"
+    (incoming / name).write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    backdate(incoming)
+    src = HoldsThirtyBytes(incoming)
+    with pytest.raises(UnwritableName):
+        src.move(name, f"processed/{name}")
+    files = [f for f in _files(incoming) if f.path == name]
+    (rec,) = BatchRunner(src, LocalStorage(tmp_path / "d"), job, BatchConfig("r"), sleep=pytest.fail).run(files)
+    assert rec.status == "ok" and rec.moved_to == f"processed/{files[0].version_id}.jpg"
+    assert (incoming / rec.moved_to).read_bytes() == (SAMPLES / "coffee.jpg").read_bytes()
+    saved = json.loads((tmp_path / "d" / "r" / "records" / f"{files[0].version_id}.json").read_text())
+    assert saved["moved_to"] == rec.moved_to and not (incoming / name).exists()

@@ -117,3 +117,29 @@ def test_in_task_rounds_skip_what_another_round_cannot_help():
     pending, why = attempt_rounds(items, attempt, attempts=3, sleep=lambda s: None)
     assert calls == [["denied.jpg", "flaky.jpg", "ok.jpg"], ["flaky.jpg"], ["flaky.jpg"]]
     assert [i.path for i in pending] == ["denied.jpg", "flaky.jpg"] and set(why) == {"denied.jpg", "flaky.jpg"}
+
+
+@pytest.mark.parametrize(
+    ("exc", "about_the_name"),
+    [
+        (OSError(36, "File name too long", "/out/" + "n" * 300), True),  # a folder, an OpenSSH server's disk
+        (OSError(22, "Invalid argument", "/mnt/share/a:b.png"), True),  # a share that refuses the characters
+        (OSError("Bad message"), True),  # OpenSSH's sftp-server on ENAMETOOLONG / EINVAL, as paramiko raises it
+        (ClientError("KeyTooLongError"), True),
+        (OSError(22, "Invalid argument"), False),  # EINVAL not on a named file: not about a name
+        (OSError(28, "No space left on device", "/out/a.png"), False),
+        (OSError("Failure"), False),
+        (ConnectionResetError(104, "reset"), False),
+        (ClientError("SlowDown"), False),
+    ],
+    ids=lambda e: type(e).__name__ + ":" + str(e)[:24] if isinstance(e, BaseException) else str(e),
+)
+def test_a_name_the_storage_refuses_is_the_photo_s_problem_and_never_retried(exc, about_the_name):
+    from matting.engine import Engine
+    from matting.errors import UnwritableName, name_refused, retry_in_task
+
+    assert name_refused(exc) == about_the_name
+    if about_the_name:
+        assert is_permanent(exc) and not retry_in_task(exc)
+    failed = Engine.failed_result("a.jpg", UnwritableName("outputs/a.png: too long"), {}, writing=True)
+    assert failed.error_type == "unwritable_name" and not failed.retryable  # quarantined, with its reason

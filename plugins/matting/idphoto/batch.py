@@ -42,22 +42,10 @@ def process_portrait(
     try:
         photo = compose_id_photo(engine, decode(load(), name=name, max_pixels=max_pixels), options)
     except Exception as exc:  # one classification with the engine: content error, vanished, or retryable
-        result = Engine.failed_result(name, exc, {})
-        code, message = result.error_type, result.error
-        report = {
-            "spec": options.spec.name,
-            "source": name,
-            "passed": False,
-            "rejected": code,
-            "reasons": [message],
-            "head_ratio": None,
-            "top_margin_ratio": None,
-        }
-        return PortraitOutcome(
-            result=result,
-            files={f"review/{report_name(out_name)}": json.dumps(report, indent=2, ensure_ascii=False).encode()},
-            report=report,
-        )
+        outcome = refused(name, exc, options)
+        report = json.dumps(outcome.report, indent=2, ensure_ascii=False).encode()
+        outcome.files = {f"review/{report_name(out_name)}": report}
+        return outcome
     report = {"source": name, **photo.report}
     to_review = not photo.passed and options.strict
     folder = "review/" if to_review else ""
@@ -91,6 +79,22 @@ def process_portrait(
             timings_ms=photo.report["timings_ms"],
         )
     return PortraitOutcome(result=result, files=files, report=report)
+
+
+def refused(name: str, exc: Exception, options: IdPhotoOptions) -> PortraitOutcome:
+    """A portrait that failed (``exc``, classified as the engine does): its result and its report,
+    which says why; no files (the caller writes the report where it can)."""
+    result = Engine.failed_result(name, exc, {})
+    report = {
+        "spec": options.spec.name,
+        "source": name,
+        "passed": False,
+        "rejected": result.error_type,
+        "reasons": [result.error],
+        "head_ratio": None,
+        "top_margin_ratio": None,
+    }
+    return PortraitOutcome(result=result, report=report)
 
 
 def options_from(

@@ -4,20 +4,24 @@ Every path handed out or taken in is relative to the root and checked, so a remo
 ``../../x`` or ``/etc/passwd`` can never escape it. Writes are atomic; moves never overwrite
 (``FileExistsError``) and, given the version seen at detection, move only that version
 (``SourceChanged`` otherwise). What differs between backends and matters to a caller is a
-capability (``shows_partial_writes``, ``local_path``, ``share_url``), never a check of the kind.
+capability (``shows_partial_writes``, ``max_name_bytes`` / ``max_path_bytes``, ``local_path``,
+``share_url``), never a check of the kind. A name a backend cannot hold is refused as
+``UnwritableName`` (the photo's problem), never retried as a storage failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import posixpath
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from matting.errors import MattingError, ShortRead, SourceChanged
+from matting.errors import MattingError, ShortRead, SourceChanged, UnwritableName, name_refused
 
 log = logging.getLogger("matting.storage")
 
@@ -54,11 +58,31 @@ class FileInfo:
         return other is not None and other.size == self.size and other.version == self.version
 
 
+@dataclass(frozen=True)
+class NameLimits:
+    """The names a storage can hold, in UTF-8 bytes: each folder or file name (``name_bytes``) and the
+    whole path below its root (``path_bytes``: what the backend's limit leaves once its root is
+    counted). None: no limit of that kind. The naming plan (``matting.naming``) fits names to them."""
+
+    name_bytes: int | None = 255
+    path_bytes: int | None = None
+
+
+def utf8_len(text: str) -> int:
+    """Bytes of ``text`` as a name on the wire or on disk (a local name's undecodable bytes count one each)."""
+    try:
+        return len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return len(text.encode("utf-8", "surrogatepass"))
+
+
 def safe_relpath(rel: str) -> str:
-    """Normalise a path relative to a root; refuse absolute paths and any '..' escape."""
-    if not rel or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+    """Normalise a POSIX path relative to a root; refuse absolute paths and any '..' escape. ``\\`` and
+    ``:`` are characters of a name here (``a\\b.jpg`` is one file in a Linux folder or on an OpenSSH
+    server), never separators or drives: names that cross storages are made portable by the plan."""
+    if not rel or rel.startswith("/"):
         raise UnsafePath(f"refusing path {rel!r}: absolute or empty")
-    parts = rel.replace("\\", "/").split("/")
+    parts = rel.split("/")
     if any(p == ".." for p in parts) or "\x00" in rel:
         raise UnsafePath(f"refusing path {rel!r}: it would leave the root")
     clean = posixpath.normpath("/".join(p for p in parts if p not in ("", ".")))
@@ -74,6 +98,12 @@ class Storage(ABC):
     kind = "abstract"  # a name for messages; what callers may rely on are the capabilities below
     #: a file is listed while it is still being written (a folder, SFTP); S3 shows an object only whole
     shows_partial_writes = True
+    #: the longest folder or file name, in UTF-8 bytes: 255 in a Linux folder (NAME_MAX of ext4, XFS,
+    #: btrfs) and on an OpenSSH server; None where there is no such limit (S3: a key is one name)
+    max_name_bytes: int | None = 255
+    #: the longest path, root included, in UTF-8 bytes: 4,095 for a folder or an SFTP server (Linux
+    #: PATH_MAX less its NUL), 1,024 for a whole S3 key (prefix included)
+    max_path_bytes: int | None = 4095
 
     @abstractmethod
     def list(self, recursive: bool = True, skip_dirs: tuple[str, ...] = ()) -> list[FileInfo]:
@@ -125,6 +155,48 @@ class Storage(ABC):
 
     def exists(self, rel: str) -> bool:
         return self.stat(rel) is not None
+
+    def _root_bytes(self) -> int:
+        """What the root takes of ``max_path_bytes`` (its own path and a separator)."""
+        return 0
+
+    def name_limits(self) -> NameLimits:
+        """``max_name_bytes`` and what ``max_path_bytes`` leaves below this root: what a name planned
+        for this storage must fit (``matting.naming``)."""
+        path = None if self.max_path_bytes is None else self.max_path_bytes - self._root_bytes()
+        return NameLimits(self.max_name_bytes, path)
+
+    def check_name(self, rel: str) -> None:
+        """``UnwritableName`` where ``rel`` does not fit ``name_limits()``: refused before any request."""
+        limits = self.name_limits()
+        if limits.name_bytes is not None:
+            long = [p for p in rel.split("/") if utf8_len(p) > limits.name_bytes]
+            if long:
+                raise UnwritableName(
+                    f"{rel}: {self.describe()} holds names of up to {limits.name_bytes} bytes; "
+                    f"{long[0][:40]!r}... is {utf8_len(long[0])}"
+                )
+        if limits.path_bytes is not None and utf8_len(rel) > limits.path_bytes:
+            raise UnwritableName(
+                f"{rel[:60]}...: {self.describe()} holds paths of up to {limits.path_bytes} bytes below its root; "
+                f"this one is {utf8_len(rel)}"
+            )
+
+    @contextlib.contextmanager
+    def _naming(self, rel: str) -> Iterator[None]:
+        """Around a write or move to ``rel``: a name over the limits is refused up front, and a name the
+        backend itself refuses (``errors.name_refused``) becomes ``UnwritableName``, never a retry."""
+        self.check_name(rel)
+        try:
+            yield
+        except UnwritableName:
+            raise
+        except Exception as exc:
+            if not name_refused(exc):
+                raise
+            raise UnwritableName(
+                f"{rel}: {self.describe()} cannot hold this name ({type(exc).__name__}: {exc})"
+            ) from exc
 
     def local_path(self, rel: str) -> Path | None:
         """The file's path on this machine where the backend is a local folder (to stream it from

@@ -1,4 +1,8 @@
-"""A local folder (or a mounted share) as a Storage: temp name + rename writes, hard-link moves."""
+"""A local folder (or a mounted share) as a Storage: temp name + rename writes, hard-link moves.
+
+Names: 255 bytes per folder or file name and 4,095 for the whole path, root included (Linux NAME_MAX
+and PATH_MAX), the base class's ``max_name_bytes`` / ``max_path_bytes``; a share with tighter limits
+declares them on a subclass. ``\\`` and ``:`` are ordinary characters of a Linux name."""
 
 from __future__ import annotations
 
@@ -14,12 +18,17 @@ from matting.storage.base import FileInfo, Storage, safe_relpath
 
 class LocalStorage(Storage):
     kind = "local"
+    max_name_bytes = 255  # NAME_MAX of ext4, XFS, btrfs; a share with less declares it on a subclass
+    max_path_bytes = 4095  # PATH_MAX less its NUL, the root's own path included
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
 
     def describe(self) -> str:
         return f"file://{self.root}"
+
+    def _root_bytes(self) -> int:
+        return len(os.fsencode(os.path.abspath(self.root))) + 1
 
     def local_path(self, rel: str) -> Path:
         return self._full(rel)
@@ -65,15 +74,20 @@ class LocalStorage(Storage):
         return self._full(rel).read_bytes()
 
     def write(self, rel: str, data: bytes) -> str:
-        return str(atomic_write_bytes(self._full(rel), data))
+        with self._naming(rel):
+            return str(atomic_write_bytes(self._full(rel), data))
 
     def write_file(self, rel: str, local_path: str | os.PathLike) -> str:
         target = self._full(rel)
-        with open(local_path, "rb") as src, atomic_open(target) as dst:
+        with self._naming(rel), open(local_path, "rb") as src, atomic_open(target) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         return str(target)
 
     def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
+        with self._naming(dest_rel):
+            self._move(rel, dest_rel, expect)
+
+    def _move(self, rel: str, dest_rel: str, expect: FileInfo | None) -> None:
         src, dest = self._full(rel), self._full(dest_rel)
         if expect is not None:
             self._check_version(rel, expect)

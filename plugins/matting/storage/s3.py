@@ -47,6 +47,8 @@ class S3Storage(Storage):
 
     kind = "s3"
     shows_partial_writes = False  # an object is listed only once its upload completed
+    max_name_bytes = None  # a key is one name: "/" in it is a character, any part may be long
+    max_path_bytes = 1024  # the whole key, prefix included (S3 answers KeyTooLongError)
     SOURCE_TAG = "matting-source-etag"  # set on moved copies: an interrupted move can be finished
 
     def __init__(self, bucket: str, prefix: str = "", conn_id: str = "aws_default") -> None:
@@ -61,6 +63,9 @@ class S3Storage(Storage):
 
     def relpath(self, rel: str) -> str:
         return verbatim_relpath(rel)
+
+    def _root_bytes(self) -> int:
+        return len(self.prefix.encode()) + 1 if self.prefix else 0
 
     @property
     def client(self):
@@ -149,13 +154,14 @@ class S3Storage(Storage):
         from botocore.exceptions import ClientError
 
         try:
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=self._key(dest_rel),
-                CopySource={"Bucket": self.bucket, "Key": self._key(rel)},
-                CopySourceIfMatch=f'"{expect_version}"',
-                ChecksumAlgorithm="CRC32",
-            )
+            with self._naming(dest_rel):
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=self._key(dest_rel),
+                    CopySource={"Bucket": self.bucket, "Key": self._key(rel)},
+                    CopySourceIfMatch=f'"{expect_version}"',
+                    ChecksumAlgorithm="CRC32",
+                )
         except ClientError as exc:
             code = s3_error_code(exc)
             if code in ("PreconditionFailed", "412"):
@@ -189,15 +195,21 @@ class S3Storage(Storage):
 
     def write(self, rel: str, data: bytes) -> str:
         key = self._key(rel)
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)  # visible only once complete
+        with self._naming(rel):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)  # visible only once complete
         return f"s3://{self.bucket}/{key}"
 
     def write_file(self, rel: str, local_path: str | os.PathLike) -> str:
         key = self._key(rel)
-        self.client.upload_file(str(local_path), self.bucket, key)  # multipart above 8 MB
+        with self._naming(rel):
+            self.client.upload_file(str(local_path), self.bucket, key)  # multipart above 8 MB
         return f"s3://{self.bucket}/{key}"
 
     def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
+        with self._naming(dest_rel):
+            self._move(rel, dest_rel, expect)
+
+    def _move(self, rel: str, dest_rel: str, expect: FileInfo | None) -> None:
         src, dst = self._key(rel), self._key(dest_rel)
         head = self._head(src)
         if head is None:

@@ -12,6 +12,7 @@ import threading
 import uuid
 
 from matting import limits
+from matting.atomic import temp_name
 from matting.errors import SourceChanged, is_permanent
 from matting.storage.base import FileInfo, Storage, safe_relpath
 
@@ -24,9 +25,15 @@ class SftpStorage(Storage):
     One connection, its requests serialised by a lock (paramiko's SFTPClient is not thread-safe:
     two threads on one channel can each swallow the other's reply and wait forever). Connect,
     banner and auth are bounded by ``[matting] io_timeout_s``, and so is every request on the channel;
-    a dropped or stalled connection is replaced once per operation, then the error propagates."""
+    a dropped or stalled connection is replaced once per operation, then the error propagates.
+
+    Names: the server's filesystem decides; declared as a Linux one's (255 bytes a name, 4,095 a path
+    with the root), the base class's ``max_name_bytes`` / ``max_path_bytes``. OpenSSH answers a name
+    it cannot hold with "Bad message", which is refused as ``UnwritableName``, never reconnected for."""
 
     kind = "sftp"
+    max_name_bytes = 255  # the server's filesystem decides: declared as a Linux one's
+    max_path_bytes = 4095
 
     def __init__(self, root: str, conn_id: str = "sftp_default") -> None:
         self.root, self.conn_id = root.rstrip("/") or "/", conn_id
@@ -38,6 +45,9 @@ class SftpStorage(Storage):
 
     def sub(self, rel_dir: str) -> SftpStorage:
         return SftpStorage(self._full(rel_dir), self.conn_id)
+
+    def _root_bytes(self) -> int:
+        return 1 if self.root == "/" else len(self.root.encode()) + 1
 
     def _sftp(self, fresh: bool = False):
         from airflow.providers.sftp.hooks.sftp import SFTPHook
@@ -67,7 +77,7 @@ class SftpStorage(Storage):
                 return fn(self._sftp())
             except (EOFError, OSError, SSHException) as exc:
                 if isinstance(exc, (FileNotFoundError, PermissionError, FileExistsError)) or is_permanent(exc):
-                    raise  # a missing file, or a login that will fail again: reconnecting cannot help
+                    raise  # a missing file, a login or a name that fails again: reconnecting cannot help
                 log.warning(
                     "SFTP connection to %s lost (%s: %s); reconnecting", self.describe(), type(exc).__name__, exc
                 )
@@ -143,7 +153,7 @@ class SftpStorage(Storage):
         """Write through a temp name, then rename it over the target (atomic where the server has
         OpenSSH's posix-rename; elsewhere remove + rename)."""
         target = self._full(rel)
-        tmp = posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp-{uuid.uuid4().hex[:8]}")
+        tmp = posixpath.join(posixpath.dirname(target), temp_name(posixpath.basename(target), uuid.uuid4().hex[:8]))
 
         def put(sftp) -> str:
             self._makedirs(sftp, posixpath.dirname(target))
@@ -163,7 +173,8 @@ class SftpStorage(Storage):
                 raise
             return target
 
-        return self._call(put)
+        with self._naming(rel):
+            return self._call(put)
 
     def write(self, rel: str, data: bytes) -> str:
         return self._put(rel, lambda fh: fh.write(data))
@@ -194,7 +205,8 @@ class SftpStorage(Storage):
             self._makedirs(sftp, posixpath.dirname(dst))
             sftp.rename(src, dst)  # SFTP v3 rename: fails if the target exists (no posix-rename needed)
 
-        self._call(mv)
+        with self._naming(dest_rel):
+            self._call(mv)
 
     def delete(self, rel: str) -> None:
         def rm(sftp) -> None:
