@@ -20,14 +20,15 @@ def routed(model_store):
 
 def test_people_and_the_rest_go_to_their_own_model(routed):
     photos = [
-        SAMPLES / "astronaut.jpg",  # a portrait
-        DATA / "portrait_small_in_frame.jpg",  # a person further away
+        SAMPLES / "astronaut.jpg",  # a portrait (BlazeFace 0.92)
+        DATA / "portrait_tilted_8deg.jpg",  # another (0.95)
+        DATA / "portrait_small_in_frame.jpg",  # a person further away, a less sure face (0.83): general
         SAMPLES / "coffee.jpg",  # a cup
         SAMPLES / "rocket.jpg",  # a rocket on its pad
     ]
     results = list(routed.run_batch(file_sources(photos, [p.name for p in photos]), OutputOptions.build("png")))
     assert all(r.ok for r in results), [r.error for r in results]
-    assert [r.model for r in results] == ["modnet", "modnet", "u2netp", "u2netp"]
+    assert [r.model for r in results] == ["modnet", "modnet", "u2netp", "u2netp", "u2netp"]
     assert all("route" in r.timings_ms for r in results)
     assert routed.model_label == "u2netp, people: modnet"
 
@@ -48,5 +49,5 @@ def test_naming_a_model_turns_routing_off(model_store):
 def test_routes_must_name_plain_scenarios():
     with pytest.raises(ConfigError, match="route must name"):
         Scenario(name="bad", route={"people": "portrait"})
-    with pytest.raises(ConfigError, match="route_min_face"):
+    with pytest.raises(ConfigError, match="route_min_score"):
         Scenario(name="bad", route={"people": "portrait", "other": "default"}, route_min_face=1.5)

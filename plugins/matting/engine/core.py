@@ -158,8 +158,8 @@ class Engine:
             ) from exc
 
     def route_of(self, rgb: np.ndarray) -> str:
-        """``people`` when a face at least ``route_min_face`` of the photo's short side wide is found
-        (on a copy at most 640 px long), else ``other``."""
+        """``people`` when a face scoring at least ``route_min_score``, at least ``route_min_face`` of the
+        photo's short side wide, is found (on a copy at most 640 px long), else ``other``."""
         h, w = rgb.shape[:2]
         scale = min(1.0, 640.0 / max(h, w))
         small = (
@@ -167,7 +167,8 @@ class Engine:
         )
         min_width = self.scenario.route_min_face * min(small.shape[:2])
         faces = self._faces.faces(small)
-        return "people" if any(f.box[2] - f.box[0] >= min_width for f in faces) else "other"
+        people = any(f.score >= self.scenario.route_min_score and f.box[2] - f.box[0] >= min_width for f in faces)
+        return "people" if people else "other"
 
     @property
     def model_label(self) -> str:
@@ -192,7 +193,7 @@ class Engine:
             import json
 
             parts = {k: [e.model_sha256, asdict(e.scenario)] for k, e in sorted(self.routes.items())}
-            parts["rule"] = [self.scenario.route_min_face]
+            parts["rule"] = [self.scenario.route_min_face, self.scenario.route_min_score]
             return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
         return self.spec.sha256 or sha256_of(self.store.verified_path(self.spec.name))
 
