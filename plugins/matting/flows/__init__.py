@@ -33,7 +33,7 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any, reuse: bo
         destination=dest,
         destination_conn_id=dest_conn_id,
         model=var("matting_model", ""),
-        scenario=var("matting_scenario", "default"),
+        scenario=var("matting_scenario", "auto"),
         output_format=var("matting_format", "png"),
         background=var("matting_background", ""),
         reuse="{{ params.get('matting_reuse') }}" if reuse is None else reuse,

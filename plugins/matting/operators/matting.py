@@ -113,8 +113,10 @@ class RemoveBackgroundOperator(BaseOperator):
         ``{"path", "size", "mtime", "version"}``); None: every settled image under ``source``.
     :param source_conn_id: Airflow connection for an S3 or SFTP source.
     :param destination_conn_id: Airflow connection for an S3 or SFTP destination.
-    :param model: model name from the manifest (default ``[matting] model`` or ``u2netp``).
-    :param scenario: mask post-processing scenario (``matting/data/scenarios.yaml``).
+    :param model: model name from the manifest (default: ``[matting] model``, else the scenario's);
+        naming one turns ``auto``'s per-photo choice off.
+    :param scenario: scenario (``matting/data/scenarios.yaml``); ``auto`` (default) picks the model per
+        photo: MODNet for people, ISNet for everything else; ``fast``: u2netp.
     :param output_format: ``png``, ``webp``, ``jpeg`` or ``mask``.
     :param background: colour name or ``#RRGGBB``; None keeps transparency (white for JPEG).
     :param run_prefix: the run's folder under ``destination`` (default ``<dag_id>/YYYY/MM/DD/<run_id>``;
@@ -152,7 +154,7 @@ class RemoveBackgroundOperator(BaseOperator):
         source_conn_id: str | None = None,
         destination_conn_id: str | None = None,
         model: str | None = None,
-        scenario: str = "default",
+        scenario: str = "auto",
         output_format: str = "png",
         background: str | None = None,
         run_prefix: str | None = None,
