@@ -141,11 +141,13 @@ def test_modnet_family_dynamic_input(tmp_path):
     assert _mask_end_to_end(engine, tall).shape == (W0, H0)
 
 
-@pytest.mark.parametrize("name", ["isnet-medium", "isnet-small"])
+@pytest.mark.parametrize("name", ["isnet-medium-1024", "isnet-small"])
 def test_imgly_isnet_family(tmp_path, name):
     """IMG.LY's ISNet (npm package): fixed 1024x1024, x / 255 - 0.5 (not rembg's division by the brightest
     value), and the output is a probability (sigmoid inside) kept as the alpha: no min-max stretch, so a
-    photo with nothing to cut out stays empty instead of having its faintest guess stretched to opaque."""
+    photo with nothing to cut out stays empty instead of having its faintest guess stretched to opaque.
+    (``isnet-medium``, the same file fed 768 px through a graph rewrite, is tested on the real weights in
+    test_graphs.py: a stand-in graph has no Resize to rewrite.)"""
     store = _store_with(tmp_path, name, _graph([1, 3, 1024, 1024], (1.0, 0.5)))
     engine = Engine(model=name, store=store)
     rgb = _photo()

@@ -180,7 +180,7 @@ class Engine:
     @property
     def session(self):
         """The cached session; a model file replaced on disk is re-verified and reloaded here."""
-        return get_session(self.store.verified_path(self.spec.name), self.runtime)
+        return get_session(self.store.verified_path(self.spec.name), self.runtime, self.spec.graph)
 
     @property
     def model_sha256(self) -> str:

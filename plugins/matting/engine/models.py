@@ -119,6 +119,7 @@ class ModelSpec:
     note: str | None = None
     sources: tuple[dict, ...] = field(default_factory=tuple)
     kind: str = "matting"  # or one of IDPHOTO_KINDS (the ID-photo checks; not background removal)
+    graph: str | None = None  # a rewrite applied when loaded (matting.engine.graphs), e.g. resize-by-scale
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
@@ -131,6 +132,14 @@ class ModelSpec:
             input_size, sizing = None, Sizing(**{k: int(v) for k, v in sizing.items()})
         else:
             input_size, sizing = (int(size[0]), int(size[1])), None
+        graph = d.get("graph")
+        if graph is not None:
+            from matting.engine.graphs import GRAPH_REWRITES, MULTIPLE
+
+            if graph not in GRAPH_REWRITES:
+                raise ConfigError(f"model {d['name']!r}: graph must be one of {GRAPH_REWRITES}, got {graph!r}")
+            if input_size is None or any(side % MULTIPLE for side in input_size):
+                raise ConfigError(f"model {d['name']!r}: {graph} needs a fixed input_size, multiples of {MULTIPLE}")
         for key, value, allowed in (
             ("input_scale", d.get("input_scale", "max"), INPUT_SCALES),
             ("resample", d.get("resample", "lanczos"), RESAMPLERS),
@@ -158,6 +167,7 @@ class ModelSpec:
             note=d.get("note"),
             sources=tuple(d.get("sources", ())),
             kind=d.get("kind", "matting"),
+            graph=graph,
         )
 
     def network_size(self, width: int, height: int) -> tuple[int, int]:

@@ -170,10 +170,13 @@ def _stamp(path: Path) -> tuple:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def get_session(model_path: str | os.PathLike, options: RuntimeOptions) -> ort.InferenceSession:
-    """Return the process-wide session for this model file and options, reloading a changed file."""
+def get_session(
+    model_path: str | os.PathLike, options: RuntimeOptions, graph: str | None = None
+) -> ort.InferenceSession:
+    """Return the process-wide session for this model file and options, reloading a changed file.
+    ``graph`` names a rewrite (``matting.engine.graphs``) applied to the file's bytes in memory."""
     path = Path(model_path).resolve()
-    key = (str(path), options)
+    key = (str(path), options, graph)
     stamp = _stamp(path)
     with _lock:
         cached = _cache.get(key)
@@ -184,14 +187,25 @@ def get_session(model_path: str | os.PathLike, options: RuntimeOptions) -> ort.I
         providers = options.provider_list()
         preload_gpu_libraries(providers)
         try:
-            session = ort.InferenceSession(str(path), sess_options=options.session_options(), providers=providers)
+            model: str | bytes = str(path)
+            if graph:
+                from matting.engine.graphs import rewrite
+
+                model = rewrite(graph, path.read_bytes())
+            session = ort.InferenceSession(model, sess_options=options.session_options(), providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise ModelCorrupt(f"onnxruntime cannot load {path}: {exc}") from exc
         wanted = [p if isinstance(p, str) else p[0] for p in providers]
         active = session.get_providers()
         if wanted[0] != "CPUExecutionProvider" and active[0] == "CPUExecutionProvider":
             log.warning("%s was available but the session runs on CPU (GPU runtime libraries missing?)", wanted[0])
-        log.info("loaded %s with providers %s, %d intra-op threads", path.name, active, options.intra_op_threads)
+        log.info(
+            "loaded %s%s with providers %s, %d intra-op threads",
+            path.name,
+            f" ({graph})" if graph else "",
+            active,
+            options.intra_op_threads,
+        )
         _cache[key] = _Cached(session, stamp)
         return session
 
