@@ -91,7 +91,8 @@ demo: models
 
 bench: models
 	$(PY) tests/bench.py bench
-	$(PY) tests/bench.py bench-models --models u2netp,modnet
+	$(PY) -m matting models fetch u2net
+	$(PY) tests/bench.py bench-models --models u2netp,u2net,isnet-medium,isnet-medium-1024,modnet
 
 # what a real (local) Airflow adds per task around the engine: matting_scheduled over 24 photos
 bench-airflow: models
@@ -118,6 +119,7 @@ idphoto-eval: models
 # real photos (Debian packages, fetched with apt-get download and sha256-checked), native and 3000 px,
 # every model x scenario x content type, each post-processing step alone, rembg in the same run
 quality: models
+	$(PY) -m matting models fetch u2net isnet-small  # rembg's default and the uint8 ISNet, side by side
 	$(PY) tests/quality/run.py --ablation
 
 # issue #12: static INT8 u2netp recipes against fp32 (speed and mask agreement, one run)

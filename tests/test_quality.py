@@ -12,7 +12,7 @@ from quality.run import measure, summarise, tables
 
 @pytest.fixture(scope="module")
 def rows(model_store):
-    return measure(["u2netp"], ["default"], ["native"], ["cello", "fireman200b"], rembg=True)
+    return measure(["u2netp"], ["default"], ["native"], ["cello", "fireman200b"], rembg=["u2netp"])
 
 
 def test_engine_and_rembg_agree_on_ground_truth(rows):
@@ -38,3 +38,16 @@ def test_ground_truth_is_exact_and_a_wrong_matte_scores_worse():
     assert s.mse > 0.005 and s.sad > 0 and s.grad > 0 and s.conn > 0 and s.iou < 0.95
     big = compose("hobbies/music/string/cello.png", 6, 3000)
     assert max(big.rgb.shape[:2]) == 3000 and big.alpha.shape == big.rgb.shape[:2]
+
+
+def test_auto_is_scored_as_the_variant_it_routes_each_image_to(model_store):
+    """The content-aware default in the harness: each image's auto row is the row of the model and
+    scenario its route picked (a cello and a full-length fireman, whose small face is not sure: general)."""
+    rows = measure(
+        ["isnet-medium", "modnet"], ["auto", "general", "portrait"], ["native"], ["cello", "fireman200b"], []
+    )
+    by = {(r["image"], r["scenario"]): r for r in rows}
+    for image in ("cello", "fireman200b"):
+        auto = by[(image, "auto")]
+        assert auto["model"] == "auto: isnet-medium"
+        assert auto["mse"] == by[(image, "general")]["mse"] and auto["iou"] > 0.9

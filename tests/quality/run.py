@@ -3,11 +3,14 @@
 Composites of real photographic cut-outs over real photos (tests/quality/data.py), at the cut-out's own
 size and enlarged to a 3000 px product shot. Each model's raw mask is computed once per image; every
 scenario's mask operations (matting.engine.postprocess.refine_alpha) run on it; rembg's own
-``remove(only_mask=True)`` with the same u2netp weights runs on the same images in the same process.
+``remove(only_mask=True)`` with the same u2netp and u2net (rembg's default) weights runs on the same
+images in the same process. ``auto`` (the content-aware default) is scored as what it does: per image,
+the variant of the scenario it routes that image to.
 Metrics: matting.quality (SAD, MSE x1e3, gradient, connectivity, IoU at 0.5), over the whole image.
 Reported: mean, median and worst per group, and the median time per image (mask + scenario).
 
-    python tests/quality/run.py [--models u2netp,modnet] [--scenarios ...] [--resolutions native,3000]
+    python tests/quality/run.py [--models u2netp,u2net,isnet-medium,modnet] [--scenarios ...]
+                                [--resolutions native,3000] [--rembg u2netp,u2net]
                                 [--only squirrel,cello] [--json out/quality.json]
 """
 
@@ -93,7 +96,7 @@ def measure(
     scenarios: list[str],
     resolutions: list[str],
     only: list[str] | None,
-    rembg: bool,
+    rembg: list[str],
     ablation: bool | list[str] = False,
     portrait_models: tuple[str, ...] = ("modnet",),
 ):
@@ -106,14 +109,18 @@ def measure(
 
     engines = {m: Engine(model=m) for m in models}
     plans = plans_for(scenarios, ablation)
-    session = None
+    routed = {name: plan for name, plan in plans.items() if not isinstance(plan, tuple) and plan.route}
+    plans = {name: plan for name, plan in plans.items() if name not in routed}
+    routers = {name: Engine(scenario=name) for name in routed}
+    sessions = {}
     if rembg:
         import os
 
+        from matting.engine import ModelStore
         from rembg import new_session
 
-        os.environ["U2NET_HOME"] = str(engines["u2netp"].store.model_dir)  # the very same weights file
-        session = new_session("u2netp")
+        os.environ["U2NET_HOME"] = str(ModelStore().model_dir)  # the very same weights files
+        sessions = {name: new_session(name) for name in rembg}
     rows = []
     for res in resolutions:
         long_side = None if res == "native" else int(res)
@@ -134,10 +141,20 @@ def measure(
                     t0 = time.perf_counter()
                     alpha = refine_alpha(comp.rgb, mask, sc) if extra is None else extra(mask)
                     variants.append((name, sname, alpha, t_mask + time.perf_counter() - t0))
-            if session is not None:
+            for name, router in routers.items():  # the variant its route picks for this image
+                t0 = time.perf_counter()
+                picked = router.routes[router.route_of(comp.rgb)]
+                found = [v for v in variants if v[0] == picked.spec.name and v[1] == picked.scenario.name]
+                if not found:
+                    raise SystemExit(
+                        f"{name} routes {comp.name} to {picked.spec.name}/{picked.scenario.name}: add both"
+                    )
+                _, _, alpha, secs = found[0]
+                variants.append((f"{name}: {picked.spec.name}", name, alpha, secs + time.perf_counter() - t0))
+            for name, session in sessions.items():
                 t0 = time.perf_counter()
                 alpha = _rembg_mask(session, comp.rgb)
-                variants.append(("rembg u2netp", "remove()", alpha, time.perf_counter() - t0))
+                variants.append((f"rembg {name}", "remove()", alpha, time.perf_counter() - t0))
             for model, sname, alpha, secs in variants:
                 rows.append(
                     {
@@ -261,11 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     from matting.engine.scenarios import load_scenarios
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="u2netp,modnet")
+    ap.add_argument("--models", default="u2netp,u2net,isnet-medium,isnet-medium-1024,isnet-small,modnet")
     ap.add_argument("--scenarios", default=",".join(load_scenarios()))
     ap.add_argument("--resolutions", default="native,3000")
     ap.add_argument("--only", help="comma-separated cut-out names (a quick run)")
-    ap.add_argument("--no-rembg", action="store_true", help="leave out rembg's own numbers")
+    ap.add_argument("--rembg", default="u2netp,u2net", help="rembg's own remove() with these (empty: none)")
     ap.add_argument("--ablation", action="store_true", help="also each post-processing step alone")
     ap.add_argument("--steps", help="with --ablation: only these steps (comma-separated, e.g. 'step: flip')")
     ap.add_argument("--json", type=Path, default=ROOT / "out" / "quality.json")
@@ -276,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         args.scenarios.split(","),
         args.resolutions.split(","),
         args.only.split(",") if args.only else None,
-        not args.no_rembg,
+        [m for m in args.rembg.split(",") if m],
         args.steps.split(",") if args.ablation and args.steps else args.ablation,
     )
     summary = summarise(rows)
