@@ -61,6 +61,13 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w0, time.process_time() - c0
 
 
+def _engine(model: str):
+    """The engine for a model name, or for ``auto`` (the default scenario: the model chosen per photo)."""
+    from matting.engine import Engine
+
+    return Engine(scenario="auto") if model == "auto" else Engine(model=model)
+
+
 def worker(variant: str, folder: Path, model: str, png_level: int, repeat: int = 1) -> dict:
     """Measure one variant over every image in ``folder`` (each ``repeat`` times, median kept);
     returns per-image wall and CPU seconds."""
@@ -83,10 +90,10 @@ def worker(variant: str, folder: Path, model: str, png_level: int, repeat: int =
                 im.load()
             jobs = [lambda im=im: remove(im, session=session) for im in pil]
     else:
-        from matting.engine import Engine, OutputOptions
+        from matting.engine import OutputOptions
         from matting.images import decode, encode
 
-        engine = Engine(model=model)
+        engine = _engine(model)
         out = OutputOptions.build("png", png_compress_level=png_level)
         if variant == "floor":
             tensors = [engine.preprocess(decode(b).rgb) for b in blobs]
@@ -146,9 +153,9 @@ def _fail(result) -> bool:
 
 def rss_worker(path: Path, model: str, png_level: int, count: int = 3) -> dict:
     """Peak RSS of the engine on a batch of ``count`` large images, end to end through the batch API."""
-    from matting.engine import Engine, OutputOptions
+    from matting.engine import OutputOptions
 
-    engine = Engine(model=model)
+    engine = _engine(model)
     out = OutputOptions.build("png", png_compress_level=png_level)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     data = path.read_bytes()
@@ -230,13 +237,17 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     from matting.engine.session import available_cores
 
     store = ModelStore()
-    store.verified_path(args.model)
+    if args.model != "auto":
+        store.verified_path(args.model)
+    rembg_model = args.rembg_model or (args.model if args.model != "auto" else "u2net")
+    store.verified_path(rembg_model)
     cores = available_cores()
     variants = [v for v in VARIANTS if v in args.variants] if args.variants else list(VARIANTS)
     from matting.images import _fpng
 
     report: dict = {
         "model": args.model,
+        "rembg_model": rembg_model,
         "cores": cores,
         "rounds": args.rounds,
         "repeat": args.repeat,
@@ -255,8 +266,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             runs: dict[str, list[dict]] = {v: [] for v in variants}
             for rnd in range(args.rounds):
                 for v in variants:
+                    model = rembg_model if v.startswith("rembg") else args.model
                     res = _run_child(
-                        ["worker", v, str(folder), args.model, str(args.png_level), str(args.repeat)],
+                        ["worker", v, str(folder), model, str(args.png_level), str(args.repeat)],
                         _child_env(v, store.model_dir, cores),
                     )
                     runs[v].append(res)
@@ -347,7 +359,8 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--images", help="folder of images (default: the bundled samples, plus an upscaled set)")
     b.add_argument("--large", action="store_true", help="with --images: also build an upscaled set")
     b.add_argument("--large-side", type=int, default=3000, help="long side of the upscaled set (default 3000)")
-    b.add_argument("--model", default="u2netp")
+    b.add_argument("--model", default="u2netp", help="the engine's model, or auto (the default scenario)")
+    b.add_argument("--rembg-model", help="rembg's model (default: the same as --model; u2net with auto)")
     b.add_argument("--rounds", type=int, default=3, help="child runs per variant, alternating variants")
     b.add_argument("--repeat", type=int, default=3, help="passes over the images inside each child run")
     b.add_argument("--png-level", type=int, default=1, help="engine PNG level when Pillow encodes (rembg uses 6)")
