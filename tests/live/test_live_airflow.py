@@ -45,6 +45,8 @@ def airflow(tmp_path_factory, model_store, sshd, webhook):
             "AIRFLOW__MATTING__POKE_INTERVAL_S": "3",
             "AIRFLOW__MATTING__SETTLE_SECONDS": "2",
             "AIRFLOW__MATTING__PROVIDERS": "cpu",
+            # the ID-photo form may name folders under the data folder (unset: only its default folders)
+            "AIRFLOW_VAR_MATTING_ALLOWED_LOCATIONS": json.dumps({"id_photo_batch": [str(data)]}),
         },
     )
     live.data = data
@@ -68,7 +70,7 @@ def test_rest_login_rejects_a_wrong_password(airflow):
 
 
 def _portraits_for_id_photo_batch(airflow, name: str, photos: dict) -> tuple:
-    """A folder of portraits under the data folder (inside the default allow-list), its destination,
+    """A folder of portraits under the data folder (on id_photo_batch's allow-list here), its destination,
     and id_photo_batch parsed and unpaused: (source, destination)."""
     src = airflow.data / name
     src.mkdir()
@@ -99,8 +101,8 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
     airflow.wait_for_run("id_photo_batch", run["dag_run_id"], timeout=300)
 
     run_dir = _run_dir(dest)
-    # a manual run has no logical date: its folder is the day it ran (run_after) and its run id
-    assert run_dir.relative_to(dest).parts[:3] == tuple(run["run_after"][:10].split("-"))
+    # a manual run has no logical date: its folder is the DAG, the day it ran (run_after) and its run id
+    assert run_dir.relative_to(dest).parts[:4] == ("id_photo_batch", *run["run_after"][:10].split("-"))
     assert run_dir.name == run["dag_run_id"].replace(":", "-").replace("+", "_")
     names = files_under(run_dir)
     assert names == [
@@ -109,6 +111,7 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
         "astronaut.sheet-4x6.jpg",
         "manifest.json",
         "review/cup.report.json",
+        "run.json",
     ]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1}
@@ -155,6 +158,7 @@ def test_held_id_photos_are_reviewed_through_required_actions(airflow):
         "rejected/tilted.jpg",
         "rejected/tilted.report.json",
         "rejected/tilted.review.json",
+        "run.json",
     ]
     decision = json.loads((run_dir / "rejected" / "tilted.review.json").read_text())
     assert decision["note"] == "smiling: please retake" and decision["reviewer"] == airflow.user
