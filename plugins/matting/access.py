@@ -103,8 +103,6 @@ class _Vars:
 def render_declared(template: object, params: Mapping, get_var: Callable[[str, str | None], str | None]) -> str | None:
     """A declared field rendered as a run would render it with nothing triggered: the DAG's default
     ``params`` and the Variables; None when it needs anything else (a run's date, an upstream XCom)."""
-    if template is None:
-        return None
     if not isinstance(template, str):
         return None
     if "{{" not in template and "{%" not in template:
@@ -162,12 +160,20 @@ def own_locations(
     return AllowList(locations, conn_ids)
 
 
-def allowed_for(dag_id: str, raw_locations: object, raw_conn_ids: object, own: Callable[[], AllowList]) -> AllowList:
+Declared = Callable[[], tuple[Iterable[Mapping[str, object]], Mapping]]
+"""Returns the DAG's tasks' declared fields (``declared_fields`` of each) and its default params."""
+
+
+def allowed_for(dag_id: str, get_var: Callable[[str, str | None], str | None], declared: Declared) -> AllowList:
     """The allow-list of ``dag_id``: the Variables' lists where they name it (or ``"*"``), else the
-    DAG's own (``own`` is called only then)."""
-    locations, conn_ids = listed_for(raw_locations, dag_id), listed_for(raw_conn_ids, dag_id)
+    DAG's own (``own_locations``; ``declared`` is called only then). The one rule of the operators
+    (in the worker) and the results pages (in the api-server): each passes its way to read Variables
+    and the DAG as written."""
+    locations = listed_for(get_var(LOCATIONS_VAR, None), dag_id)
+    conn_ids = listed_for(get_var(CONN_IDS_VAR, None), dag_id)
     if locations is None or conn_ids is None:
-        mine = own()
+        fields, params = declared()
+        mine = own_locations(fields, params, get_var)
         locations = mine.locations if locations is None else locations
         conn_ids = mine.conn_ids if conn_ids is None else conn_ids
     return AllowList(locations, conn_ids)

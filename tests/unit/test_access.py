@@ -90,10 +90,14 @@ def test_the_variables_win_where_they_name_the_dag_and_own_is_asked_only_otherwi
 
     asked = []
 
-    def own():
+    def declared():
         asked.append(1)
-        return AllowList(["/own"], ["own_conn"])
+        return [{"source": "/own", "source_conn_id": "own_conn"}], {}
 
-    assert allowed_for("d", '["/v"]', '["c"]', own) == AllowList(["/v"], ["c"]) and not asked
-    assert allowed_for("d", '{"other": ["/v"]}', None, own) == AllowList(["/own"], ["own_conn"])
-    assert allowed_for("d", '["/v"]', None, own) == AllowList(["/v"], ["own_conn"])
+    def variables(locations, conn_ids):
+        values = {"matting_allowed_locations": locations, "matting_allowed_conn_ids": conn_ids}
+        return lambda key, default: values.get(key) or default
+
+    assert allowed_for("d", variables('["/v"]', '["c"]'), declared) == AllowList(["/v"], ["c"]) and not asked
+    assert allowed_for("d", variables('{"other": ["/v"]}', None), declared) == AllowList(["/own"], ["own_conn"])
+    assert allowed_for("d", variables('["/v"]', None), declared) == AllowList(["/v"], ["own_conn"])

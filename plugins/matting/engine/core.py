@@ -133,8 +133,7 @@ class Engine:
                     for kind, name in self.scenario.route.items()
                 }
                 self._faces = self._face_detector()  # fails now when the face models are missing
-        if self.routes:
-            model = self.routes["other"].spec.name  # what the engine's own model-level calls use
+                model = self.routes["other"].spec.name  # what the engine's own model-level calls use
         self.spec: ModelSpec = self.store.spec(model or self.scenario.model)
         if self.spec.kind != "matting":
             raise ConfigError(f"{self.spec.name} is a {self.spec.kind} model, not a background-removal model")

@@ -15,6 +15,9 @@ DEFAULT_SCENARIOS = shipped("scenarios.yaml")
 FOREGROUND_METHODS = ("none", "ml", "blur_fusion")
 
 
+ROUTES = ("people", "other")  # the kinds of content a content-aware scenario tells apart
+
+
 @dataclass(frozen=True)
 class Scenario:
     """How the mask is made (``model``, ``flip``) and post-processed, in this order: alpha matting,
@@ -99,9 +102,6 @@ def load_scenarios() -> dict[str, Scenario]:
     """All scenarios by name; files named by [matting] scenarios override the shipped ones."""
     files = catalogue_files(DEFAULT_SCENARIOS, "scenarios")
     return load_catalogue(files, "scenarios", Scenario.from_dict, "scenarios")
-
-
-ROUTES = ("people", "other")
 
 
 def get_scenario(name_or_scenario: str | Scenario | None) -> Scenario:

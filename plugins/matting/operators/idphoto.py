@@ -108,16 +108,13 @@ class IdPhotoOperator(BaseOperator):
         def get_var(key: str, default: str | None) -> str | None:
             return Variable.get(key, default=default)
 
-        def own() -> access.AllowList:
+        def declared():
             # a task's fields are rendered in place when it runs: the declared ones are kept at parse time
-            declared = [getattr(t, "_declared", None) or access.declared_fields(t) for t in self.dag.tasks]
-            params = self._declared_params if self._declared_params is not None else self.dag.params.dump()
-            return access.own_locations(declared, params, get_var)
+            fields = [getattr(t, "_declared", None) or access.declared_fields(t) for t in self.dag.tasks]
+            return fields, self._declared_params if self._declared_params is not None else self.dag.params.dump()
 
         with config_errors_fail_the_task(also=(ValueError,)):
-            allowed = access.allowed_for(
-                self.dag_id, get_var(access.LOCATIONS_VAR, None), get_var(access.CONN_IDS_VAR, None), own
-            )
+            allowed = access.allowed_for(self.dag_id, get_var, declared)
             self.log.info("%s may use locations %s, connections %s", self.dag_id, allowed.locations, allowed.conn_ids)
             allowed.check(
                 {"source": self.source, "destination": self.destination},

@@ -123,18 +123,13 @@ def allow_list(dag_id: str):
     team = _team_of(dag_id)
 
     def get_var(key: str, default: str | None) -> str | None:
-        return (
-            Variable.get(key, default_var=default, team_name=team) if team else Variable.get(key, default_var=default)
-        )
+        return Variable.get(key, default_var=default, team_name=team)  # None: no team (the default)
 
-    def own() -> access.AllowList:
+    def declared():
         dag = SerializedDagModel.get_dag(dag_id)
-        if dag is None:
-            return access.AllowList([], [])
-        declared = [access.declared_fields(task) for task in dag.tasks]
-        return access.own_locations(declared, dag.params.dump(), get_var)
+        return ([access.declared_fields(task) for task in dag.tasks], dag.params.dump()) if dag else ([], {})
 
-    allowed = access.allowed_for(dag_id, get_var(access.LOCATIONS_VAR, None), get_var(access.CONN_IDS_VAR, None), own)
+    allowed = access.allowed_for(dag_id, get_var, declared)
     _allow_cache[dag_id] = (now, allowed)
     return allowed
 
