@@ -114,6 +114,7 @@ bench-memory: models
 # the ID-photo evaluation set: each case's verdict, the per-rule table and the edge halo, per matte model
 idphoto-eval: models
 	$(PY) tests/idphoto/eval_set.py --model u2netp --model modnet
+	$(PY) tests/idphoto/degraded.py
 
 # matte quality against exact ground truth (docs/quality.md): real photographic cut-outs over
 # real photos (Debian packages, fetched with apt-get download and sha256-checked), native and 3000 px,

@@ -18,8 +18,9 @@ import numpy as np
 from PIL import Image
 
 from matting.engine.core import Engine
-from matting.idphoto.detect import face_mesh, find_subject, palm_detector
+from matting.idphoto.detect import as_seen, face_mesh, find_subject, palm_detector
 from matting.idphoto.measure import measure_photo
+from matting.idphoto.photo import detail
 from matting.idphoto.place import frame
 from matting.idphoto.render import encode_photo, render_over
 from matting.idphoto.report import build_report
@@ -73,6 +74,8 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
     matte = engine.matte(image, timings)
     with _timed(timings, "place"):  # levelling, placing, compositing
         framing = frame(spec, subject.face, matte.rgb, matte.alpha, face_mesh(store))
+        # real detail of the source face at the resolution this output uses
+        subject.from_source["detail"] = detail(as_seen(image), subject.mesh, framing.placement.scale)
         size = (spec.width_px, spec.height_px)
         composed, alpha = render_over(framing.rgb, framing.alpha, framing.placement.matrix, size, options.background)
     with _timed(timings, "encode"):

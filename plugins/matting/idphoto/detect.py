@@ -16,7 +16,7 @@ from matting.errors import MultipleFaces, NoFaceFound
 from matting.idphoto.face import Face, detect_faces, face_detector, prominent_faces
 from matting.idphoto.hands import PalmDetector
 from matting.idphoto.measure import measure_source
-from matting.idphoto.mesh import FaceMesh, on_mesh
+from matting.idphoto.mesh import FaceMesh, Mesh, on_mesh
 from matting.images import DecodedImage
 
 
@@ -42,6 +42,7 @@ class Subject:
     """The person in the source photo."""
 
     face: Face  # the one prominent face, its eyes, nose and mouth from the mesh
+    mesh: Mesh  # its landmarks on the source
     detections: int  # every face detection, the unsure and tiny ones included
     from_source: dict  # what measure_source found on the source face (mouth, hand, sharpness)
 
@@ -52,21 +53,28 @@ class Subject:
 
 def find_subject(store, image: DecodedImage) -> Subject:
     """The portrait's one face; ``NoFaceFound`` / ``MultipleFaces`` when it has none or several."""
-    seen = _as_seen(image)
+    seen = as_seen(image)
     faces = detect_faces(seen, store)
     prominent = prominent_faces(faces)
     if not prominent:
         raise NoFaceFound("no face found" + (f" (only {len(faces)} unsure or tiny detection(s))" if faces else ""))
-    if len(prominent) > 1:
-        raise MultipleFaces(f"{len(prominent)} prominent faces found; an ID photo needs exactly one")
-    mesh = face_mesh(store).landmarks(seen, prominent[0])
+    if len(prominent) > 1:  # a second face must be one for the mesh model too (not a collar's pattern)
+        confirmed = face_mesh(store).confirmed(seen, prominent)
+        if len(confirmed) != 1:
+            raise MultipleFaces(
+                f"{len(confirmed) or len(prominent)} prominent faces found; an ID photo needs exactly one"
+            )
+        face, mesh = confirmed[0]
+    else:
+        face, mesh = prominent[0], face_mesh(store).landmarks(seen, prominent[0])
     return Subject(
-        face=on_mesh(prominent[0], mesh),
+        face=on_mesh(face, mesh),
+        mesh=mesh,
         detections=len(faces),
         from_source=measure_source(seen, mesh, palm_detector(store)),
     )
 
 
-def _as_seen(image: DecodedImage) -> np.ndarray:
+def as_seen(image: DecodedImage) -> np.ndarray:
     """The source as the detectors see it: a transparent portrait over white."""
     return image.rgb if image.alpha is None else pp.over_background(image.rgb, image.alpha, (255, 255, 255))

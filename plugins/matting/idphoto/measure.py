@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from matting.idphoto import photo
 from matting.idphoto.face import detect_faces, prominent_faces
 from matting.idphoto.hands import PalmDetector, confirmed_palms
 from matting.idphoto.mesh import (
@@ -268,7 +269,8 @@ def measure_photo(
         alpha = cv2.resize(alpha, (final_rgb.shape[1], final_rgb.shape[0]), interpolation=cv2.INTER_AREA)
     rules: list[dict] = []
     values: dict = {}
-    faces = prominent_faces(detect_faces(final_rgb, mesh_model.store))
+    rules += photograph_rules(from_source)
+    faces = mesh_model.confirmed(final_rgb, prominent_faces(detect_faces(final_rgb, mesh_model.store)))
     rules.append(
         rule(
             "face_count_final",
@@ -280,7 +282,7 @@ def measure_photo(
     )
     if len(faces) != 1:
         return rules, values, []
-    mesh = mesh_model.landmarks(final_rgb, faces[0])
+    mesh = faces[0][1]
     geo = measure_geometry(mesh, alpha, spec)
     values.update({k: round(v, 4) for k, v in geo.items()})
     for name, band in (
@@ -366,6 +368,7 @@ def measure_photo(
     )
     share, tilt = shoulders(alpha, geo["chin_y"])
     rules.append(_banded("shoulders", share, "the shoulders are not in the picture"))
+    ours = photo.final_blocking(final_rgb, mesh)
     smile = float(
         (np.mean([mesh.pt(i)[1] for i in MOUTH_CORNERS]) - mesh.pt(13)[1])
         / max(np.linalg.norm(mesh.pt(MOUTH_CORNERS[0]) - mesh.pt(MOUTH_CORNERS[1])), 1e-6)
@@ -386,9 +389,19 @@ def measure_photo(
             "smile": round(smile, 3),
             "mouth_opening_final": round(mesh.mouth_opening, 4),  # reported, not gated: see ``mouth``
             "shoulder_tilt": round(tilt, 4),  # reported, not gated: objects held at the shoulder fool it
+            "inter_eye_distance_px": round(photo.inter_eye_distance(mesh), 1),
+            "inter_eye_distance_source_px": from_source.get("inter_eye_distance"),
+            "skin_lab": from_source.get("skin_lab"),
+            "pixel_period": from_source.get("pixel_period"),
+            "jpeg_blocking_final": round(ours, 3),
         }
     )
     warnings = []
+    if ours > photo.BANDS["jpeg_blocking"][0][1]:
+        warnings.append(
+            f"our JPEG encode shows 8x8 blocks ({ours:.2f}): the KB limit forces a low quality; "
+            "a larger kb_max (if the office allows it) or PNG avoids it"
+        )
     if getattr(spec, "expression", "neutral") == "neutral" and smile < -0.02:
         warnings.append("a smile may be refused: this standard asks for a neutral expression")
     return rules, values, warnings
@@ -410,7 +423,40 @@ def measure_source(rgb: np.ndarray, mesh: Mesh, palm_model: PalmDetector) -> dic
         **measure_mouth(rgb, mesh),
         "hand_over_face": hand_cover(face_mask, palms),
         "sharpness": face_sharpness(rgb, mesh),
+        **photo.colour(rgb, mesh),
+        **photo.exposure(_luma(rgb) * 255.0, face_mask),
+        **photo.compression(rgb, mesh),
+        "inter_eye_distance": round(photo.inter_eye_distance(mesh), 1),
     }
+
+
+# the photograph's rules measured on the source, in the order a person names them: the file (blocks,
+# pixels, detail) first (a JPEG saved at quality 4 also loses its colour), then exposure (a burnt-out
+# face loses its colour too), then colour. The face's pixels are the source's: measured there, they
+# are measured even when a burnt-out face is no longer found on the final photo.
+SOURCE_PHOTO_RULES = (
+    "jpeg_blocking",
+    "pixelation",
+    "detail",
+    "underexposed_share",
+    "overexposed_share",
+    "colour_saturation",
+    "skin_hue",
+    "lip_hue_contrast",
+    "dynamic_range",
+)
+
+
+def _photo_rule(name: str, value) -> dict:
+    band, source = photo.BANDS[name]
+    why = photo.MESSAGES[name] if value is not None else f"{name.replace('_', ' ')} could not be measured"
+    return rule(name, value, band, why, source)
+
+
+def photograph_rules(from_source: dict) -> list[dict]:
+    """The photograph's own rules (``photo.py``), from what was measured on the source. A measure
+    that could not be taken (a face too small for its regions) fails: it is never a silent pass."""
+    return [_photo_rule(name, from_source.get(name)) for name in SOURCE_PHOTO_RULES]
 
 
 SHARPNESS_FACE_WIDTH = 64
