@@ -101,6 +101,7 @@ HOPPER = _portrait("grace_hopper.jpg")
 HAT_CASES = [
     Case("Hopper, US Navy cap, Schengen", HOPPER, None, "schengen", False, ("head_covering",), "a uniform cap"),
     Case("Hopper, US Navy cap, 1-inch", HOPPER, None, "cn-1inch", False, ("head_covering",), "a uniform cap"),
+    _hat_case("Obama", _portrait("obama.jpg"), "baseball cap", 1.05, "us-passport"),
 ]
 # Hats the measure does not see (it compares the top of the head with the hair beside the temples; a
 # brim over the temples leaves no hair to compare with): refused by the office, accepted by us. Kept
@@ -113,7 +114,7 @@ KNOWN_MISSES = [
         for size in SIZES
     ),
     *(_hat_case("astronaut", SAMPLE, "baseball cap", size, "us-passport") for size in SIZES),
-    *(_hat_case("Obama", _portrait("obama.jpg"), "baseball cap", size, "us-passport") for size in SIZES),
+    *(_hat_case("Obama", _portrait("obama.jpg"), "baseball cap", size, "us-passport") for size in (0.9, 1.2)),
     # seen on the source (0.94-1.00, so placed by the anatomical crown) but not on the final photo: the
     # cause not found yet (the final photo is white behind a white cap; unverified)
     _hat_case("astronaut", SAMPLE, "baseball cap", 1.05, "cn-1inch"),
