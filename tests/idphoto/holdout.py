@@ -36,6 +36,7 @@ TUNABLE = {
     "sharpness": ("low", None),
     "shoulders": ("low", None),
     "stray_objects": ("high", None),
+    "head_covering": ("high", None),  # covering.COVERING_SHARE
 }
 EXPRESSION_RULES = ("mouth_opening", "teeth")  # their limit depends on the preset's expression
 

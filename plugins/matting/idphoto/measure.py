@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from matting.idphoto import photo
+from matting.idphoto.covering import covered_crown, covering_rule, find_covering
 from matting.idphoto.face import detect_faces, prominent_faces
 from matting.idphoto.hands import PalmDetector, confirmed_palms
 from matting.idphoto.mesh import (
@@ -169,14 +170,15 @@ def _region(shape, points: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
-def measure_geometry(mesh: Mesh, alpha: np.ndarray, spec) -> dict:
-    """Crown (top of the hair, from the matte above the face), chin (mesh) and eye line (irises)."""
+def measure_geometry(mesh: Mesh, alpha: np.ndarray, spec, crown: float | None = None) -> dict:
+    """Crown (top of the hair, from the matte above the face; ``crown`` when given: the anatomical one
+    under a head covering), chin (mesh) and eye line (irises)."""
     h = alpha.shape[0]
     xs = mesh.points[:, 0]
     x0, x1 = int(max(0, xs.min())), int(min(alpha.shape[1], xs.max() + 1))
     column = alpha[:, x0:x1] > 127
     rows = np.nonzero(column.any(axis=1))[0]
-    crown = float(rows[0]) if rows.size else 0.0
+    crown = crown if crown is not None else float(rows[0]) if rows.size else 0.0
     chin = float(mesh.pt(CHIN)[1])
     eye_y = float(np.mean([c[1] for c in mesh.eye_centres]))
     return {
@@ -283,7 +285,9 @@ def measure_photo(
     if len(faces) != 1:
         return rules, values, []
     mesh = faces[0][1]
-    geo = measure_geometry(mesh, alpha, spec)
+    covering = find_covering(final_rgb, mesh, alpha)  # the crown under a hat is the head's, not the hat's
+    geo = measure_geometry(mesh, alpha, spec, covered_crown(covering))
+    rules.append(covering_rule(covering))
     values.update({k: round(v, 4) for k, v in geo.items()})
     for name, band in (
         ("head_ratio", spec.head_ratio),

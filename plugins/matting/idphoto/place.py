@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 
 from matting.errors import FaceCut
+from matting.idphoto.covering import covered_crown, find_covering
 from matting.idphoto.face import Face
-from matting.idphoto.mesh import FaceMesh, on_mesh
+from matting.idphoto.mesh import FaceMesh, Mesh, on_mesh
 from matting.idphoto.specs import IdPhotoSpec
 
 ROLL_CORRECT_MIN_DEG = 0.5  # below this the eyes count as level; no resampling
@@ -65,11 +66,18 @@ def _rotated_face(face: Face, m: np.ndarray) -> Face:
     )
 
 
-def find_crown(alpha: np.ndarray, face: Face) -> tuple[float, bool]:
-    """Top of the head (hair included) from the matte, in the face's column band.
+def find_crown(
+    alpha: np.ndarray, face: Face, rgb: np.ndarray | None = None, mesh: Mesh | None = None
+) -> tuple[float, bool]:
+    """Top of the head (hair included) from the matte, in the face's column band; with the picture
+    and its mesh, the anatomical crown when the matte's top is a hat (``covering.find_covering``).
 
     Returns (crown_y, touches_top): when the matte reaches the top edge the real crown is outside
     the picture, so it is estimated from the face (eyes sit half-way between crown and chin)."""
+    if rgb is not None and mesh is not None:
+        crown = covered_crown(find_covering(rgb, mesh, alpha))
+        if crown is not None:
+            return crown, False
     x0, x1 = max(0, int(face.box[0])), min(alpha.shape[1], int(math.ceil(face.box[2])))
     eye_y = int(face.eye_mid[1])
     band = alpha[: max(1, eye_y), x0:x1] >= 128
@@ -148,10 +156,13 @@ def frame(spec: IdPhotoSpec, face: Face, rgb: np.ndarray, alpha: np.ndarray, mes
         rgb = cv2.warpAffine(rgb, rot, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         alpha = cv2.warpAffine(alpha, rot, size, flags=cv2.INTER_LINEAR, borderValue=0)
         face = _rotated_face(face, rot)
-        face = on_mesh(face, mesh_model.landmarks(rgb, face))
+        mesh = mesh_model.landmarks(rgb, face)
+        face = on_mesh(face, mesh)
+    else:
+        mesh = mesh_model.landmarks(rgb, face)  # the source's mesh (~20 ms again): the covering test needs it
     if face.box[1] < 0 or face.box[0] < 0 or face.box[2] > rgb.shape[1]:
         raise FaceCut("the face runs off the edge of the source photo")
-    crown, touches_top = find_crown(alpha, face)
+    crown, touches_top = find_crown(alpha, face, rgb, mesh)
     placement = plan_placement(spec, face, crown)
     w, h = spec.width_px, spec.height_px
     fb = placement.face_box

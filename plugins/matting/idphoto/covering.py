@@ -1,0 +1,192 @@
+"""Head coverings (ISO/IEC 29794-5 "NoHeadCoverings"): is the top of the matte above the forehead a hat?
+
+OFIQ measures the share of head pixels a face-parsing net classes as "hat"; we have no such net. What
+we measure instead: the share of the subject above the forehead whose colour is found nowhere in the
+hair beside the temples (``novel_colour_share``). Hair on top of the head is the hair at the temples;
+a hat, cap or headband is another material. When a covering is found the crown is not the top of the
+matte but the anatomical crown, estimated from the face (``CROWN_ABOVE_FOREHEAD``). No Airflow import.
+
+Limits (no such portraits here to measure): a hat of the hair's own colour is not seen; hair dyed two
+colours, or grey temples under dark hair, may read as a hat; a headscarf or turban that also covers the
+temples leaves no hair to compare with and reads as bare, unless its colour continues down beside the
+cheeks (``kind`` "wrap", held for a person); a bald head compares skin with skin and reads as bare.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from matting.idphoto.mesh import CHIN, FACE_SIDES, FOREHEAD, Mesh
+from matting.idphoto.rules import rule
+
+# Bare heads: mesh point 10 (top of the forehead) lies this many face heights (point 10 to chin) below
+# the top of the hair on the evaluation set's frontal portraits: Collins 0.51, Biden 0.43, Obama 0.30
+# (the median person); used as the crown when the top of the matte is a covering.
+CROWN_ABOVE_FOREHEAD = 0.43
+# A colour is "found" in the temples' hair when a temple pixel lies within this CIELAB distance (dE76)
+NEAR_DE = 12.0
+LIGHTNESS_WEIGHT = 0.5
+# novel colour share above this is a head covering: bare heads of the evaluation set 0.000-0.106 (Obama
+# at a lectern), Hopper's uniform cap 0.453, the baseball-cap composites 0.94-1.00: the midpoint of
+# 0.106 and 0.453, rounded
+COVERING_SHARE = 0.28
+WRAP_SHARE = 0.5  # the covering's colour beside both cheeks, this share of their matte: it wraps the head
+NORM_FACE_HEIGHT = 100  # measured on the face scaled to this many pixels from forehead to chin
+TEMPLE_FROM, TEMPLE_REACH = 0.0, 0.25  # the temples: from point 10 down to the eyes, a quarter face width out
+MIN_PIXELS = 30  # fewer pixels in a region: nothing to compare, no covering claimed
+
+SOURCE = (
+    "ICAO 9303 part 3 / ISO/IEC 19794-5: no head coverings, except those worn for religious reasons "
+    "(the face from the bottom of the chin to the top of the forehead and both edges of the face shown); "
+    "US Department of State: no hats or head coverings, except religious or medical ones with a signed "
+    "statement; ISO/IEC 29794-5 NoHeadCoverings. Measure: share of the subject above the forehead whose "
+    "colour is not in the hair beside the temples (ours)"
+)
+HAT_MESSAGE = "a hat or cap (or headband) covers the head: remove the hat or cap and retake"
+WRAP_MESSAGE = (
+    "a head covering that wraps the head (a headscarf, hijab, turban?): allowed only when worn for religious "
+    "or medical reasons, with the face from chin to forehead and both edges of the face shown: the office decides"
+)
+
+
+@dataclass(frozen=True)
+class Covering:
+    """What the top of the head is. ``score``: novel colour share above the forehead (0-1); ``kind``:
+    "none", "hat" (hat, cap, headband: refused) or "wrap" (also wraps the sides: a person decides);
+    ``crown_y``: the crown to place and measure by (the matte's top when bare, the estimate when not)."""
+
+    score: float
+    kind: str
+    crown_y: float
+    matte_top_y: float
+    anatomical_crown_y: float
+    wrap_share: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def matte_top(alpha: np.ndarray, x0: float, x1: float, below: float) -> float | None:
+    """Top row of the matte (alpha >= 128 on 5 % of the columns) between ``x0`` and ``x1``, above ``below``."""
+    a, b = max(0, int(x0)), min(alpha.shape[1], int(np.ceil(x1)))
+    band = alpha[: max(1, int(below)), a:b] >= 128
+    if band.size == 0:
+        return None
+    rows = np.nonzero(band.mean(axis=1) >= 0.05)[0]
+    return float(rows[0]) if rows.size else None
+
+
+def anatomical_crown(mesh: Mesh) -> float:
+    """The top of the head estimated from the face: ``CROWN_ABOVE_FOREHEAD`` face heights above point 10."""
+    top, chin = mesh.pt(FOREHEAD)[1], mesh.pt(CHIN)[1]
+    return float(top - CROWN_ABOVE_FOREHEAD * (chin - top))
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB with lightness weighted by ``LIGHTNESS_WEIGHT`` (light falls unevenly on hair)."""
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab[..., 0] *= LIGHTNESS_WEIGHT
+    return lab
+
+
+def _far(colours: np.ndarray, reference: np.ndarray, near: float = NEAR_DE) -> np.ndarray:
+    """Which of ``colours`` (N x 3 Lab, at most 1500) have no ``reference`` colour within ``near``."""
+    rng = np.random.default_rng(0)
+    if len(reference) > 1500:
+        reference = reference[rng.choice(len(reference), 1500, replace=False)]
+    return ((colours[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2).min(axis=1) > near * near
+
+
+def _novel(colours: np.ndarray, reference: np.ndarray, near: float = NEAR_DE) -> float:
+    """Share of ``colours`` (N x 3 Lab) with no ``reference`` colour within ``near``."""
+    rng = np.random.default_rng(0)
+    if len(colours) > 1500:
+        colours = colours[rng.choice(len(colours), 1500, replace=False)]
+    if len(reference) > 1500:
+        reference = reference[rng.choice(len(reference), 1500, replace=False)]
+    d2 = ((colours[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+    return float((d2 > near * near).mean())
+
+
+def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
+    """Decide whether the subject's top above the forehead is a head covering (see the module's note).
+
+    ``rgb`` and ``alpha`` are the same picture the mesh was found on (the source or the final photo)."""
+    top, chin = mesh.pt(FOREHEAD), mesh.pt(CHIN)
+    left, right = mesh.pt(FACE_SIDES[0]), mesh.pt(FACE_SIDES[1])
+    face_h = max(float(chin[1] - top[1]), 1.0)
+    face_w = max(float(right[0] - left[0]), 1.0)
+    estimate = anatomical_crown(mesh)
+    found = matte_top(alpha, left[0], right[0], mesh.pt(FOREHEAD)[1])
+    if found is None:
+        return Covering(0.0, "none", estimate, estimate, estimate)
+    # one scale whatever the photo: the face NORM_FACE_HEIGHT px high; the crop from above the matte's
+    # top to the chin, a face width beyond each cheek
+    s = NORM_FACE_HEIGHT / face_h
+    x0, x1 = int(max(0, left[0] - face_w)), int(min(rgb.shape[1], right[0] + face_w + 1))
+    y0, y1 = int(max(0, found - 2)), int(min(rgb.shape[0], chin[1] + 1))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return Covering(0.0, "none", found, found, estimate)
+    size = (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s)))
+    area = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    lab = _lab(cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=area))
+    inside = cv2.resize(alpha[y0:y1, x0:x1], size, interpolation=area) >= 200
+    inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # no edge pixels
+
+    def y(v):
+        return (v - y0) * s
+
+    def x(v):
+        return (v - x0) * s
+
+    yy, xx = np.mgrid[: size[1], : size[0]]
+    crown_n, top_n = y(found), y(top[1])
+    # above the forehead: the matte's top two thirds down to point 10, over the face's width
+    above = inside & (yy >= crown_n) & (yy < crown_n + (top_n - crown_n) * 0.67)
+    above &= (xx >= x(left[0])) & (xx <= x(right[0]))
+    # beside the temples: from point 10 down to the eye line, up to a third of a face width outside the cheeks
+    eye_n = y(float(np.mean([c[1] for c in mesh.eye_centres])))
+    band = (yy >= top_n + TEMPLE_FROM * NORM_FACE_HEIGHT) & (yy < eye_n)
+    reach = face_w * TEMPLE_REACH
+    sides = ((xx < x(left[0])) & (xx >= x(left[0] - reach))) | ((xx > x(right[0])) & (xx <= x(right[0] + reach)))
+    temples = inside & band & sides
+    if above.sum() < MIN_PIXELS or temples.sum() < MIN_PIXELS:
+        return Covering(0.0, "none", found, found, estimate)
+    score = _novel(lab[above], lab[temples])
+    if score <= COVERING_SHARE:
+        return Covering(score, "none", found, found, estimate)
+    # does the covering (its colours not found at the temples) continue down beside both cheeks?
+    colours = lab[above]
+    novel = colours[_far(colours, lab[temples])]
+    mouth_n = y(float(np.mean([mesh.pt(i)[1] for i in (61, 291)])))
+    cheek_rows = (yy >= eye_n) & (yy < mouth_n)
+    shares = []
+    for side in (
+        (xx < x(left[0])) & (xx >= x(left[0] - reach)),
+        (xx > x(right[0])) & (xx <= x(right[0] + reach)),
+    ):
+        region = inside & cheek_rows & side
+        shares.append(1.0 - _novel(lab[region], novel) if region.sum() >= MIN_PIXELS and len(novel) else 0.0)
+    wrap = min(shares)
+    kind = "wrap" if wrap >= WRAP_SHARE else "hat"
+    return Covering(score, kind, max(estimate, found), found, estimate, wrap)
+
+
+def covering_rule(covering: Covering) -> dict:
+    """The ``head_covering`` row: refused for a hat; for a covering that wraps the head, passed but
+    marked ``borderline`` with the review message (strict mode holds it for a person, never passes it)."""
+    why = WRAP_MESSAGE if covering.kind == "wrap" else HAT_MESSAGE
+    row = rule("head_covering", covering.score, (0.0, COVERING_SHARE), why, SOURCE, passed=covering.kind != "hat")
+    row["value"] = round(covering.score, 4)
+    row["kind"] = covering.kind
+    if covering.kind == "wrap":  # held for a person in strict and lenient mode alike (report.py)
+        row.update(borderline=True, review=True, message=WRAP_MESSAGE)
+    return row
+
+
+def covered_crown(covering: Covering) -> float | None:
+    """The crown to measure by when the top of the matte is a covering; None when it is the head."""
+    return None if covering.kind == "none" else covering.crown_y
