@@ -195,7 +195,8 @@ def photo_values(base: Base, derive, engine) -> dict:
     rules = {r["rule"]: r for r in photo.report["rules"]}
     out = {name: (rules[name]["value"], rules[name]["passed"]) for name in PHOTO_RULES if name in rules}
     out["reasons"] = photo.report["reasons"]
-    out["first_failed"] = next((r["rule"] for r in photo.report["rules"] if not r["passed"]), None)
+    out["failed_in_order"] = [r["rule"] for r in photo.report["rules"] if not r["passed"]]
+    out["first_failed"] = next(iter(out["failed_in_order"]), None)
     return out
 
 

@@ -285,6 +285,12 @@ def measure_photo(
     if len(faces) != 1:
         return rules, values, []
     mesh = faces[0][1]
+    gray = _luma(final_rgb)
+    face_mask, palms = palms_on_face(final_rgb, mesh, palm_model)
+    # the face's exposure first: a face too dark to see also hides its eyes (name the cause)
+    exposure = float(np.percentile(gray[face_mask], 95)) if face_mask.any() else 0.0
+    too = "too dark (underexposed)" if exposure < BANDS["face_exposure"][0][0] else "too bright"
+    rules.append(_banded("face_exposure", exposure, f"the face is {too}"))
     covering = find_covering(final_rgb, mesh, alpha)  # the crown under a hat is the head's, not the hat's
     geo = measure_geometry(mesh, alpha, spec, covered_crown(covering))
     rules.append(covering_rule(covering))
@@ -311,7 +317,6 @@ def measure_photo(
     rules.append(_banded("roll_deg", roll, f"head tilted sideways {abs(roll):.0f} degrees"))
     openness = min(mesh.lids.values())
     rules.append(_banded("eye_openness", openness, "eyes closed or nearly closed: both eyes must be open"))
-    gray = _luma(final_rgb)
     contrasts = [iris_contrast(gray, mesh, side) for side in ("right", "left")]
     visible = None if None in contrasts else min(contrasts)
     rules.append(_banded("eyes_visible", visible, "the eyes cannot be seen clearly (closed, covered or glare)"))
@@ -343,7 +348,6 @@ def measure_photo(
                 TEETH_SOURCE,
             )
         )
-    face_mask, palms = palms_on_face(final_rgb, mesh, palm_model)
     cover = max(hand_cover(face_mask, palms), from_source["hand_over_face"])
     rules.append(_banded("hand_over_face", cover, "a hand covers part of the face"))
     final_sharp = float(cv2.Laplacian(gray * 255.0, cv2.CV_32F)[face_mask].var()) if face_mask.any() else 0.0
@@ -351,9 +355,6 @@ def measure_photo(
     rules.append(
         _banded("upscale", upscale, f"the face in the source is too small: it would be enlarged {upscale:.1f}x")
     )
-    exposure = float(np.percentile(gray[face_mask], 95)) if face_mask.any() else 0.0
-    too = "too dark (underexposed)" if exposure < BANDS["face_exposure"][0][0] else "too bright"
-    rules.append(_banded("face_exposure", exposure, f"the face is {too}"))
     edge = bridge_edge(gray, mesh)
     if getattr(spec, "glasses", "allowed") == "forbidden":
         rules.append(_banded("glasses", edge, "glasses: this standard asks for a photo without glasses"))
