@@ -115,10 +115,10 @@ def options_from(
     bg_name = background or spec.backgrounds[0]
     colour = spec.background_colour(bg_name)
     if not spec.accepts_background(colour):
-        raise ConfigError(
-            f"{spec.name} does not accept the background {bg_name} ({'#{:02X}{:02X}{:02X}'.format(*colour)}); "
-            f"accepted: {spec.accepted_backgrounds()}"
-        )
+        hex_colour = "#{:02X}{:02X}{:02X}".format(*colour)
+        given = bg_name if bg_name.upper() == hex_colour else f"{bg_name} ({hex_colour})"
+        accepted = spec.accepted_backgrounds()
+        raise ConfigError(f"{spec.name} does not accept the background {given}; accepted: {accepted}")
     fmt = fmt.lower().replace("jpg", "jpeg")
     if fmt not in ("jpeg", "png"):
         raise ConfigError(f"ID photos are written as jpeg or png, not {fmt!r}")
