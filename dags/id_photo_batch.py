@@ -7,7 +7,8 @@ background and the limits in the form. Every portrait becomes a standard ID phot
 `<destination>/<dag_id>/YYYY/MM/DD/<run_id>/`; refusals (no face, two faces, face cut) and, in strict mode,
 photos failing a rule go to `review/` with the reason. Held photos then wait for a person under
 **Required Actions**: approved ones join the outputs, rejected ones go to `rejected/` with the note.
-Bad parameters fail the run at once, and so do a source, destination or connection off this DAG's
+Bad parameters fail the run at once, before any photo is read (a background, format or size limit the
+standard does not allow, e.g. blue for a US passport), and so do a source, destination or connection off this DAG's
 allow-list (Variables `matting_allowed_locations` / `matting_allowed_conn_ids`; unset: the form's
 default folders only; see the Security model page of the docs).
 
@@ -27,7 +28,9 @@ from matting.operators.idphoto import IdPhotoOperator, ReviewHeldPhotosOperator
 
 # the preset names are part of the form: the catalogue's own (plus files named by [matting] idphoto_specs)
 SPECS = sorted(load_specs())
-COLOURS = ["white", "blue", "red", "light-blue", "light-grey", "grey", "custom"]
+# "standard": the preset's first accepted background; a colour the chosen standard does not accept fails
+# the run before any photo is read (off-white, light-grey and cream are families: see the spec catalogue)
+COLOURS = ["standard", "white", "off-white", "light-grey", "cream", "light-blue", "blue", "red", "custom"]
 
 with DAG(
     dag_id="id_photo_batch",
@@ -52,7 +55,13 @@ with DAG(
         "destination": Param(f"{data_dir()}/id-photos", type="string", minLength=1, title="Destination"),
         "destination_conn_id": Param("", type="string", title="Destination connection id"),
         "spec": Param("cn-1inch", type="string", enum=SPECS, title="Standard"),
-        "background": Param("white", type="string", enum=COLOURS, title="Background colour"),
+        "background": Param(
+            "standard",
+            type="string",
+            enum=COLOURS,
+            title="Background colour",
+            description="standard: the standard's own first colour. One the standard does not accept fails the run",
+        ),
         "custom_colour": Param(
             "#438EDB", type="string", pattern="^#[0-9A-Fa-f]{6}$", title="Custom colour (when background = custom)"
         ),
@@ -81,7 +90,8 @@ with DAG(
         destination="{{ params.destination }}",
         destination_conn_id="{{ params.destination_conn_id }}",
         spec="{{ params.spec }}",
-        background="{{ params.custom_colour if params.background == 'custom' else params.background }}",
+        background="{{ params.custom_colour if params.background == 'custom' else "
+        "('' if params.background == 'standard' else params.background) }}",  # '': the standard's first
         output_format="{{ params.format }}",
         kb_max="{{ params.kb_max }}",
         sheet="{{ params.sheet }}",

@@ -172,18 +172,60 @@ def test_idphoto_cli_strict_lenient_and_sheet(tmp_path, model_store):
     assert rejected["rejected"] == "no_face" and rejected["reasons"] == ["no face found"]
     assert "FAILED cup.jpg: no face found" in proc.stderr
 
-    # a rule failure (blue is not a US background): strict sends it to review, lenient emits it
+    # a rule failure (the astronaut smiles with her teeth showing; Schengen asks for a neutral expression):
+    # strict sends it to review, lenient emits it
     strict = tmp_path / "strict"
-    proc = run_cli("idphoto", str(src / "astronaut.jpg"), "-o", str(strict), "--spec", "us-passport", "--bg", "blue")
+    proc = run_cli("idphoto", str(src / "astronaut.jpg"), "-o", str(strict), "--spec", "schengen")
     assert proc.returncode == 1 and (strict / "review" / "astronaut.jpg").exists()
     assert not (strict / "astronaut.jpg").exists()
     lenient = tmp_path / "lenient"
-    proc = run_cli(
-        "idphoto", str(src / "astronaut.jpg"), "-o", str(lenient), "--spec", "us-passport", "--bg", "blue", "--lenient"
-    )
+    proc = run_cli("idphoto", str(src / "astronaut.jpg"), "-o", str(lenient), "--spec", "schengen", "--lenient")
     assert proc.returncode == 0 and (lenient / "astronaut.jpg").exists()
-    assert "background not accepted" in proc.stderr
+    assert "emitted with a failed rule (lenient): mouth open" in proc.stderr
     assert not json.loads((lenient / "astronaut.report.json").read_text())["passed"]
+
+
+def test_idphoto_off_white_is_a_us_background(tmp_path, model_store):
+    """The US accepts "white or off-white": #F0F0F0 gives a passing photo, not a trip to review."""
+    out = tmp_path / "out"
+    proc = run_cli(
+        "idphoto", str(SAMPLES / "astronaut.jpg"), "-o", str(out), "--spec", "us-passport", "--bg", "#F0F0F0"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.*")) == ["astronaut.jpg", "astronaut.report.json"]
+    report = json.loads((out / "astronaut.report.json").read_text())
+    assert report["passed"] and report["background"] == "#F0F0F0", report["reasons"]
+    rule = next(r for r in report["rules"] if r["rule"] == "background_colour")
+    assert rule["passed"] and "off-white" in rule["source"]
+    corner = Image.open(out / "astronaut.jpg").convert("RGB").getpixel((3, 3))
+    assert all(abs(c - 240) <= 3 for c in corner), corner
+
+
+def test_idphoto_options_the_preset_refuses_exit_2_before_any_photo(tmp_path, model_store):
+    """A background, format or KB limit the standard does not allow is one configuration error (exit 2,
+    one line naming what is accepted), found before any photo is read: nothing is written."""
+    cases = [
+        (["--spec", "us-passport", "--bg", "#D6E4F0"], "accepted: white, off-white (L* 90-100, C* <= 5)"),
+        (["--spec", "us-passport", "--bg", "#BFBFBF"], "does not accept the background #BFBFBF"),
+        (["--spec", "uk-passport", "--bg", "white"], "accepted: light-grey (L* 75-95, C* <= 5), cream"),
+        (["--spec", "cn-1inch", "--bg", "off-white"], "accepted: white, blue, red"),
+        (["--spec", "us-passport", "--format", "png"], "us-passport accepts jpeg files only"),
+        (["--spec", "us-passport", "--kb-max", "300"], "kb_max 300 is above us-passport's limit of 240 KB"),
+        (["--spec", "cn-id-card", "--kb-min", "10"], "kb_min 10 is below cn-id-card's minimum of 14 KB"),
+        (["--spec", "cn-id-card", "--kb-max", "12"], "at least 14 KB and at most 12 KB"),
+        (["--spec", "cn-1inch", "--kb-min", "50", "--kb-max", "40"], "at least 50 KB and at most 40 KB"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "out"
+        proc = run_cli("idphoto", str(SAMPLES / "astronaut.jpg"), "-o", str(out), *args)
+        assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one clear line
+        assert not out.exists(), args
+    # tightening inside the preset's limits is fine
+    proc = run_cli(
+        "idphoto", str(SAMPLES / "astronaut.jpg"), "-o", str(tmp_path / "ok"), "--spec", "us-passport", "--kb-max", "60"
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_bench_pipeline_smoke(model_store):

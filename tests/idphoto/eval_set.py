@@ -321,9 +321,9 @@ def outcome(report: dict | None) -> dict:
     }
 
 
-def run_case(case: Case, engine, background: str = "white") -> dict:
-    """The verdict our strict gate gives, the rules that refused, and the edge halo of the final photo."""
-    from matting.engine.postprocess import parse_colour
+def run_case(case: Case, engine, background: str | None = None) -> dict:
+    """The verdict our strict gate gives, the rules that refused, and the edge halo of the final photo
+    (over ``background``, default the preset's first: white, or light grey where the UK asks for it)."""
     from matting.errors import ImageError
     from matting.idphoto import compose_id_photo
     from matting.idphoto.batch import options_from
@@ -332,12 +332,13 @@ def run_case(case: Case, engine, background: str = "white") -> dict:
     source = _path(case.source)
     data = _jpeg(case.derive(_rgb(source))) if case.derive else source.read_bytes()
     image = decode(data)
+    options = options_from(case.spec, background)
     try:
-        photo = compose_id_photo(engine, image, options_from(case.spec, background))
+        photo = compose_id_photo(engine, image, options)
     except ImageError as exc:
         return {**outcome(None), "reasons": [str(exc)], "halo": None}
     final = np.asarray(photo.image.convert("RGB"))
-    halo = backdrop_show_through(image.rgb, final, photo.alpha, parse_colour(background))
+    halo = backdrop_show_through(image.rgb, final, photo.alpha, options.background)
     return {**outcome(photo.report), "reasons": photo.report["reasons"], "halo": halo}
 
 

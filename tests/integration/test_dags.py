@@ -234,9 +234,9 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
     conf = {
         "source": str(src),
         "destination": str(tmp_path / "id-photos"),
-        "spec": "cn-1inch",
+        "spec": "schengen",
         "background": "custom",
-        "custom_colour": "#3366CC",
+        "custom_colour": "#A0C8F0",  # Schengen's light blue, given as a hex
         "sheet": "4x6",
         "kb_max": 40,
         "mode": "lenient",
@@ -254,11 +254,58 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
         "run.json",
     ]
     report = json.loads((run_dir / "astronaut.report.json").read_text())
-    assert report["background"] == "#3366CC" and report["file_kb"] <= 40
-    assert not report["passed"] and "background not accepted" in report["reasons"][0]  # lenient: emitted
-    assert Image.open(run_dir / "astronaut.jpg").size == (295, 413)
+    assert report["background"] == "#A0C8F0" and report["file_kb"] <= 40
+    # the astronaut smiles with her teeth showing, Schengen asks for a neutral expression; lenient: emitted
+    assert not report["passed"] and report["reasons"][0] == "mouth open: close it (neutral expression)"
+    assert Image.open(run_dir / "astronaut.jpg").size == (413, 531)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1} and manifest["params"]["spec"] == "cn-1inch"
+    assert manifest["counts"] == {"files": 2, "ok": 1, "failed": 1} and manifest["params"]["spec"] == "schengen"
+
+
+def test_id_photo_batch_refuses_what_the_standard_does_not_allow_before_any_photo(tmp_path, airflow_db, monkeypatch):
+    """A background (light blue for a US passport), a KB limit above the standard's or a format it does not
+    take fails the task at once, without a retry: no photo read, nothing written, no original moved."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    src = tmp_path / "portraits"
+    src.mkdir()
+    photo = (SAMPLES / "astronaut.jpg").read_bytes()
+    (src / "astronaut.jpg").write_bytes(photo)
+    monkeypatch.setenv("AIRFLOW__MATTING__DEADLINES", "off")
+    monkeypatch.setenv("AIRFLOW__MATTING__RETRIES", "2")  # a retryable failure would be tried again
+    monkeypatch.setenv("AIRFLOW__MATTING__RETRY_DELAY_S", "1")
+    monkeypatch.setenv("AIRFLOW__MATTING__DATA_DIR", str(tmp_path))
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("id_photo_batch")
+    assert dag.get_task("make_id_photos").retries == 2
+    # every key given: dag.test merges a run's conf into the DAG's Param objects, the next run would inherit it
+    base = {
+        "source": str(src),
+        "destination": str(tmp_path / "id-photos"),
+        "spec": "us-passport",
+        "background": "standard",
+        "custom_colour": "#438EDB",
+        "format": "jpeg",
+        "kb_max": None,
+    }
+    for conf in (  # the messages: tests/unit/test_idphoto_backgrounds.py, tests/test_cli.py
+        {"background": "custom", "custom_colour": "#D6E4F0"},
+        {"background": "blue"},
+        {"kb_max": 300},
+        {"format": "png"},
+    ):
+        run = dag.test(run_conf={**base, **conf})
+        assert run.state == "failed", conf
+        ti = run.get_task_instance("make_id_photos")
+        assert ti.state == "failed" and ti.try_number == 1, (conf, ti.state, ti.try_number)
+    assert files_under(src) == ["astronaut.jpg"] and (src / "astronaut.jpg").read_bytes() == photo
+    assert not (tmp_path / "id-photos").exists()
+
+    # the same run with the US's off-white is accepted
+    run = dag.test(run_conf={**base, "background": "custom", "custom_colour": "#F0F0F0"})
+    assert run.state == "success"
+    run_dir = next((tmp_path / "id-photos").glob("id_photo_batch/*/*/*/*"))
+    report = json.loads((run_dir / "astronaut.report.json").read_text())
+    assert report["passed"] and report["background"] == "#F0F0F0", report["reasons"]
 
 
 def test_id_photo_batch_bad_params_fail_fast(tmp_path, airflow_db, monkeypatch):

@@ -68,9 +68,9 @@ def test_catalogue_has_every_preset_with_a_source():
     assert (specs["us-passport"].width_px, specs["us-passport"].height_px) == (600, 600)
     assert (specs["cn-2inch"].height_px, specs["cn-large-2inch"].height_px) == (579, 626)
     for spec in specs.values():
-        assert spec.source, spec.name
-        for c in spec.backgrounds:
-            assert parse_colour(c) is not None
+        assert spec.source and spec.backgrounds_source, spec.name
+        for c in spec.backgrounds:  # an exact colour or a colour family's sample, accepted by its own preset
+            assert spec.accepts_background(spec.background_colour(c)), (spec.name, c)
 
 
 def test_user_presets_without_code(tmp_path, monkeypatch):

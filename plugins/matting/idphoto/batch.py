@@ -105,23 +105,47 @@ def options_from(
     kb_min: float | None = None,
     strict: bool = True,
 ) -> IdPhotoOptions:
-    """Validated options from plain values (CLI flags, DAG params): clear errors for bad input."""
-    from matting.engine.postprocess import parse_colour
+    """Validated options from plain values (CLI flags, DAG params), checked against the preset before
+    any photo is read: a background, format or KB limit the standard does not allow is a
+    ``ConfigError`` for the whole run, not a refusal of each photo."""
     from matting.errors import ConfigError
     from matting.idphoto.specs import get_spec
 
     spec = get_spec(spec_name)
     bg_name = background or spec.backgrounds[0]
-    colour = parse_colour(bg_name)
-    if colour is None:
-        raise ConfigError("an ID photo needs a background colour")
+    colour = spec.background_colour(bg_name)
+    if not spec.accepts_background(colour):
+        hex_colour = "#{:02X}{:02X}{:02X}".format(*colour)
+        given = bg_name if bg_name.upper() == hex_colour else f"{bg_name} ({hex_colour})"
+        accepted = spec.accepted_backgrounds()
+        raise ConfigError(f"{spec.name} does not accept the background {given}; accepted: {accepted}")
     fmt = fmt.lower().replace("jpg", "jpeg")
     if fmt not in ("jpeg", "png"):
         raise ConfigError(f"ID photos are written as jpeg or png, not {fmt!r}")
     if fmt not in spec.formats:
         raise ConfigError(f"{spec.name} accepts {' or '.join(spec.formats)} files only, not {fmt}")
-    if kb_max is not None and kb_max <= 0:
-        raise ConfigError("kb_max must be positive")
+    _check_kb_limits(spec, kb_max, kb_min)
     return IdPhotoOptions(
         spec=spec, background=colour, background_name=bg_name, format=fmt, kb_max=kb_max, kb_min=kb_min, strict=strict
     )
+
+
+def _check_kb_limits(spec, kb_max: float | None, kb_min: float | None) -> None:
+    """A user's limits may tighten the preset's (a portal's smaller upload limit), never widen them:
+    a file above the office's kb_max or below its kb_min would be refused there."""
+    from matting.errors import ConfigError
+
+    for label, value in (("kb_max", kb_max), ("kb_min", kb_min)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{label} must be positive, got {value:g}")
+    if kb_max is not None and spec.kb_max and kb_max > spec.kb_max:
+        raise ConfigError(
+            f"kb_max {kb_max:g} is above {spec.name}'s limit of {spec.kb_max:g} KB: the office would refuse that file"
+        )
+    if kb_min is not None and spec.kb_min and kb_min < spec.kb_min:
+        raise ConfigError(
+            f"kb_min {kb_min:g} is below {spec.name}'s minimum of {spec.kb_min:g} KB: the office would refuse that file"
+        )
+    lo, hi = kb_min or spec.kb_min, kb_max or spec.kb_max
+    if lo and hi and lo > hi:
+        raise ConfigError(f"the file size limits leave nothing: at least {lo:g} KB and at most {hi:g} KB ({spec.name})")

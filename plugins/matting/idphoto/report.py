@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from matting.engine import postprocess as pp
 from matting.idphoto.measure import judge
 from matting.idphoto.place import Framing
 from matting.idphoto.render import Rendered
@@ -36,7 +35,6 @@ def _hex(rgb) -> str:
 
 def _output_rules(spec, options, out_size: list, roll: float) -> list[dict]:
     """The rules about the file we made (size, background) and the source's face count and roll."""
-    bg_allowed = {tuple(pp.parse_colour(c)) for c in spec.backgrounds}
     size = [spec.width_px, spec.height_px]
     return [
         rule(
@@ -60,9 +58,9 @@ def _output_rules(spec, options, out_size: list, roll: float) -> list[dict]:
             "background_colour",
             options.background_name or _hex(options.background),
             list(spec.backgrounds),
-            f"background not accepted by {spec.name} (accepted: {', '.join(spec.backgrounds)})",
-            spec.source,
-            passed=tuple(options.background) in bg_allowed,
+            f"background not accepted by {spec.name} (accepted: {spec.accepted_backgrounds()})",
+            spec.backgrounds_source or spec.source,
+            passed=spec.accepts_background(options.background),
         ),
     ]
 

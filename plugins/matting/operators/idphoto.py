@@ -26,9 +26,11 @@ class IdPhotoOperator(BaseOperator):
     :param source: folder, ``s3://bucket/prefix`` or ``sftp:///dir`` of portraits (templated).
     :param destination: where the run folder goes (templated).
     :param spec: preset name (``matting/data/idphoto_specs.yaml`` plus ``[matting] idphoto_specs``).
-    :param background: colour name or ``#RRGGBB`` (default: the preset's first accepted colour).
+    :param background: colour name, colour family (``off-white``) or ``#RRGGBB`` (default: the preset's
+        first). One the preset does not accept fails the task before any photo is read, like a format it
+        does not take or a ``kb_max`` above its own.
     :param output_format: ``jpeg`` or ``png``.
-    :param kb_max: file size limit in KB (None: the preset's own, if any).
+    :param kb_max: file size limit in KB, at most the preset's own (None: the preset's own, if any).
     :param sheet: print sheet ``4x6`` or ``5x7`` (None or ``none``: no sheet).
     :param strict: True sends photos failing a rule to ``review/``; False emits them with warnings.
     :param source_conn_id: Airflow connection for an S3 or SFTP source.
