@@ -114,8 +114,8 @@ def exposed(stops: float):
 
 @dataclass(frozen=True)
 class Sweep:
-    """One degradation at several strengths: strength -> the office's verdict (True: acceptable,
-    False: refused, None: in between, reported but not asserted)."""
+    """One degradation at several strengths, mildest first: strength -> the office's verdict (True:
+    acceptable, False: refused, None: in between, reported but not asserted)."""
 
     name: str
     make: object  # strength -> (rgb -> rgb)
@@ -141,8 +141,8 @@ TONED = ("lip_hue_contrast", "skin_hue", "colour_saturation")
 CAST = ("skin_hue", "lip_hue_contrast", "colour_saturation")
 
 SWEEPS = [
-    Sweep("faded", faded, {0.0: False, 0.1: False, 0.5: None, 0.8: True}, COLOUR, "colour kept"),
-    Sweep("sepia", sepia, {1.0: False, 0.6: None, 0.3: None, 0.1: True}, TONED, "toner"),
+    Sweep("faded", faded, {0.8: True, 0.5: None, 0.1: False, 0.0: False}, COLOUR, "colour kept"),
+    Sweep("sepia", sepia, {0.1: True, 0.3: None, 0.6: None, 1.0: False}, TONED, "toner"),
     Sweep("blue cast", lambda s: cast("blue", s), {0.05: True, 0.15: None, 0.3: False, 0.45: False}, CAST, "gain"),
     Sweep("green cast", lambda s: cast("green", s), {0.05: True, 0.15: None, 0.3: False}, CAST, "gain"),
     Sweep("magenta cast", lambda s: cast("magenta", s), {0.05: True, 0.15: None, 0.3: False}, CAST, "gain"),
@@ -152,7 +152,7 @@ SWEEPS = [
     Sweep(
         "underexposed",
         exposed,
-        {-2.0: False, -0.4: True},
+        {-0.4: True, -2.0: False},
         ("face_exposure", "underexposed_share", "dynamic_range"),
         "stops",
     ),
@@ -264,7 +264,7 @@ def table(rows: list[dict]) -> str:
         for person in people:
             ordered = [r for r in mine if r["person"] == person]
             caught = [r["strength"] for r in ordered if r["caught"]]
-            turns.append(f"{person} {min(caught, key=abs) if caught else 'never'}")
+            turns.append(f"{person} {caught[0] if caught else 'never'}")  # the mildest strength refused
         lines.append(
             f"| {sweep.name} | {sum(r['caught'] for r in bad)}/{len(bad)} | "
             f"{sum(r['caught'] for r in good)}/{len(good)} | {', '.join(turns)} |"
