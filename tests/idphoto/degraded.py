@@ -130,15 +130,15 @@ PHOTO_RULES = (
     "detail",
     "colour_saturation",
     "skin_hue",
-    "lip_hue_contrast",
+    "hue_variety",
     "dynamic_range",
     "underexposed_share",
     "overexposed_share",
     "face_exposure",
 )
-COLOUR = ("colour_saturation", "skin_hue", "lip_hue_contrast")
-TONED = ("lip_hue_contrast", "skin_hue", "colour_saturation")
-CAST = ("skin_hue", "lip_hue_contrast", "colour_saturation")
+COLOUR = ("colour_saturation", "skin_hue", "hue_variety")
+TONED = ("hue_variety", "skin_hue", "colour_saturation")
+CAST = ("skin_hue", "hue_variety", "colour_saturation")
 
 SWEEPS = [
     Sweep("faded", faded, {0.8: True, 0.5: None, 0.1: False, 0.0: False}, COLOUR, "colour kept"),
@@ -272,7 +272,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-LOW_IS_BAD = {"colour_saturation", "lip_hue_contrast", "detail", "dynamic_range"}
+LOW_IS_BAD = {"colour_saturation", "hue_variety", "detail", "dynamic_range"}
 TWO_SIDED = {"skin_hue": 55.0}  # tuned on the distance from the middle of its band
 
 

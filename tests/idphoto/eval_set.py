@@ -136,6 +136,14 @@ def eyes_closed(rgb):
     return cv2.inpaint(rgb, mask, 5, cv2.INPAINT_TELEA)
 
 
+def jpeg_quality_10(rgb):
+    """Saved at JPEG quality 10 (as a phone app's 'small file' or a chat app does): 8x8 blocks, and
+    MODNet's matte keeps a stripe of the flag behind the astronaut at her shoulder."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=10)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -264,6 +272,15 @@ CASES = [
         "strong side light", SAMPLE, side_light, "us-passport", False, ("lighting_balance",), "half the face in shadow"
     ),
     Case("underexposed", SAMPLE, underexposed, "us-passport", False, ("face_exposure",), "two stops too dark"),
+    Case(
+        "saved at JPEG quality 10",
+        SAMPLE,
+        jpeg_quality_10,
+        "us-passport",
+        False,
+        ("jpeg_blocking", "background_remnant"),
+        "blocky, and a stripe of the old backdrop (the flag) kept beside the shoulder",
+    ),
     Case("Obama, underexposed", _portrait("obama.jpg"), underexposed, "us-passport", False, ("face_exposure",)),
     Case(
         "eyes closed", SAMPLE, eyes_closed, "us-passport", False, ("eye_openness", "eyes_visible"), "eyes painted over"

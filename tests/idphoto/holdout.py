@@ -36,6 +36,7 @@ TUNABLE = {
     "sharpness": ("low", None),
     "shoulders": ("low", None),
     "stray_objects": ("high", None),
+    "background_remnant": ("high", None),
     "head_covering": ("high", None),  # covering.COVERING_SHARE
 }
 EXPRESSION_RULES = ("mouth_opening", "teeth")  # their limit depends on the preset's expression
@@ -138,6 +139,9 @@ def table(results) -> str:
         lines.append(
             f"| {case.person} | {case.name} | {office} | {res['verdict']} | {lopo} | {', '.join(failed) or '-'} |"
         )
+    from matting.idphoto.covering import COVERING_SHARE
+
+    own_bands = {"mouth_opening": (0.0, 0.10), "teeth": (0.0, TEETH_LIMIT), "head_covering": (0.0, COVERING_SHARE)}
     rules = sorted({r for _, _, failed in rows for r in failed})
     lines += ["", "| rule | bad photos caught (held out) | good photos wrongly refused (held out) |", "|---|---|---|"]
     for rule in rules:
@@ -150,7 +154,7 @@ def table(results) -> str:
         "|---|---|---|---|",
     ]
     for rule in TUNABLE:
-        shipped = BANDS.get(rule, ((0.0, TEETH_LIMIT), ""))[0] if rule != "mouth_opening" else (0.0, 0.10)
+        shipped = own_bands[rule] if rule in own_bands else BANDS[rule][0]
         derived = [f"{person}: {_shown(rule, limit)}" for person, limit, _ in folds.get(rule, []) if limit is not None]
         kept = [person for person, limit, _ in folds.get(rule, []) if limit is None]
         lines.append(f"| {rule} | {list(shipped)} | {', '.join(derived) or '-'} | {', '.join(kept) or '-'} |")

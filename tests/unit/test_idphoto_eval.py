@@ -136,3 +136,16 @@ def test_a_portrait_that_does_not_match_its_checksum_is_refused(tmp_path, monkey
     with pytest.raises(portraits.FetchError, match="sha256"):
         portraits.portrait("grace_hopper.jpg")
     assert not (tmp_path / "cache").exists()  # nothing unverified kept
+
+
+def test_a_piece_of_the_old_backdrop_is_counted_and_the_outline_is_not():
+    from matting.idphoto.person import remnant_share
+
+    alpha = np.zeros((600, 600), np.uint8)
+    alpha[150:, 150:450] = 255  # the subject as the matte keeps it
+    person = np.zeros((600, 600), np.float32)
+    person[150:, 153:447] = 1.0  # the person network's outline, 3 px inside the matte's on each side
+    assert remnant_share(alpha, person) == (0.0, 0)  # the two outlines disagree by a sliver: nothing
+    alpha[420:520, 0:150] = 255  # a 150 x 100 stripe of the backdrop joined to the shoulder
+    share, pieces = remnant_share(alpha, person)
+    assert pieces == 1 and share == pytest.approx(150 * 100 / alpha.size, rel=0.05)

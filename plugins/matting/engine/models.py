@@ -64,7 +64,7 @@ FETCH_HINT = "python -m matting models fetch {name}"
 
 
 # the models of the ID-photo checks (`matting models fetch idphoto` fetches them all)
-IDPHOTO_KINDS = ("face-detector", "face-landmarks", "hand-detector")
+IDPHOTO_KINDS = ("face-detector", "face-landmarks", "hand-detector", "person-segmenter")
 
 
 @dataclass(frozen=True)

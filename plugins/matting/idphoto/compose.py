@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from matting.engine.core import Engine
-from matting.idphoto.detect import as_seen, face_mesh, find_subject, palm_detector
+from matting.idphoto.detect import as_seen, face_mesh, find_subject, palm_detector, person_segmenter
 from matting.idphoto.measure import measure_photo
 from matting.idphoto.photo import detail
 from matting.idphoto.place import frame
@@ -78,12 +78,15 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
         subject.from_source["detail"] = detail(as_seen(image), subject.mesh, framing.placement.scale)
         size = (spec.width_px, spec.height_px)
         composed, alpha = render_over(framing.rgb, framing.alpha, framing.placement.matrix, size, options.background)
+        # what a network trained only on people makes of the same frame (a second opinion on the matte)
+        person = person_segmenter(store).in_frame(framing.rgb, framing.placement.matrix, size)
     with _timed(timings, "encode"):
         rendered = encode_photo(composed, alpha, spec, options)
     with _timed(timings, "measure"):  # as it will be seen: after JPEG and any KB-limit downscale
         measured = measure_photo(
             rendered.data,
             rendered.alpha,
+            person,
             spec,
             framing.placement.scale,
             face_mesh(store),

@@ -17,6 +17,7 @@ from matting.idphoto.face import Face, detect_faces, face_detector, prominent_fa
 from matting.idphoto.hands import PalmDetector
 from matting.idphoto.measure import measure_source
 from matting.idphoto.mesh import FaceMesh, Mesh, on_mesh
+from matting.idphoto.person import PersonSegmenter
 from matting.images import DecodedImage
 
 
@@ -31,10 +32,15 @@ def palm_detector(store) -> PalmDetector:
     return PalmDetector(store)
 
 
+@lru_cache(maxsize=2)
+def person_segmenter(store) -> PersonSegmenter:
+    return PersonSegmenter(store)
+
+
 def load_models(store) -> None:
-    """Load the face detector, mesh (with iris) and palm detector now: a missing or corrupt model
+    """Load the face detector, mesh (with iris), palm detector and person segmenter now: a missing or corrupt model
     fails the run before its first photo, not every photo on its own."""
-    face_detector(store), face_mesh(store), palm_detector(store)
+    face_detector(store), face_mesh(store), palm_detector(store), person_segmenter(store)
 
 
 @dataclass

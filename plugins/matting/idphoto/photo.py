@@ -44,10 +44,11 @@ BANDS = {  # rule -> (band, source)
         "evaluation set's portraits, 28-85 with a mild 5 % cast; OFIQ's skin box spans 11-82; a blue, green "
         "or magenta filter moves it out; limits set on two people's degraded copies, tests/idphoto/degraded.py)",
     ),
-    "lip_hue_contrast": (
-        (4.0, None),
-        f"{OFIQ} natural colour: not a toned (sepia) or monochrome print (the lips' hue differs from the "
-        "cheeks' by 6-19 degrees on the evaluation set with mild casts, 0-3 when one tint colours everything; ours)",
+    "hue_variety": (
+        (6.0, None),
+        f"{OFIQ} natural colour: not a toned (sepia) or monochrome print (degrees between the cheeks' hue "
+        "and the lips' (8-19 on the evaluation set) or the colourful pixels around the face (37-140); "
+        "2.7-4.3 when one tint colours everything; ours)",
     ),
     "jpeg_blocking": (
         (None, 2.0),
@@ -84,7 +85,7 @@ BANDS = {  # rule -> (band, source)
 MESSAGES = {
     "colour_saturation": "the photo is black and white or nearly colourless: retake or send it in colour",
     "skin_hue": "a colour cast (white balance or a filter): retake in neutral light, without filters",
-    "lip_hue_contrast": "the photo is toned in one colour (sepia or monochrome): send a natural-colour photo",
+    "hue_variety": "the photo is toned in one colour (sepia or monochrome): send a natural-colour photo",
     "jpeg_blocking": "the file was saved with heavy JPEG compression (visible blocks): send the original file",
     "pixelation": "the photo is pixelated (enlarged from a smaller one): send the original file",
     "detail": "the photo has less real detail than pixels (enlarged or smoothed): send the original file",
@@ -122,9 +123,19 @@ def _hue(lab: np.ndarray, mask: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(lab[..., 2][mask].mean(), lab[..., 1][mask].mean())))
 
 
+def _hue_gap(h1, h2):
+    return np.abs((np.asarray(h1) - np.asarray(h2) + 180.0) % 360.0 - 180.0)
+
+
+SURROUND_CHROMA = 15.0  # pixels at least this colourful count for the hue of the surroundings
+
+
 def colour(rgb: np.ndarray, mesh: Mesh) -> dict:
-    """The skin's colour on the source: chroma and hue of the cheeks (CIELAB means), and how much
-    redder the lips are than the cheeks (a toned print gives every pixel one hue)."""
+    """The skin's colour on the source: chroma and hue of the cheeks (CIELAB means), and the variety
+    of hues a colour photograph holds that a toned print (one tint over everything) has not: the
+    larger of the lips' hue against the cheeks' and the 90th percentile of the hue gap between the
+    cheeks and the colourful pixels outside the face (hair, clothes, backdrop). Either alone can
+    fail an honest photo: a hand over the lips, or a grey wall and a black shirt."""
     lab = _lab(rgb)
     cheeks = cheek_mask(rgb.shape, mesh)
     lips = _poly(rgb.shape, mesh.points[list(OUTER_LIP_LOOP), :2]) & ~_poly(
@@ -134,12 +145,23 @@ def colour(rgb: np.ndarray, mesh: Mesh) -> dict:
         return {}
     a, b = float(lab[..., 1][cheeks].mean()), float(lab[..., 2][cheeks].mean())
     chroma = float(np.hypot(a, b))
-    # a (near) neutral face has no hue: its lips cannot be redder than its cheeks
-    contrast = abs((_hue(lab, cheeks) - _hue(lab, lips) + 180.0) % 360.0 - 180.0) if chroma >= 1.0 else 0.0
+    skin = _hue(lab, cheeks)
+    variety = 0.0  # a (near) neutral face has no hue to differ from
+    if chroma >= 1.0:
+        lip_gap = float(_hue_gap(skin, _hue(lab, lips)))
+        face = cv2.dilate(_poly(rgb.shape, mesh.points[:, :2]).astype(np.uint8), np.ones((9, 9), np.uint8))
+        pixel_chroma = np.hypot(lab[..., 1], lab[..., 2])
+        clipped = (rgb >= 250).any(axis=2)  # a clipped channel distorts a highlight's hue
+        around = (pixel_chroma >= SURROUND_CHROMA) & ~face.astype(bool) & ~clipped
+        surround_gap = 0.0
+        if around.sum() >= 0.01 * around.size:
+            hues = np.degrees(np.arctan2(lab[..., 2][around], lab[..., 1][around]))
+            surround_gap = float(np.percentile(_hue_gap(hues, skin), 90))
+        variety = max(lip_gap, surround_gap)
     return {
         "colour_saturation": chroma,
         "skin_hue": float(np.degrees(np.arctan2(b, a))),
-        "lip_hue_contrast": contrast,
+        "hue_variety": variety,
         "skin_lab": [round(float(lab[..., 0][cheeks].mean()), 1), round(a, 1), round(b, 1)],
     }
 
