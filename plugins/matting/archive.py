@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import tempfile
 import zipfile
 
 import numpy as np
@@ -47,18 +45,14 @@ def merge_parts(run: Storage) -> dict:
     return merged
 
 
-def write_zip(run: Storage, outputs: list[str], name: str = "outputs.zip") -> str:
-    """Zip the outputs (paths relative to the run folder) into a local temp file, one output in
-    memory at a time, then upload it (S3: multipart): memory stays flat however big the run.
+def write_zip(run: Storage, outputs: list[str], name: str = "outputs.zip") -> None:
+    """Zip the outputs (paths relative to the run folder) one output in memory at a time, straight
+    into the storage's atomic writer (a local folder: written once, in place; S3 and SFTP: a local
+    temp file, then a multipart or streamed upload): memory stays flat however big the run.
     Stored uncompressed: they are images already."""
-    fd, tmp = tempfile.mkstemp(prefix="matting-zip-", suffix=".zip")
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-            for rel in outputs:
-                zf.writestr(rel, run.read(rel))
-        return run.write_file(name, tmp)
-    finally:
-        os.unlink(tmp)
+    with run.open_write(name) as fh, zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+        for rel in outputs:
+            zf.writestr(rel, run.read(rel))
 
 
 def thumbnail_tile(data: bytes | None, label: str, size: int = THUMB, *, square: bool = True) -> Image.Image:

@@ -276,3 +276,46 @@ def test_windows_style_names_are_one_file_each(backend):
     assert [s.read(n) for n in names] == [b"\x00", b"\x01", b"\x02"]
     s.move("x\\..\\y.jpg", "processed/x\\..\\y.jpg")
     assert s.read("processed/x\\..\\y.jpg") == b"\x00" and not s.exists("y.jpg")
+
+
+def test_open_write_publishes_on_success_and_nothing_on_failure(backend):
+    """``open_write`` (the archive's zip goes through it): the content appears atomically when the
+    block ends, never half-written when it raises, on every backend."""
+    import zipfile
+
+    st = backend.storage
+    with st.open_write("run/outputs.zip") as fh, zipfile.ZipFile(fh, "w") as zf:
+        zf.writestr("a.png", b"a" * 1000)
+        zf.writestr("b.png", b"b" * 1000)
+        assert st.stat("run/outputs.zip") is None  # not visible while it is being written
+    assert st.stat("run/outputs.zip").size > 2000
+    with pytest.raises(OSError, match="the source vanished"):
+        with st.open_write("run/other.zip") as fh:
+            fh.write(b"half a zip")
+            raise OSError("the source vanished")
+    assert st.stat("run/other.zip") is None
+    assert [i.path for i in st.list("run")] == ["run/outputs.zip"]  # no temp file left in the run folder
+
+
+def test_a_local_zip_is_written_once_in_place(tmp_path, monkeypatch):
+    """Local folders write the archive's zip in place (a temp file beside it, renamed): no second copy
+    of its bytes through the system temp folder (free space for one zip, not two)."""
+    import tempfile
+
+    from matting.archive import write_zip
+
+    mkstemp = tempfile.mkstemp
+
+    def beside_the_target_only(*a, **k):
+        if k.get("dir") is None:
+            raise AssertionError("the zip went through the system temp folder")
+        return mkstemp(*a, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", beside_the_target_only)
+    st = LocalStorage(tmp_path)
+    st.write("outputs/a.png", b"x" * 5000)
+    write_zip(st, ["outputs/a.png"])
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "outputs.zip") as zf:
+        assert zf.read("outputs/a.png") == b"x" * 5000

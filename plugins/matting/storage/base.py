@@ -16,10 +16,12 @@ import hashlib
 import logging
 import os
 import posixpath
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from matting.errors import MattingError, ShortRead, SourceChanged, UnwritableName, name_refused
 
@@ -134,6 +136,20 @@ class Storage(ABC):
     @abstractmethod
     def write_file(self, rel: str, local_path: str | os.PathLike) -> str:
         """Write a local file's content (streamed: memory stays flat whatever its size), atomically."""
+
+    @contextlib.contextmanager
+    def open_write(self, rel: str) -> Iterator[BinaryIO]:
+        """A binary file to stream ``rel``'s content into (seekable: a zip can be written into it),
+        published atomically when the block ends without an error, never otherwise. By default a
+        local temp file handed to ``write_file`` (S3: multipart, SFTP: streamed); a backend that can
+        write in place (local folders) overrides it, so a large file is written once."""
+        fd, tmp = tempfile.mkstemp(prefix="matting-write-")
+        try:
+            with os.fdopen(fd, "w+b") as fh:
+                yield fh
+            self.write_file(rel, tmp)
+        finally:
+            os.unlink(tmp)
 
     @abstractmethod
     def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:

@@ -10,7 +10,9 @@ import contextlib
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from matting.atomic import atomic_open, atomic_write_bytes
 from matting.storage.base import FileInfo, Storage, safe_relpath
@@ -82,6 +84,12 @@ class LocalStorage(Storage):
         with self._naming(rel), open(local_path, "rb") as src, atomic_open(target) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         return str(target)
+
+    @contextlib.contextmanager
+    def open_write(self, rel: str) -> Iterator[BinaryIO]:
+        """In place: a temp file beside the target, renamed on success (written once, no second copy)."""
+        with self._naming(rel), atomic_open(self._full(rel)) as fh:
+            yield fh
 
     def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
         with self._naming(dest_rel):
