@@ -73,7 +73,7 @@ def compose_id_photo(engine: Engine, image: DecodedImage, options: IdPhotoOption
         subject = find_subject(store, image)
     matte = engine.matte(image, timings)
     with _timed(timings, "place"):  # levelling, placing, compositing
-        framing = frame(spec, subject.face, matte.rgb, matte.alpha, face_mesh(store))
+        framing = frame(spec, subject.face, subject.mesh, matte.rgb, matte.alpha, face_mesh(store))
         # real detail of the source face at the resolution this output uses
         subject.from_source["detail"] = detail(as_seen(image), subject.mesh, framing.placement.scale)
         size = (spec.width_px, spec.height_px)

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from matting.idphoto.mesh import CHIN, FACE_SIDES, FOREHEAD, Mesh
+from matting.idphoto.photo import lab as photo_lab
 from matting.idphoto.rules import rule
 
 # Bare heads: mesh point 10 (top of the forehead) lies this many face heights (point 10 to chin) below
@@ -87,28 +88,25 @@ def anatomical_crown(mesh: Mesh) -> float:
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
     """CIELAB with lightness weighted by ``LIGHTNESS_WEIGHT`` (light falls unevenly on hair)."""
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab = photo_lab(rgb)
     lab[..., 0] *= LIGHTNESS_WEIGHT
     return lab
 
 
+def _at_most(colours: np.ndarray, n: int = 1500) -> np.ndarray:
+    """``colours``, or a fixed random ``n`` of them (the distance matrix stays n x n)."""
+    return colours[np.random.default_rng(0).choice(len(colours), n, replace=False)] if len(colours) > n else colours
+
+
 def _far(colours: np.ndarray, reference: np.ndarray, near: float = NEAR_DE) -> np.ndarray:
     """Which of ``colours`` (N x 3 Lab, at most 1500) have no ``reference`` colour within ``near``."""
-    rng = np.random.default_rng(0)
-    if len(reference) > 1500:
-        reference = reference[rng.choice(len(reference), 1500, replace=False)]
+    reference = _at_most(reference)
     return ((colours[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2).min(axis=1) > near * near
 
 
 def _novel(colours: np.ndarray, reference: np.ndarray, near: float = NEAR_DE) -> float:
     """Share of ``colours`` (N x 3 Lab) with no ``reference`` colour within ``near``."""
-    rng = np.random.default_rng(0)
-    if len(colours) > 1500:
-        colours = colours[rng.choice(len(colours), 1500, replace=False)]
-    if len(reference) > 1500:
-        reference = reference[rng.choice(len(reference), 1500, replace=False)]
-    d2 = ((colours[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2).min(axis=1)
-    return float((d2 > near * near).mean())
+    return float(_far(_at_most(colours), reference, near).mean())
 
 
 def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:

@@ -95,7 +95,8 @@ MESSAGES = {
 }
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
+def lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (float: L* 0-100) of an RGB uint8 picture."""
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
@@ -136,33 +137,34 @@ def colour(rgb: np.ndarray, mesh: Mesh) -> dict:
     larger of the lips' hue against the cheeks' and the 90th percentile of the hue gap between the
     cheeks and the colourful pixels outside the face (hair, clothes, backdrop). Either alone can
     fail an honest photo: a hand over the lips, or a grey wall and a black shirt."""
-    lab = _lab(rgb)
+    cie = lab(rgb)
     cheeks = cheek_mask(rgb.shape, mesh)
     lips = _poly(rgb.shape, mesh.points[list(OUTER_LIP_LOOP), :2]) & ~_poly(
         rgb.shape, mesh.points[list(INNER_LIP_LOOP), :2]
     )
     if cheeks.sum() < 8 or lips.sum() < 4:
         return {}
-    a, b = float(lab[..., 1][cheeks].mean()), float(lab[..., 2][cheeks].mean())
+    a, b = float(cie[..., 1][cheeks].mean()), float(cie[..., 2][cheeks].mean())
     chroma = float(np.hypot(a, b))
-    skin = _hue(lab, cheeks)
+    skin = _hue(cie, cheeks)
     variety = 0.0  # a (near) neutral face has no hue to differ from
     if chroma >= 1.0:
-        lip_gap = float(_hue_gap(skin, _hue(lab, lips)))
-        face = cv2.dilate(_poly(rgb.shape, mesh.points[:, :2]).astype(np.uint8), np.ones((9, 9), np.uint8))
-        pixel_chroma = np.hypot(lab[..., 1], lab[..., 2])
+        lip_gap = float(_hue_gap(skin, _hue(cie, lips)))
+        hull = cv2.convexHull(mesh.points[:, :2].astype(np.float32))[:, 0]  # the 468 points are no ring
+        face = cv2.dilate(_poly(rgb.shape, hull).astype(np.uint8), np.ones((9, 9), np.uint8))
+        pixel_chroma = np.hypot(cie[..., 1], cie[..., 2])
         clipped = (rgb >= 250).any(axis=2)  # a clipped channel distorts a highlight's hue
         around = (pixel_chroma >= SURROUND_CHROMA) & ~face.astype(bool) & ~clipped
         surround_gap = 0.0
         if around.sum() >= 0.01 * around.size:
-            hues = np.degrees(np.arctan2(lab[..., 2][around], lab[..., 1][around]))
+            hues = np.degrees(np.arctan2(cie[..., 2][around], cie[..., 1][around]))
             surround_gap = float(np.percentile(_hue_gap(hues, skin), 90))
         variety = max(lip_gap, surround_gap)
     return {
         "colour_saturation": chroma,
         "skin_hue": float(np.degrees(np.arctan2(b, a))),
         "hue_variety": variety,
-        "skin_lab": [round(float(lab[..., 0][cheeks].mean()), 1), round(a, 1), round(b, 1)],
+        "skin_lab": [round(float(cie[..., 0][cheeks].mean()), 1), round(a, 1), round(b, 1)],
     }
 
 

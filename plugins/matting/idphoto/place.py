@@ -144,7 +144,9 @@ def plan_placement(spec: IdPhotoSpec, face: Face, crown: float) -> Placement:
     )
 
 
-def frame(spec: IdPhotoSpec, face: Face, rgb: np.ndarray, alpha: np.ndarray, mesh_model: FaceMesh) -> Framing:
+def frame(
+    spec: IdPhotoSpec, face: Face, mesh: Mesh, rgb: np.ndarray, alpha: np.ndarray, mesh_model: FaceMesh
+) -> Framing:
     """Level the eyes (a roll of ``ROLL_CORRECT_MIN_DEG`` or more; the mesh is found again on the
     levelled picture), then place the head. ``FaceCut`` when the face runs off the source, or the
     preset's proportions would cut it."""
@@ -158,8 +160,6 @@ def frame(spec: IdPhotoSpec, face: Face, rgb: np.ndarray, alpha: np.ndarray, mes
         face = _rotated_face(face, rot)
         mesh = mesh_model.landmarks(rgb, face)
         face = on_mesh(face, mesh)
-    else:
-        mesh = mesh_model.landmarks(rgb, face)  # the source's mesh (~20 ms again): the covering test needs it
     if face.box[1] < 0 or face.box[0] < 0 or face.box[2] > rgb.shape[1]:
         raise FaceCut("the face runs off the edge of the source photo")
     crown, touches_top = find_crown(alpha, face, rgb, mesh)
