@@ -162,6 +162,15 @@ OPTIONS: tuple[Option, ...] = (
         rebuilt by every new session.""",
         "/opt/airflow/trt-cache",
     ),
+    _o(
+        "infer_batch",
+        "integer",
+        "",
+        "models",
+        """Photos stacked into one inference. Unset: 8 when the
+        session runs on CUDA or TensorRT, 1 on CPU (batching only slows a CPU down).""",
+        "4",
+    ),
     # -- limits and retries (workers) --
     _o(
         "max_bytes",

@@ -179,7 +179,28 @@ class Engine:
     @property
     def session(self):
         """The cached session; a model file replaced on disk is re-verified and reloaded here."""
-        return get_session(self.store.verified_path(self.spec.name), self.runtime, self.spec.graph)
+        fixed = self.spec.input_size if self.spec.sizing is None else None
+        return get_session(
+            self.store.verified_path(self.spec.name),
+            self.runtime,
+            self.spec.graph,
+            batch=self.runtime.batch_size(),
+            fixed_hw=(fixed[1], fixed[0]) if fixed else None,
+        )
+
+    @property
+    def batch_capacity(self) -> int:
+        """The most photos one inference takes, over every route of a content-aware engine."""
+        return max([self.infer_batch] + [e.infer_batch for e in self.routes.values()])
+
+    @property
+    def infer_batch(self) -> int:
+        """Photos per inference (``[matting] infer_batch``; unset: 8 on a GPU, 1 on CPU). A batch asked
+        of a GPU that fell back to the CPU (its libraries missing) runs one photo at a time."""
+        n = self.runtime.batch_size()
+        if n > 1 and not self.runtime.infer_batch and self.session.get_providers()[0] == "CPUExecutionProvider":
+            return 1
+        return n
 
     @property
     def model_sha256(self) -> str:
@@ -226,9 +247,24 @@ class Engine:
         return np.ascontiguousarray(small.transpose(2, 0, 1)[None])
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """The network's raw output for a 1x3xHxW tensor, HxW."""
+        return self.infer_many(tensor)[0]
+
+    def infer_many(self, tensor: np.ndarray) -> np.ndarray:
+        """The network's raw outputs for an Nx3xHxW tensor (N photos of one size), NxHxW."""
         session = self.session
         outputs = session.run(None, {session.get_inputs()[0].name: tensor})
-        return outputs[self.spec.output_index][0, 0]
+        return outputs[self.spec.output_index][:, 0]
+
+    def _predict(self, tensor: np.ndarray, flip: bool | None = None) -> np.ndarray:
+        """Activated predictions (NxHxW) for an Nx3xHxW tensor; with ``flip`` (default: the
+        scenario's) averaged with the mirrored photos' (two inferences)."""
+        flip = self.scenario.flip if flip is None else flip
+        pred = self._activated(self.infer_many(tensor))
+        if flip:
+            mirrored = self._activated(self.infer_many(np.ascontiguousarray(tensor[..., ::-1])))
+            pred = (pred + mirrored[..., ::-1]) * 0.5
+        return pred
 
     def _activated(self, pred: np.ndarray) -> np.ndarray:
         pred = pred.astype(np.float32)
@@ -251,36 +287,100 @@ class Engine:
     def predict_mask(self, rgb: np.ndarray, flip: bool | None = None) -> np.ndarray:
         """The model's soft mask at full size (the one rembg's only_mask=True returns). With ``flip``
         (default: the scenario's), the prediction is averaged with the mirrored photo's (two inferences)."""
-        flip = self.scenario.flip if flip is None else flip
-        tensor = self.preprocess(rgb)
-        pred = self._activated(self.infer(tensor))
-        if flip:
-            mirrored = self._activated(self.infer(np.ascontiguousarray(tensor[..., ::-1])))
-            pred = (pred + mirrored[:, ::-1]) * 0.5
+        pred = self._predict(self.preprocess(rgb), flip)[0]
         return self.postprocess_prediction(pred, rgb.shape[1], rgb.shape[0], activated=True)
 
     # --- one image --------------------------------------------------------------------------------
 
     def matte(self, image: DecodedImage, timings: dict[str, float] | None = None) -> Matte:
         """Mask + scenario refinement + foreground estimation, honouring any alpha the source had."""
-        timings = {} if timings is None else timings
-        t0 = time.perf_counter()
-        rgb = image.rgb
-        model_rgb = rgb if image.alpha is None else pp.over_background(rgb, image.alpha, (255, 255, 255))
+        result = self.matte_many([image], [{} if timings is None else timings])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def matte_many(self, images: list[DecodedImage], timings: list[dict[str, float]]) -> list[Matte | Exception]:
+        """``matte`` for several photos, each photo's outcome in its place (a Matte, or the exception
+        that photo raised: one bad photo never fails the others). A content-aware engine routes each
+        photo, then each route's engine takes its share; photos whose network input has the same size
+        go through the network together, ``infer_batch`` at a time. The masks are the ones ``matte``
+        makes one by one (the graphs compute each photo independently)."""
+        results: list[Matte | Exception | None] = [None] * len(images)
         if self.routes:
-            route = self.route_of(model_rgb)
-            timings["route"] = _ms(t0)
-            return self.routes[route].matte(image, timings)
-        alpha = self.predict_mask(model_rgb)
-        timings["infer"] = _ms(t0)
-        t0 = time.perf_counter()
+            shares: dict[str, list[int]] = {}
+            for i, image in enumerate(images):
+                t0 = time.perf_counter()
+                try:
+                    shares.setdefault(self.route_of(self._model_rgb(image)), []).append(i)
+                except Exception as exc:
+                    results[i] = exc
+                timings[i]["route"] = _ms(t0)
+            for route, idx in shares.items():
+                done = self.routes[route].matte_many([images[i] for i in idx], [timings[i] for i in idx])
+                for i, result in zip(idx, done, strict=True):
+                    results[i] = result
+            return results  # type: ignore[return-value]
+        model_rgb: dict[int, np.ndarray] = {}
+        tensors: dict[int, np.ndarray] = {}
+        by_shape: dict[tuple, list[int]] = {}
+        for i, image in enumerate(images):
+            t0 = time.perf_counter()
+            try:
+                model_rgb[i] = self._model_rgb(image)
+                tensors[i] = self.preprocess(model_rgb[i])
+                by_shape.setdefault(tensors[i].shape, []).append(i)
+            except Exception as exc:
+                results[i] = exc
+            timings[i]["infer"] = _ms(t0)
+        n = self.infer_batch
+        preds: dict[int, np.ndarray] = {}
+        for idx in by_shape.values():
+            for start in range(0, len(idx), n):
+                chunk = idx[start : start + n]
+                t0 = time.perf_counter()
+                try:
+                    batch = tensors[chunk[0]] if len(chunk) == 1 else np.concatenate([tensors[i] for i in chunk])
+                    preds.update(zip(chunk, self._predict(batch), strict=True))
+                except Exception as exc:
+                    if len(chunk) == 1:
+                        results[chunk[0]] = exc
+                    else:  # e.g. out of GPU memory for the whole batch: one by one, each photo its own outcome
+                        log.warning("a batch of %d photos failed (%s); running them one by one", len(chunk), exc)
+                        for i in chunk:
+                            try:
+                                preds[i] = self._predict(tensors[i])[0]
+                            except Exception as one:
+                                results[i] = one
+                share = _ms(t0) / len(chunk)
+                for i in chunk:
+                    timings[i]["infer"] = round(timings[i]["infer"] + share, 1)
+        for i, pred in preds.items():
+            t0 = time.perf_counter()
+            try:
+                image = images[i]
+                alpha = self.postprocess_prediction(pred, image.width, image.height, activated=True)
+                timings[i]["infer"] = round(timings[i]["infer"] + _ms(t0), 1)
+                t0 = time.perf_counter()
+                results[i] = self._refine(image, model_rgb[i], alpha)
+            except Exception as exc:
+                results[i] = exc
+            timings[i]["refine"] = _ms(t0)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _model_rgb(image: DecodedImage) -> np.ndarray:
+        """What the network sees: the photo, or a transparent source over white."""
+        return image.rgb if image.alpha is None else pp.over_background(image.rgb, image.alpha, (255, 255, 255))
+
+    def _refine(self, image: DecodedImage, model_rgb: np.ndarray, alpha: np.ndarray) -> Matte:
+        """The scenario's mask operations and foreground estimation on the network's mask."""
         sc = self.scenario
         alpha = pp.refine_alpha(model_rgb, alpha, sc)
         if image.alpha is not None:  # already-transparent pixels stay transparent
             alpha = ((alpha.astype(np.uint16) * image.alpha + 127) // 255).astype(np.uint8)
+        rgb = image.rgb
         if sc.foreground != "none":
             rgb = pp.estimate_foreground(rgb, alpha, sc.fg_max_pixels, sc.foreground)
-        timings["refine"] = _ms(t0)
         return Matte(rgb=rgb, alpha=alpha, dpi=image.dpi, model=self.spec.name)
 
     def compose(self, matte: Matte, out: OutputOptions) -> Image.Image:
@@ -404,13 +504,15 @@ class Engine:
                     name, loader = nxt
                     reading.append((name, read_pool.submit(self._read_stage, name, loader, overlap_cpu, shortcut)))
 
+            n = self.batch_capacity
             try:
-                for _ in range(prefetch):
+                for _ in range(max(prefetch, n)):
                     feed()
                 while reading:
-                    name, fut = reading.popleft()
-                    feed()
-                    finishing.append(self._main_stage(name, fut, out, sink, write_pool, overlap_cpu))
+                    group = [reading.popleft() for _ in range(min(n, len(reading)))]
+                    for _ in group:
+                        feed()
+                    finishing.extend(self._main_stage(group, out, sink, write_pool, overlap_cpu))
                     while len(finishing) > prefetch:
                         yield finishing.popleft().result()
                 while finishing:
@@ -438,25 +540,40 @@ class Engine:
                 return answer, timings
         return (self._decode(data, name, timings) if decode_too else data), timings
 
-    def _main_stage(self, name: str, fut: Future, out: OutputOptions, sink: Sink | None, pool, overlap: bool):
-        """Inference on this thread; returns a future of the final result (written on the pool)."""
-        timings: dict[str, float] = {}
-        size = None
-        try:
-            payload, timings = fut.result()
-            if isinstance(payload, ImageResult):  # answered by the shortcut: nothing to infer
-                done: Future = Future()
-                done.set_result(payload)
-                return done
-            image = payload if isinstance(payload, DecodedImage) else self._decode(payload, name, timings)
-            size = (image.width, image.height)
-            matte = self.matte(image, timings)
-            data = None if overlap else self.render(matte, out, timings)
-        except Exception as exc:
-            done: Future = Future()
-            done.set_result(self.failed_result(name, exc, timings, size))
-            return done
-        return pool.submit(self._finish_stage, name, size, matte, data, timings, out, sink)
+    def _main_stage(self, group: list[tuple[str, Future]], out: OutputOptions, sink: Sink | None, pool, overlap: bool):
+        """Inference on this thread for a group of read photos (one, or ``infer_batch`` on a GPU);
+        returns a future of each photo's final result (written on the pool), in the group's order."""
+        done: list[Future | None] = [None] * len(group)
+        ready: list[tuple[int, DecodedImage, dict]] = []
+
+        def settled(result: ImageResult) -> Future:
+            fut: Future = Future()
+            fut.set_result(result)
+            return fut
+
+        for k, (name, fut) in enumerate(group):
+            timings: dict[str, float] = {}
+            try:
+                payload, timings = fut.result()
+                if isinstance(payload, ImageResult):  # answered by the shortcut: nothing to infer
+                    done[k] = settled(payload)
+                    continue
+                image = payload if isinstance(payload, DecodedImage) else self._decode(payload, name, timings)
+                ready.append((k, image, timings))
+            except Exception as exc:
+                done[k] = settled(self.failed_result(name, exc, timings))
+        mattes = self.matte_many([image for _, image, _ in ready], [timings for _, _, timings in ready])
+        for (k, image, timings), matte in zip(ready, mattes, strict=True):
+            name, size = group[k][0], (image.width, image.height)
+            try:
+                if isinstance(matte, Exception):
+                    raise matte
+                data = None if overlap else self.render(matte, out, timings)
+            except Exception as exc:
+                done[k] = settled(self.failed_result(name, exc, timings, size))
+                continue
+            done[k] = pool.submit(self._finish_stage, name, size, matte, data, timings, out, sink)
+        return done
 
     def _finish_stage(self, name, size, matte, data, timings, out, sink) -> ImageResult:
         try:
