@@ -64,7 +64,10 @@ def test_the_batch_graph_computes_each_photo_as_alone(model, model_store):
     many = ort.InferenceSession(batched, providers=["CPUExecutionProvider"])
     engine = Engine(model=model, store=model_store, runtime=RuntimeOptions(providers=("CPUExecutionProvider",)))
     tensors = np.concatenate(
-        [engine.preprocess(np.asarray(Image.open(SAMPLES / f).convert("RGB"))) for f in ("coffee.jpg", "astronaut.jpg", "rocket.jpg")]
+        [
+            engine.preprocess(np.asarray(Image.open(SAMPLES / f).convert("RGB")))
+            for f in ("coffee.jpg", "astronaut.jpg", "rocket.jpg")
+        ]
     )
     name = single.get_inputs()[0].name
     alone = np.concatenate([single.run(None, {name: tensors[i : i + 1]})[0][:, :1] for i in range(3)])
@@ -136,7 +139,9 @@ def test_on_a_gpu_the_session_is_built_for_batches(model_store, monkeypatch):
     not one per batch size); the run sends the photos through in one inference. The CPU build here
     really runs what the GPU session would have received."""
     monkeypatch.setattr(
-        ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+        ort,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
     )
     monkeypatch.setattr(sess, "preload_gpu_libraries", lambda providers: None)
     real = ort.InferenceSession
