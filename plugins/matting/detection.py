@@ -145,7 +145,7 @@ class NewFilesCheck:
         self.ledger_location, self.ledger_conn_id = ledger_location, ledger_conn_id
         self.sleep = sleep
         self._storage: Storage | None = None
-        self._ledger: Storage | None = None
+        self._ledger: Ledger | None = None
 
     def __call__(self) -> tuple[ScanResult, str]:
         """(result, where) of one check."""
@@ -157,15 +157,15 @@ class NewFilesCheck:
             ids: set[str] = set()
             if self.ledger_location:
                 if self._ledger is None:
-                    self._ledger = open_storage(self.ledger_location, self.ledger_conn_id or None)
-                ids = Ledger(self._ledger).ids()
+                    self._ledger = Ledger(open_storage(self.ledger_location, self.ledger_conn_id or None))
+                ids = self._ledger.ids()
             return scan(self._storage, self.opts, ids, self.sleep), self._storage.describe()
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
-        for storage in (self._storage, self._ledger):
+        for storage in (self._storage, self._ledger and self._ledger.storage):
             if storage is not None:
                 try:
                     storage.close()

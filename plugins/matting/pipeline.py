@@ -213,6 +213,11 @@ class BatchRunner:
         pending, errors = attempt_rounds(
             files, lambda todo: self._pass(todo, plan, progress), self.attempts, self.sleep, "file(s)"
         )
+        if self.ledger.marked:
+            try:  # housekeeping: the photos are settled whether or not it succeeds now
+                self.ledger.fold()
+            except Exception as exc:
+                log.warning("could not fold the ledger at %s (%s); a later run will", self.dest.describe(), exc)
         if pending:
             raise InfrastructureError(
                 f"{len(pending)} file(s) not processed after {self.attempts} attempt(s); originals left in "

@@ -140,6 +140,26 @@ def test_read_only_source_uses_the_ledger(tmp_path, incoming, job):
     assert again.new == [] and again.processed == 6  # the sensor will not hand them out again
 
 
+def test_a_read_only_run_folds_the_ledger_it_wrote(tmp_path, incoming, job, monkeypatch):
+    """A run that marked enough versions folds them (here from 4 markers instead of 256): no marker
+    left at the top of ``_ledger/``, one segment with every version, each marker's document (with
+    its status) in the archive, and the next check still finds all six settled."""
+    from matting.storage import ledger as ledger_mod
+
+    monkeypatch.setattr(ledger_mod, "FOLD_AT", 4)
+    src, dest = LocalStorage(incoming), LocalStorage(tmp_path / "dest")
+    records = BatchRunner(src, dest, job, BatchConfig(run_prefix="r2", move_originals=False)).run(_files(incoming))
+    folder = tmp_path / "dest" / "_ledger"
+    assert not [p for p in folder.iterdir() if p.is_file()]
+    (segment,) = (folder / "index").iterdir()
+    assert sorted(segment.read_text().split()) == sorted(f.version_id for f in _files(incoming))
+    (archive,) = (folder / "archive").iterdir()
+    statuses = {d["source"]: d["status"] for d in map(json.loads, archive.read_text().splitlines())}
+    assert statuses == {r.source: r.status for r in records}
+    again = scan(src, ScanOptions(settle_seconds=0), Ledger(dest).ids())
+    assert again.new == [] and again.processed == 6
+
+
 def test_vanished_input_is_reported_not_skipped(tmp_path, incoming, job):
     files = _files(incoming)
     (incoming / "a.jpg").unlink()

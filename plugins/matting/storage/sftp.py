@@ -19,6 +19,14 @@ from matting.storage.base import FileInfo, Storage, safe_relpath
 log = logging.getLogger("matting.storage")
 
 
+class _Link:
+    """One SSH connection (opened on first use) and its lock, shared by a storage and its sub-folders."""
+
+    def __init__(self) -> None:
+        self.hook = None
+        self.lock = threading.RLock()
+
+
 class SftpStorage(Storage):
     """A directory on an SFTP server through the sftp provider's SFTPHook.
 
@@ -35,16 +43,17 @@ class SftpStorage(Storage):
     max_name_bytes = 255  # the server's filesystem decides: declared as a Linux one's
     max_path_bytes = 4095
 
-    def __init__(self, root: str, conn_id: str = "sftp_default") -> None:
+    def __init__(self, root: str, conn_id: str = "sftp_default", _link: _Link | None = None) -> None:
         self.root, self.conn_id = root.rstrip("/") or "/", conn_id
-        self._hook = None
-        self._lock = threading.RLock()
+        self._link = _link or _Link()
 
     def describe(self) -> str:
         return f"sftp://{self.root} (connection {self.conn_id})"
 
     def sub(self, rel_dir: str) -> SftpStorage:
-        return SftpStorage(self._full(rel_dir), self.conn_id)
+        """A folder below, over the same SSH connection (closing either drops it for both; the next
+        request reconnects): a check or a run opens one connection per server, not one per folder."""
+        return SftpStorage(self._full(rel_dir), self.conn_id, self._link)
 
     def _root_bytes(self) -> int:
         return 1 if self.root == "/" else len(self.root.encode()) + 1
@@ -54,25 +63,25 @@ class SftpStorage(Storage):
 
         if fresh:
             self.close()
-        if self._hook is None:
+        if self._link.hook is None:
             timeout = limits.io_timeout_s()
-            self._hook = SFTPHook(
+            self._link.hook = SFTPHook(
                 ssh_conn_id=self.conn_id,
                 use_managed_conn=False,
                 conn_timeout=max(1, int(timeout)),
                 banner_timeout=timeout,
                 auth_timeout=max(1, int(timeout)),
             )
-            client = self._hook.get_conn()
+            client = self._link.hook.get_conn()
             client.get_channel().settimeout(timeout)  # every request: a stalled server raises
             return client
-        return self._hook.get_conn()
+        return self._link.hook.get_conn()
 
     def _call(self, fn):
         """Run ``fn(sftp_client)`` under the lock; on a dropped/stalled connection reconnect once."""
         from paramiko.ssh_exception import SSHException
 
-        with self._lock:
+        with self._link.lock:
             try:
                 return fn(self._sftp())
             except (EOFError, OSError, SSHException) as exc:
@@ -87,15 +96,15 @@ class SftpStorage(Storage):
         return posixpath.join(self.root, safe_relpath(rel))
 
     def close(self) -> None:
-        with self._lock:
-            if self._hook is not None:
+        with self._link.lock:
+            if self._link.hook is not None:
                 with contextlib.suppress(Exception):
-                    self._hook.close_conn()
-                ssh = getattr(self._hook, "client", None)  # the SSH session under the SFTP channel
+                    self._link.hook.close_conn()
+                ssh = getattr(self._link.hook, "client", None)  # the SSH session under the SFTP channel
                 if ssh is not None:
                     with contextlib.suppress(Exception):
                         ssh.close()
-                self._hook = None
+                self._link.hook = None
 
     @staticmethod
     def _info(rel: str, attrs) -> FileInfo:
