@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt require
 # weights go to this checkout's models/: the package looks there on its own (the models/ folder
 # beside plugins/; see matting.engine.models.model_dir_candidates), so no variable is needed
 
-.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory bench-pipeline idphoto-eval quality quantize-study docs lint clean
+.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory bench-pipeline bench-scale idphoto-eval quality quantize-study docs lint clean
 
 $(STAMP): pyproject.toml requirements.txt requirements-runtime.txt constraints.txt plugins/matting/__init__.py  # the version: the provider metadata Airflow lists
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -112,6 +112,10 @@ bench-pipeline: models
 bench-memory: models
 	$(PY) tests/live/bench_memory.py 200
 	$(PY) tests/live/bench_memory.py 2000
+
+# what a new-file check costs at 1k, 10k and 100k settled photos (local, SFTP, S3 via moto): issue #36
+bench-scale: venv
+	$(PY) tests/live/bench_scale.py
 
 # the ID-photo evaluation set: each case's verdict, the per-rule table and the edge halo, per matte model
 idphoto-eval: models

@@ -1,0 +1,236 @@
+"""`make bench-scale`: what one new-file check costs as the history grows (issue #36), on a local folder,
+SFTP through a real sshd and S3 through moto's server, in one run.
+
+For each size N (settled photos in the destination's ledger) it prints, per backend:
+
+Connection set-up (SSH handshake, S3 client) is done before the clock starts: it is the same at every
+size (about 0.17 s for SFTP here).
+
+- **check (ledger)**: one check of a source that moves its files (nothing waiting in it) against a
+  ledger of N versions, as the pipeline leaves it (markers folded into segments by the real code):
+  seconds and storage requests, first in a fresh process (every segment read) and then warm (the
+  trigger's loop and a poke-mode sensor: segments cached);
+- **before**: the same check as 0.3 did it, one marker per version, every marker listed each time;
+- **kept source listing**: listing a source that keeps its N files (read-only), which a ledger cannot
+  avoid: the number that says when to switch to the event-driven DAG (docs/storage.md).
+
+Ratios are to the first size. Not a test (timings do not belong in tests).
+
+    python tests/live/bench_scale.py [--sizes 1000,10000,100000] [--s3-sizes 1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+for _k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    os.environ.setdefault(_k, "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+REPEATS = 5
+
+
+def _info(n: int):
+    from matting.storage import FileInfo
+
+    return FileInfo(f"kiosk-{n % 50}/{n}.jpg", 50_000 + n, 1.7e9, f"etag-{n}")
+
+
+def build_ledger(folder: Path, n: int) -> None:
+    """The ``_ledger/`` the pipeline leaves after ``n`` photos settled in runs of 100 (real code,
+    built on a local folder; copied to the backend under test). Merged-away segments are retired at
+    once, as they are after 15 minutes in production."""
+    from matting.storage import LocalStorage
+    from matting.storage import ledger as ledger_mod
+
+    ledger_mod.RETIRE_AFTER_S, saved = 0.0, ledger_mod.RETIRE_AFTER_S
+    try:
+        ledger = ledger_mod.Ledger(LocalStorage(folder))
+        for k in range(n):
+            ledger.mark(_info(k))
+            if k % 100 == 99:
+                ledger.fold()
+    finally:
+        ledger_mod.RETIRE_AFTER_S = saved
+
+
+def old_markers(folder: Path, n: int) -> None:
+    """0.3's ledger: one ``_ledger/<id>.json`` per version, never removed."""
+    (folder / "_ledger").mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        (folder / "_ledger" / f"{_info(k).version_id}.json").write_bytes(b'{"status": "ok"}')
+
+
+def kept_source(folder: Path, n: int) -> None:
+    for k in range(n):
+        p = folder / _info(k).path
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"\xff\xd8")
+
+
+def upload(client, bucket: str, local: Path, prefix: str) -> None:
+    files = [p for p in local.rglob("*") if p.is_file()]
+
+    def put(p: Path) -> None:
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{p.relative_to(local).as_posix()}", Body=p.read_bytes())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, files))
+
+
+class Requests:
+    """Storage requests: HTTP requests for S3 (botocore's before-send), operations elsewhere."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def hook(self, **_) -> None:
+        self.n += 1
+
+
+def timed_check(make_storage, requests: Requests, fresh: bool, old: bool = False) -> tuple[float, int]:
+    from matting.storage import ledger as ledger_mod
+
+    storage = make_storage()
+    try:
+        ledger = ledger_mod.Ledger(storage)
+        for s in (ledger.root, ledger.index):  # connect first: set-up is not the check's cost
+            s.exists("_warm-up")
+            if storage.kind == "s3":
+                s.client.meta.events.register("before-send.s3", requests.hook)
+        if fresh:
+            ledger_mod._segments.clear()
+        before = requests.n
+        t0 = time.perf_counter()
+        if old:
+            ids = {f.path[:-5] for f in ledger.root.list() if f.path.endswith(".json")}
+            ops = 1
+        else:
+            r0 = ledger.requests
+            ids = ledger.ids()
+            ops = ledger.requests - r0
+        elapsed = time.perf_counter() - t0
+        assert ids, "the ledger was not read"
+        return elapsed, (requests.n - before) if storage.kind == "s3" else ops
+    finally:
+        storage.close()
+
+
+def timed_listing(make_storage, requests: Requests) -> tuple[float, int]:
+    storage = make_storage()
+    try:
+        storage.exists("_warm-up")
+        if storage.kind == "s3":
+            storage.client.meta.events.register("before-send.s3", requests.hook)
+        before = requests.n
+        t0 = time.perf_counter()
+        listed = storage.list()
+        elapsed = time.perf_counter() - t0
+        assert listed
+        return elapsed, (requests.n - before) if storage.kind == "s3" else 1
+    finally:
+        storage.close()
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--s3-sizes", default="1000,10000", help="S3 through moto: ~9 ms per object to set up")
+    args = ap.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    s3_sizes = {int(s) for s in args.s3_sizes.split(",") if s}
+
+    import logging
+
+    from matting.storage import LocalStorage, S3Storage, SftpStorage
+    from servers import run_moto, run_sshd
+
+    logging.getLogger("airflow").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    rows: list[tuple] = []
+    with tempfile.TemporaryDirectory() as tmp, run_sshd(Path(tmp) / "sshd") as sshd, run_moto() as moto:
+        os.environ["AIRFLOW_CONN_SFTP_BENCH"] = sshd.conn_uri
+        os.environ["AIRFLOW_CONN_AWS_BENCH"] = moto.conn_uri
+        client = moto.client()
+        for n in sizes:
+            tag = uuid.uuid4().hex[:6]
+            new, old, src = (Path(tmp) / f"{kind}-{n}-{tag}" for kind in ("new", "old", "src"))
+            t0 = time.time()
+            build_ledger(new, n)
+            old_markers(old, n)
+            kept_source(src, n)
+            print(f"# {n:,} settled photos: history built in {time.time() - t0:.0f} s", flush=True)
+            backends = {
+                "local": lambda p: lambda: LocalStorage(p),
+                # the sshd's root is this machine's folder: the history is written there directly
+                "sftp": lambda p: lambda: SftpStorage(str(p), "sftp_bench"),
+            }
+            if n in s3_sizes:
+                bucket = f"scale-{tag}"
+                client.create_bucket(Bucket=bucket)
+                t0 = time.time()
+                for folder in (new, old, src):
+                    upload(client, bucket, folder, folder.name)
+                print(f"#   uploaded to moto in {time.time() - t0:.0f} s", flush=True)
+                backends["s3"] = lambda p, b=bucket: lambda: S3Storage(b, p.name, "aws_bench")
+            for kind, at in backends.items():
+                requests = Requests()
+                cold = [timed_check(at(new), requests, fresh=True) for _ in range(REPEATS)]
+                warm = [timed_check(at(new), requests, fresh=False) for _ in range(REPEATS)]
+                before = [timed_check(at(old), requests, fresh=True, old=True) for _ in range(3)]
+                listing = [timed_listing(at(src), requests) for _ in range(3)]
+                rows.append(
+                    (
+                        kind,
+                        n,
+                        median([t for t, _ in cold]),
+                        cold[0][1],
+                        median([t for t, _ in warm]),
+                        warm[0][1],
+                        median([t for t, _ in before]),
+                        before[0][1],
+                        median([t for t, _ in listing]),
+                        listing[0][1],
+                    )
+                )
+                r = rows[-1]
+                print(
+                    f"{kind:5} {n:>7,}  check fresh {r[2] * 1000:8.1f} ms {r[3]:>4} req | warm {r[4] * 1000:7.1f} ms "
+                    f"{r[5]:>3} req | before (0.3) {r[6] * 1000:9.1f} ms {r[7]:>4} req | kept-source listing "
+                    f"{r[8] * 1000:9.1f} ms {r[9]:>4} req",
+                    flush=True,
+                )
+    print()
+    print(
+        "| backend | settled photos | check, fresh process | check, warm (trigger, poke) | before: every marker listed | listing a source that keeps its files |"
+    )
+    print("|---|---|---|---|---|---|")
+    first = {}
+    for r in rows:
+        base = first.setdefault(r[0], r)
+        print(
+            f"| {r[0]} | {r[1]:,} | {r[2] * 1000:.1f} ms, {r[3]} req (x{r[2] / base[2]:.1f}) | "
+            f"{r[4] * 1000:.1f} ms, {r[5]} req (x{r[4] / base[4]:.1f}) | {r[6] * 1000:.0f} ms, {r[7]} req "
+            f"(x{r[6] / base[6]:.1f}) | {r[8] * 1000:.0f} ms, {r[9]} req (x{r[8] / base[8]:.1f}) |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
