@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
     print()
     print(
-        "| backend | settled photos | check, fresh process | check, warm (trigger, poke) | before: every marker listed | listing a source that keeps its files |"
+        "| backend | settled photos | check, fresh process | check, warm (trigger, poke) "
+        "| before: every marker listed | listing a source that keeps its files |"
     )
     print("|---|---|---|---|---|---|")
     first = {}

@@ -146,8 +146,8 @@ class Ledger:
 
     def fold(self, at_least: int | None = None) -> int:
         """Fold the waiting markers into a new segment when at least ``at_least`` (default ``FOLD_AT``)
-        wait, then retire and merge segments (see the module). Returns how many markers were folded. Safe to run in several
-        tasks at once and to interrupt anywhere (see the module)."""
+        wait, then retire and merge segments. Returns how many markers were folded. Safe to run in
+        several tasks at once and to interrupt anywhere (see the module)."""
         markers = self._markers()
         if not markers or len(markers) < (FOLD_AT if at_least is None else at_least):
             self._merge()  # an interrupted merge is finished by the next run
