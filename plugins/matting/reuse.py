@@ -13,10 +13,18 @@ output's sha256. A hit re-reads the output, checks the sha256 and writes the sam
 run's name (S3: a server-side copy conditioned on the output's ETag); an output that is gone or
 differs is a miss, and the photo is processed as if never seen. Entries older than
 ``[matting] reuse_max_age_days`` are ignored, and deleted by the archive step (``prune``).
+
+Pruning costs what expired, not what is kept: ``put`` also writes an empty marker
+``_cache/_expiry/<UTC day of creation>/<key>`` (before the entry, so no entry lacks one), and
+``prune`` walks only the days that expired since it last ran (``_expiry/state.json`` says through
+which day it is done), reading each of their entries (one re-made since on a later day is kept: its
+new marker is in that day). A cache written before this scheme is scanned whole once, by the first
+prune, which gives its live entries their markers.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -29,6 +37,8 @@ from matting.storage import Storage
 log = logging.getLogger("matting.reuse")
 
 CACHE_DIR = "_cache"
+EXPIRY = "_expiry"  # under CACHE_DIR: one folder per UTC day of creation, one empty marker per entry
+STATE = f"{EXPIRY}/state.json"
 WRITE_SLACK_S = 3600.0  # an entry's write time is at most this long after its ``created`` (clock skew included)
 
 
@@ -81,6 +91,7 @@ class ResultCache:
         return entry
 
     def put(self, key: str, entry: Entry) -> None:
+        self.folder.write(f"{EXPIRY}/{_day(entry.created)}/{key}", b"")  # first: no entry without a marker
         self.folder.write(f"{key}.json", json.dumps(asdict(entry)).encode())
 
     def reuse(self, key: str, target: str) -> Entry | None:
@@ -109,28 +120,73 @@ class ResultCache:
             return False
 
     def prune(self) -> int:
-        """Delete the entries older than the maximum age; returns how many. An entry is written right
-        after its ``created`` time, so the listing's modification time says which ones are nowhere
-        near their age: only the others are read (the archive step prunes every run, over a cache of
-        any size)."""
+        """Delete the entries older than the maximum age; returns how many. Walks the days that
+        expired since the last prune (see the module): its cost is what expired, whatever the cache
+        holds. Safe to interrupt (the next prune walks those days again) and to run twice at once."""
+        try:
+            state = json.loads(self.folder.read(STATE))
+            done = dt.date.fromisoformat(state["pruned_through"])
+        except FileNotFoundError:
+            return self._migrate()
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable %s/%s: scanning the whole cache once", self.folder.describe(), STATE)
+            return self._migrate()
+        through = self._expired_through()
         removed = 0
-        for info in self.folder.list():
+        day = done + dt.timedelta(days=1)
+        while day <= through:
+            removed += self._prune_day(day.isoformat())
+            day += dt.timedelta(days=1)
+        if through > done:
+            self._save_state(through)
+        return removed
+
+    def _expired_through(self) -> dt.date:
+        """The last UTC day all of whose entries are past the maximum age."""
+        return dt.datetime.fromtimestamp(self.now() - self.max_age_s, dt.UTC).date() - dt.timedelta(days=1)
+
+    def _save_state(self, through: dt.date) -> None:
+        self.folder.write(STATE, json.dumps({"pruned_through": through.isoformat()}).encode())
+
+    def _prune_day(self, day: str) -> int:
+        removed = 0
+        folder = self.folder.sub(f"{EXPIRY}/{day}")
+        for marker in folder.list(recursive=False):
+            if self._expired(marker.path):
+                removed += 1
+            folder.delete(marker.path)  # after its entry: an interrupted prune finds it again
+        return removed
+
+    def _expired(self, key: str) -> bool:
+        """Delete the entry ``key`` if it is past the maximum age (True when deleted)."""
+        try:
+            entry = Entry(**json.loads(self.folder.read(f"{key}.json")))
+            expired = self.now() - entry.created > self.max_age_s
+        except FileNotFoundError:
+            return False
+        except (ValueError, TypeError):
+            expired = True  # unreadable: useless
+        if expired:
+            self.folder.delete(f"{key}.json")
+        return expired
+
+    def _migrate(self) -> int:
+        """The first prune of a cache written before the expiry markers: the whole cache scanned
+        once (expired entries deleted, live ones given a marker by their write time), then the state
+        that lets every later prune walk only the days that expired."""
+        removed = 0
+        for info in self.folder.list(recursive=False):
             if not info.path.endswith(".json"):
                 continue
-            if info.mtime is not None and self.now() - info.mtime < self.max_age_s - WRITE_SLACK_S:
-                continue  # young (an unreadable young entry is a miss for get(), and rewritten by put())
             key = info.path[: -len(".json")]
-            try:
-                entry = Entry(**json.loads(self.folder.read(info.path)))
-                expired = self.now() - entry.created > self.max_age_s
-            except FileNotFoundError:
-                continue
-            except (ValueError, TypeError):
-                expired = True  # unreadable: useless
-            if expired:
-                try:
-                    self.folder.delete(f"{key}.json")
-                    removed += 1
-                except FileNotFoundError:
-                    pass
+            young = info.mtime is not None and self.now() - info.mtime < self.max_age_s - WRITE_SLACK_S
+            if not young and self._expired(key):
+                removed += 1
+            else:
+                self.folder.write(f"{EXPIRY}/{_day(info.mtime or self.now())}/{key}", b"")
+        self._save_state(self._expired_through())
         return removed
+
+
+def _day(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).date().isoformat()

@@ -23,13 +23,13 @@ COFFEE = (SAMPLES / "coffee.jpg").read_bytes()
 def counted(engine, monkeypatch):
     """The session's engine with its inferences counted."""
     calls = []
-    real = engine.matte
+    real = engine.matte_many
 
-    def matte(image, timings):
-        calls.append(image.width)
-        return real(image, timings)
+    def matte_many(images, timings):
+        calls.extend(image.width for image in images)
+        return real(images, timings)
 
-    monkeypatch.setattr(engine, "matte", matte)
+    monkeypatch.setattr(engine, "matte_many", matte_many)
     engine.inferences = calls
     return engine
 
@@ -176,3 +176,156 @@ def test_on_s3_the_copy_is_server_side_and_conditioned_on_the_etag(tmp_path, cou
     third = _put(tmp_path / "in", {"c.jpg": ASTRO})
     records_c, _ = _run(tmp_path / "in", dest, counted, [f for f in third if f.path == "c.jpg"], "run-2")
     assert len(counted.inferences) == 2 and records_c["c.jpg"].reused_from is None  # the copy's condition failed
+
+
+DAY = 86400.0
+
+
+class _Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _entry(key: str, created: float):
+    from matting.reuse import Entry
+
+    return Entry(output=f"r/outputs/{key}.png", sha256="0" * 64, size=1, run="r", source=f"{key}.jpg", created=created)
+
+
+def _counting_storage(root, counts: dict, fail=None):
+    """A local folder whose every list/read/write/delete (also in sub-folders) is counted."""
+
+    class Counting(LocalStorage):
+        def _tap(self, kind):
+            counts[kind] = counts.get(kind, 0) + 1
+            if fail is not None:
+                fail(kind)
+
+        def list(self, recursive=True, skip_dirs=()):
+            self._tap("list")
+            return super().list(recursive, skip_dirs)
+
+        def read(self, rel, expect=None):
+            self._tap("read")
+            return super().read(rel, expect)
+
+        def write(self, rel, data):
+            self._tap("write")
+            return super().write(rel, data)
+
+        def delete(self, rel):
+            self._tap("delete")
+            return super().delete(rel)
+
+        def sub(self, rel_dir):
+            return Counting(super().sub(rel_dir).root)
+
+    return Counting(root)
+
+
+def test_a_prune_costs_what_expired_not_what_the_cache_holds(tmp_path):
+    """2,000 live entries made over 20 days, then a prune a day: each reads and deletes only the
+    entries of the day that expired (3 requests each) plus a listing and the state, whatever the rest."""
+    import time as _time
+
+    counts: dict = {}
+    clock = _Clock(_time.time() // DAY * DAY - 40 * DAY + 3600)  # 01:00 UTC: a day's entries share a date
+    cache = ResultCache(_counting_storage(tmp_path, counts), max_age_s=30 * DAY, now=clock)
+    assert cache.prune() == 0  # an empty cache: its state is written, nothing scanned again
+    made: dict[str, float] = {}
+    for day in range(20):
+        for k in range(100):
+            key = f"{day:02d}{k:062d}"
+            made[key] = clock.t + day * DAY + k
+            cache.put(key, _entry(key, made[key]))
+    for day in range(20):
+        clock.t = made[f"{day:02d}{0:062d}"] + 31 * DAY  # that day's entries are all past 30 days now
+        counts.clear()
+        removed = cache.prune()
+        assert removed == 100, (day, removed)
+        assert counts.get("read", 0) <= 100 + 1 and counts.get("delete", 0) <= 200, counts
+        # one listing per day walked, never the whole cache (the first prune catches up the 30 empty
+        # days since the cache's state was written; then one day a prune)
+        assert counts.get("list", 0) <= (31 if day == 0 else 1), counts
+        live = {p.stem for p in (tmp_path / CACHE_DIR).glob("*.json")}
+        assert live == {k for k in made if int(k[:2]) > day}
+
+
+def test_an_entry_made_again_later_is_kept_until_its_new_day_expires(tmp_path):
+    import time as _time
+
+    clock = _Clock(_time.time() - 60 * DAY)
+    cache = ResultCache(LocalStorage(tmp_path), max_age_s=30 * DAY, now=clock)
+    cache.prune()
+    key = "a" * 64
+    cache.put(key, _entry(key, clock.t))
+    clock.t += 10 * DAY
+    cache.put(key, _entry(key, clock.t))  # the same photo made again (the first had expired? no: reused)
+    clock.t += 22 * DAY  # the first day has expired, the second has not
+    assert cache.prune() == 0 and cache.get(key) is not None
+    clock.t += 10 * DAY
+    assert cache.prune() == 1 and cache.get(key) is None
+
+
+def test_a_cache_written_before_the_markers_is_scanned_once(tmp_path):
+    """Entries as 0.3 wrote them (no markers, no state): the first prune deletes the expired ones and
+    gives the others markers; later prunes never list the whole cache and still delete them on time."""
+    import os
+    import time as _time
+
+    now = _time.time()
+    folder = tmp_path / CACHE_DIR
+    folder.mkdir()
+    for i, age_days in enumerate((45, 40, 10, 5)):
+        key = f"{i}" * 64
+        path = folder / f"{key}.json"
+        path.write_text(json.dumps(_entry(key, now - age_days * DAY).__dict__))
+        os.utime(path, (now - age_days * DAY, now - age_days * DAY))
+    counts: dict = {}
+    clock = _Clock(now)
+    cache = ResultCache(_counting_storage(tmp_path, counts), max_age_s=30 * DAY, now=clock)
+    assert cache.prune() == 2
+    assert sorted(p.stem[0] for p in folder.glob("*.json")) == ["2", "3"]
+    counts.clear()
+    clock.t = now + 21 * DAY  # the 10-day-old entry is 31 days old
+    assert cache.prune() == 1 and counts["list"] <= 22  # one listing per day walked, no whole-cache scan
+    clock.t = now + 27 * DAY
+    assert cache.prune() == 1 and not list(folder.glob("*.json"))
+
+
+def test_a_prune_interrupted_anywhere_is_finished_by_the_next_and_keeps_live_entries(tmp_path):
+    import time as _time
+
+    k = 0
+    while True:
+        k += 1
+        calls = [0]
+        armed = [False]
+
+        def fail(kind, k=k, calls=calls, armed=armed):
+            if armed[0] and kind in ("delete", "write"):
+                calls[0] += 1
+                if calls[0] == k:
+                    raise ConnectionResetError("injected")
+
+        root = tmp_path / str(k)
+        clock = _Clock(_time.time() - 50 * DAY)
+        cache = ResultCache(_counting_storage(root, {}, fail), max_age_s=30 * DAY, now=clock)
+        cache.prune()
+        for i in range(6):
+            cache.put(f"{i}" * 64, _entry(f"{i}" * 64, clock.t + i * 3 * DAY))
+        clock.t += 41 * DAY  # entries 0-3 (made 0-9 days after the start) are past 30 days, 4-5 are not
+        armed[0] = True
+        try:
+            cache.prune()
+        except ConnectionResetError:
+            armed[0] = False
+            cache.prune()
+            live = sorted(p.stem[0] for p in (root / CACHE_DIR).glob("*.json"))
+            assert live == ["4", "5"], (k, live)
+            continue
+        assert k > 4
+        break
