@@ -12,7 +12,10 @@ size (about 0.17 s for SFTP here).
   trigger's loop and a poke-mode sensor: segments cached);
 - **before**: the same check as 0.3 did it, one marker per version, every marker listed each time;
 - **kept source listing**: listing a source that keeps its N files (read-only), which a ledger cannot
-  avoid: the number that says when to switch to the event-driven DAG (docs/storage.md).
+  avoid: the number that says when to switch to the event-driven DAG (docs/storage.md);
+- **cache prune**: the archive step's prune of a result cache holding N live entries, 100 of which
+  expired since the last prune, against 0.3's prune (every entry listed, the old-looking ones read and
+  deleted; on S3 the objects carry the upload's time, so there 0.3's figure is the listing alone).
 
 Ratios are to the first size. Not a test (timings do not belong in tests).
 
@@ -22,6 +25,7 @@ Ratios are to the first size. Not a test (timings do not belong in tests).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -55,6 +59,7 @@ def build_ledger(folder: Path, n: int) -> None:
     from matting.storage import ledger as ledger_mod
 
     ledger_mod.RETIRE_AFTER_S, saved = 0.0, ledger_mod.RETIRE_AFTER_S
+    fsync, os.fsync = os.fsync, lambda fd: None  # set-up only: not what is measured
     try:
         ledger = ledger_mod.Ledger(LocalStorage(folder))
         for k in range(n):
@@ -63,6 +68,7 @@ def build_ledger(folder: Path, n: int) -> None:
                 ledger.fold()
     finally:
         ledger_mod.RETIRE_AFTER_S = saved
+        os.fsync = fsync
 
 
 def old_markers(folder: Path, n: int) -> None:
@@ -70,6 +76,78 @@ def old_markers(folder: Path, n: int) -> None:
     (folder / "_ledger").mkdir(parents=True, exist_ok=True)
     for k in range(n):
         (folder / "_ledger" / f"{_info(k).version_id}.json").write_bytes(b'{"status": "ok"}')
+
+
+def result_cache(folder: Path, n: int, now: float) -> None:
+    """A result cache as ``ResultCache.put`` leaves it: 100 entries made 31 days ago (expired since
+    yesterday's prune) and ``n`` made over the last 29 days, each with its expiry marker."""
+    import json
+
+    from matting.reuse import CACHE_DIR, EXPIRY, STATE, Entry, _day
+
+    root = folder / CACHE_DIR
+    old_day = now - 31 * 86400
+    (root / EXPIRY).mkdir(parents=True, exist_ok=True)
+    (root / STATE).write_text(json.dumps({"pruned_through": _day(old_day - 86400)}))
+    for k in range(n + 100):
+        created = old_day + k if k < 100 else now - 86400 - (k % 29) * 86400
+        key = f"{k:064x}"
+        entry = Entry(f"r/outputs/{k}.png", "0" * 64, 1, "r", f"{k}.jpg", created)
+        (root / f"{key}.json").write_text(json.dumps(entry.__dict__))
+        os.utime(root / f"{key}.json", (created, created))
+        (root / EXPIRY / _day(created)).mkdir(exist_ok=True)
+        (root / EXPIRY / _day(created) / key).write_bytes(b"")
+
+
+@contextlib.contextmanager
+def storage_calls(cls):
+    """Count every list/read/write/delete/stat on storages of ``cls`` (sub-folders included)."""
+    counted = [0]
+    saved = {name: getattr(cls, name) for name in ("list", "read", "write", "delete", "stat")}
+
+    def counting(real):
+        def call(self, *args, **kwargs):
+            counted[0] += 1
+            return real(self, *args, **kwargs)
+
+        return call
+
+    for name, real in saved.items():
+        setattr(cls, name, counting(real))
+    try:
+        yield counted
+    finally:
+        for name, real in saved.items():
+            setattr(cls, name, real)
+
+
+def timed_prune(make_storage, now: float, old: bool = False) -> tuple[float, int, int]:
+    """One prune of the cache (0.3's when ``old``: every entry listed, those near their age read;
+    nothing deleted, so both can be measured on the same cache): (seconds, storage calls, expired)."""
+    import json
+
+    from matting.reuse import ResultCache
+
+    storage = make_storage()
+    try:
+        cache = ResultCache(storage, 30 * 86400, now=lambda: now)
+        cache.folder.exists("_warm-up")
+        with storage_calls(type(storage)) as counted:
+            t0 = time.perf_counter()
+            if old:
+                removed = 0
+                for f in cache.folder.list():
+                    if not f.path.endswith(".json") or (f.mtime and now - f.mtime < 30 * 86400 - 3600):
+                        continue
+                    if now - json.loads(cache.folder.read(f.path))["created"] > 30 * 86400:
+                        removed += 1
+                        cache.folder.delete(f.path + ".absent")  # a delete's cost, leaving the entry for the new prune
+            else:
+                removed = cache.prune()
+            elapsed = time.perf_counter() - t0
+        return elapsed, counted[0], removed
+    finally:
+        storage.close()
 
 
 def kept_source(folder: Path, n: int) -> None:
@@ -175,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
             build_ledger(new, n)
             old_markers(old, n)
             kept_source(src, n)
+            now = time.time()
+            caches = {kind: Path(tmp) / f"cache-{kind}-{n}-{tag}" for kind in ("local", "sftp", "s3")}
+            for kind, folder in caches.items():
+                if kind != "s3" or n in s3_sizes:
+                    result_cache(folder, n, now)
             print(f"# {n:,} settled photos: history built in {time.time() - t0:.0f} s", flush=True)
             backends = {
                 "local": lambda p: lambda: LocalStorage(p),
@@ -185,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 bucket = f"scale-{tag}"
                 client.create_bucket(Bucket=bucket)
                 t0 = time.time()
-                for folder in (new, old, src):
+                for folder in (new, old, src, caches["s3"]):
                     upload(client, bucket, folder, folder.name)
                 print(f"#   uploaded to moto in {time.time() - t0:.0f} s", flush=True)
                 backends["s3"] = lambda p, b=bucket: lambda: S3Storage(b, p.name, "aws_bench")
@@ -195,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
                 warm = [timed_check(at(new), requests, fresh=False) for _ in range(REPEATS)]
                 before = [timed_check(at(old), requests, fresh=True, old=True) for _ in range(3)]
                 listing = [timed_listing(at(src), requests) for _ in range(3)]
+                prune_before = timed_prune(at(caches[kind]), now, old=True)
+                prune = timed_prune(at(caches[kind]), now)
+                # S3 stamps the upload time, so there 0.3 read none: its figure is the listing alone
+                assert prune[2] == 100 and prune_before[2] in (0 if kind == "s3" else 100,), (prune, prune_before)
                 rows.append(
                     (
                         kind,
@@ -207,28 +294,36 @@ def main(argv: list[str] | None = None) -> int:
                         before[0][1],
                         median([t for t, _ in listing]),
                         listing[0][1],
+                        prune[0],
+                        prune[1],
+                        prune_before[0],
+                        prune_before[1],
                     )
                 )
                 r = rows[-1]
                 print(
                     f"{kind:5} {n:>7,}  check fresh {r[2] * 1000:8.1f} ms {r[3]:>4} req | warm {r[4] * 1000:7.1f} ms "
                     f"{r[5]:>3} req | before (0.3) {r[6] * 1000:9.1f} ms {r[7]:>4} req | kept-source listing "
-                    f"{r[8] * 1000:9.1f} ms {r[9]:>4} req",
+                    f"{r[8] * 1000:9.1f} ms {r[9]:>4} req | prune {r[10] * 1000:.0f} ms {r[11]} calls, "
+                    f"before {r[12] * 1000:.0f} ms {r[13]} calls",
                     flush=True,
                 )
     print()
     print(
         "| backend | settled photos | check, fresh process | check, warm (trigger, poke) "
-        "| before: every marker listed | listing a source that keeps its files |"
+        "| before: every marker listed | listing a source that keeps its files "
+        "| cache prune, 100 expired | before: every entry listed |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     first = {}
     for r in rows:
         base = first.setdefault(r[0], r)
         print(
             f"| {r[0]} | {r[1]:,} | {r[2] * 1000:.1f} ms, {r[3]} req (x{r[2] / base[2]:.1f}) | "
             f"{r[4] * 1000:.1f} ms, {r[5]} req (x{r[4] / base[4]:.1f}) | {r[6] * 1000:.0f} ms, {r[7]} req "
-            f"(x{r[6] / base[6]:.1f}) | {r[8] * 1000:.0f} ms, {r[9]} req (x{r[8] / base[8]:.1f}) |"
+            f"(x{r[6] / base[6]:.1f}) | {r[8] * 1000:.0f} ms, {r[9]} req (x{r[8] / base[8]:.1f}) | "
+            f"{r[10] * 1000:.0f} ms, {r[11]} calls (x{r[10] / base[10]:.1f}) | "
+            f"{r[12] * 1000:.0f} ms, {r[13]} calls (x{r[12] / base[12]:.1f}) |"
         )
     return 0
 
