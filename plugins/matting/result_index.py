@@ -28,7 +28,7 @@ MANIFEST = "manifest.json"
 INDEX_DIR = "results"
 INDEX = f"{INDEX_DIR}/index.json"
 FORMAT = 1
-CHUNK = 100  # entries per chunk: a page (at most 96) spans at most two
+CHUNK = 200  # entries per chunk: a page (at most 96) spans at most two, the quarantine's head one
 KEYS_PER_SHARD = 4096
 
 
@@ -66,7 +66,8 @@ def write_index(run: Storage, manifest: dict, info: FileInfo) -> dict:
     for position, (kind, i, entry) in enumerate(manifest_entries(manifest)):
         # the position, as the run's own prefix makes it (the pages re-derive it with theirs)
         item = entry_item(kind, i, entry, prefix)
-        keys[shard_of(item.key, shards)][item.key] = position
+        key = item.key
+        keys[shard_of(key, shards)][key] = position
         tally.add(item)
         for view in item.views():
             buffers[view].append([position, kind, i, entry])
