@@ -128,17 +128,17 @@ class RunResults:
         # no manifest yet: the archive step has not run, or failed; the batches' parts say what is done
         self.partial = not run.exists(MANIFEST)
         if self.partial:
-            manifest, items = merged_parts(where, run)
+            parsed = merged_parts(where, run)
         else:
-            manifest = json.loads(run.read(MANIFEST))
-            items = None
-        self._check_owner(manifest)
-        self._manifest = manifest
-        self._items = items if items is not None else items_from_manifest(manifest, where.run_prefix)
-        self._views = {
-            view: [n for n, item in enumerate(self._items) if shown is None or item.status in shown]
-            for view, shown in VIEWS.items()
-        }
+            parsed = _Parsed.of(json.loads(run.read(MANIFEST)), where.run_prefix)
+        self._check_owner(parsed.manifest)
+        self._manifest, self._items, self._views, self._counts = (
+            parsed.manifest,
+            parsed.items,
+            parsed.views,
+            parsed.counts,
+        )
+        manifest = parsed.manifest
         self.header = {k: v for k, v in manifest.items() if k not in ("files", "photos")}
         self._index = None
 
@@ -188,7 +188,7 @@ class RunResults:
     def counts(self) -> dict[str, int]:
         if self._index is not None:
             return dict(self._index.doc.get("counts") or {})
-        return counts(self._items)
+        return dict(self._counts)
 
     def view(self, show: str, start: int, stop: int) -> list[Item]:
         """Items ``start`` to ``stop`` of the filter ``show`` (``VIEWS``)."""
@@ -249,13 +249,32 @@ class RunResults:
         return name if name and _inside_run(name, "") == name and self.run.exists(name) else None
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """A whole manifest (or merged parts) parsed: its items, each filter's positions, the counts."""
+
+    manifest: dict
+    items: list[Item]
+    views: dict[str, list[int]]
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, manifest: dict, run_prefix: str) -> _Parsed:
+        items = items_from_manifest(manifest, run_prefix)
+        views = {
+            view: [n for n, item in enumerate(items) if shown is None or item.status in shown]
+            for view, shown in VIEWS.items()
+        }
+        return cls(manifest, items, views, counts(items))
+
+
 _MERGED_KEEP = 2  # runs in progress whose merged parts a process keeps (the newest asked for)
-_merged: OrderedDict[tuple, tuple[dict, list[Item]]] = OrderedDict()
+_merged: OrderedDict[tuple, _Parsed] = OrderedDict()
 _merged_lock = threading.Lock()
 
 
-def merged_parts(where: Where, run: Storage) -> tuple[dict, list[Item]]:
-    """A run in progress: its batches' parts merged (``archive.merge_parts``) and its items, kept per
+def merged_parts(where: Where, run: Storage) -> _Parsed:
+    """A run in progress: its batches' parts merged (``archive.merge_parts``), its items and filters, kept per
     process under the run's place and the listing of its parts (names, sizes, versions): while no part
     changes, a request costs one listing of ``parts/``."""
     listing = [FileInfo(f"{PARTS_DIR}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(PARTS_DIR).list()]
@@ -266,7 +285,7 @@ def merged_parts(where: Where, run: Storage) -> tuple[dict, list[Item]]:
             _merged.move_to_end(key)
             return hit
     manifest = merge_parts(run, listing)
-    found = (manifest, items_from_manifest(manifest, where.run_prefix))
+    found = _Parsed.of(manifest, where.run_prefix)
     with _merged_lock:
         _merged[key] = found
         while len(_merged) > _MERGED_KEEP:
