@@ -2,7 +2,8 @@
 
 A run of any matting DAG leaves ``manifest.json`` in ``<destination>/<run_prefix>/``: per input its
 source, status, outputs (background removal) or report (ID photos), and where the original went.
-``RunResults`` turns that into gallery items; the web UI (``matting.ui``) only renders them. Every
+``RunResults`` turns that into gallery items, a page at a time through the run's page index
+(``matting.result_index``) where there is one; the web UI (``matting.ui``) only renders them. Every
 path an item can reach is checked here: outputs inside the run's folder, originals inside the
 source, nothing named by a URL. Thumbnails and previews are bounded (bytes read, pixels decoded,
 output size) and cached on disk under the item's *content key* (its name, paths and status), never its
@@ -113,9 +114,7 @@ class RunResults:
         self.where, self.run, self.source = where, run, source
         self.partial = False
         self._index: ResultIndex | None = ResultIndex.open(run)
-        self._manifest: dict | None = None
-        self._items: list[Item] | None = None
-        self._views: dict[str, list[int]] | None = None
+        self._parsed: _Parsed | None = None  # the whole manifest, when no index serves
         if self._index is not None:
             self._check_owner(self._index.doc)
             self.header: dict = self._index.doc.get("header") or {}
@@ -132,15 +131,8 @@ class RunResults:
         else:
             parsed = _Parsed.of(json.loads(run.read(MANIFEST)), where.run_prefix)
         self._check_owner(parsed.manifest)
-        self._manifest, self._items, self._views, self._counts = (
-            parsed.manifest,
-            parsed.items,
-            parsed.views,
-            parsed.counts,
-        )
-        manifest = parsed.manifest
-        self.header = {k: v for k, v in manifest.items() if k not in ("files", "photos")}
-        self._index = None
+        self._parsed, self._index = parsed, None
+        self.header = {k: v for k, v in parsed.manifest.items() if k not in ("files", "photos")}
 
     def _check_owner(self, doc: dict) -> None:
         if not self.where.dag_id:  # not asked for a given run (the CLI, tests)
@@ -164,16 +156,16 @@ class RunResults:
     @property
     def manifest(self) -> dict:
         """The whole manifest (parsed on first use when the index served the request so far)."""
-        if self._manifest is None:
+        if self._parsed is None:
             self._load()
-        return self._manifest
+        return self._parsed.manifest
 
     @property
     def items(self) -> list[Item]:
         """Every item (the whole manifest: for the review step, not for a page)."""
-        if self._items is None:
+        if self._parsed is None:
             self._load()
-        return self._items
+        return self._parsed.items
 
     @property
     def total(self) -> int:
@@ -183,19 +175,19 @@ class RunResults:
         """How many items each of the page's filters shows."""
         if self._index is not None:
             return dict(self._index.views)
-        return {view: len(positions) for view, positions in self._views.items()}
+        return {view: len(positions) for view, positions in self._parsed.views.items()}
 
     def counts(self) -> dict[str, int]:
         if self._index is not None:
             return dict(self._index.doc.get("counts") or {})
-        return dict(self._counts)
+        return dict(self._parsed.counts)
 
     def view(self, show: str, start: int, stop: int) -> list[Item]:
         """Items ``start`` to ``stop`` of the filter ``show`` (``VIEWS``)."""
         found = self._indexed(lambda index: index.items(show, start, stop, self.where.run_prefix))
         if found is not None:
             return found
-        return [self._items[n] for n in self._views[show][start:stop]]
+        return [self._parsed.items[n] for n in self._parsed.views[show][start:stop]]
 
     def page(self, show: str, page: int, per_page: int = PAGE_SIZE) -> tuple[list[Item], int, int]:
         """One page of the filter (1-based, clamped; ``per_page`` capped): its items, the page, the pages."""
@@ -213,14 +205,15 @@ class RunResults:
                 if found is None:
                     raise KeyError(key or index)
                 return found
+        items = self._parsed.items
         if key:
-            for item in self._items:
+            for item in items:
                 if item.key == key:
                     return item
             raise KeyError(key)
-        if not 0 <= index < len(self._items):
+        if not 0 <= index < len(items):
             raise KeyError(index)
-        return self._items[index]
+        return items[index]
 
     def _indexed_item(self, index_: ResultIndex, position: int, key: str | None) -> Item | None:
         prefix = self.where.run_prefix
