@@ -116,6 +116,7 @@ bench-memory: models
 # what a new-file check costs at 1k, 10k and 100k settled photos (local, SFTP, S3 via moto): issue #36
 bench-scale: venv
 	$(PY) tests/live/bench_scale.py
+	$(PY) tests/live/bench_pages.py
 
 # the ID-photo evaluation set: each case's verdict, the per-rule table and the edge halo, per matte model
 idphoto-eval: models

@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 
 from matting.images import decode
 from matting.manifest import run_counts, utc_now
-from matting.storage import Storage
+from matting.result_index import publish_manifest
+from matting.storage import FileInfo, Storage
 
 log = logging.getLogger("matting.archive")
 
@@ -24,9 +25,12 @@ SHEET_MAX_FILES = 48
 SHEET_MAX_BYTES = 64 * 1024 * 1024  # a thumbnail is never worth reading a bigger original
 
 
-def merge_parts(run: Storage) -> dict:
-    """Combine the batch parts (one per mapped chunk) into the run's manifest dict."""
-    parts = sorted(f.path for f in run.list() if f.path.startswith(f"{PARTS_DIR}/") and f.path.endswith(".json"))
+def merge_parts(run: Storage, listing: list[FileInfo] | None = None) -> dict:
+    """Combine the batch parts (one per mapped chunk) into the run's manifest dict; ``listing``: the
+    run folder's files as the caller listed them (else listed here: ``parts/`` only)."""
+    if listing is None:
+        listing = [FileInfo(f"{PARTS_DIR}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(PARTS_DIR).list()]
+    parts = sorted(f.path for f in listing if f.path.startswith(f"{PARTS_DIR}/") and f.path.endswith(".json"))
     merged: dict = {}
     files: list[dict] = []
     for path in parts:
@@ -125,7 +129,7 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
         run.write("contact_sheet.jpg", contact_sheet(pairs))
         extra["contact_sheet"] = "contact_sheet.jpg"
     manifest.update(extra)
-    run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    publish_manifest(run, manifest)  # with the results pages' index (``matting.result_index``)
     log.info("run closed: %s", json.dumps(manifest["counts"]))
     return {"manifest": "manifest.json", **manifest["counts"], **extra}
 

@@ -2,7 +2,8 @@
 
 A run of any matting DAG leaves ``manifest.json`` in ``<destination>/<run_prefix>/``: per input its
 source, status, outputs (background removal) or report (ID photos), and where the original went.
-``RunResults`` turns that into gallery items; the web UI (``matting.ui``) only renders them. Every
+``RunResults`` turns that into gallery items, a page at a time through the run's page index
+(``matting.result_index``) where there is one; the web UI (``matting.ui``) only renders them. Every
 path an item can reach is checked here: outputs inside the run's folder, originals inside the
 source, nothing named by a URL. Thumbnails and previews are bounded (bytes read, pixels decoded,
 output size) and cached on disk under the item's *content key* (its name, paths and status), never its
@@ -15,17 +16,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
-import posixpath
 import tempfile
-from dataclasses import asdict, dataclass, field
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from matting import settings
-from matting.archive import SHEET_MAX_BYTES, merge_parts, thumbnail_tile
+from matting.archive import PARTS_DIR, SHEET_MAX_BYTES, merge_parts, thumbnail_tile
 from matting.atomic import atomic_write_bytes
-from matting.manifest import accepted
-from matting.storage import Storage, UnsafePath, safe_relpath
+from matting.gallery import VIEWS, Item, _inside_run, counts, items_from_manifest
+from matting.result_index import MANIFEST, ResultIndex, StaleIndex
+from matting.storage import FileInfo, Storage
+
+log = logging.getLogger("matting.results")
 
 THUMB_PX = 256
 PREVIEW_PX = 1600  # the full-size comparison: big enough to judge an ID photo, bounded for the server
@@ -74,111 +80,6 @@ class NotThisRun(LookupError):
     """The files found are not the run's the page is for (a manifest of another DAG or run)."""
 
 
-@dataclass
-class Item:
-    """One input of the run as the gallery shows it."""
-
-    index: int
-    name: str
-    status: str  # ok | failed | held (ID photo waiting for review) | refused (ID photo)
-    reason: str = ""  # quarantine or refusal reason, as recorded
-    before: str | None = None  # path in the source (the moved original), checked
-    after: str | None = None  # path under the run folder, checked
-    rules: list[dict] = field(default_factory=list)  # ID photos: the report's rule table
-    details: dict = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        """What identifies this item's images whatever its position: name, both paths and status."""
-        raw = json.dumps([self.name, self.before, self.after, self.status])
-        return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def _inside_run(rel: str | None, run_prefix: str) -> str | None:
-    """``rel`` relative to the run folder when it lies inside it, else None (never a path out)."""
-    if not rel:
-        return None
-    try:
-        clean = safe_relpath(rel)
-    except UnsafePath:
-        return None
-    if run_prefix and clean.startswith(run_prefix + "/"):
-        clean = clean[len(run_prefix) + 1 :]
-    return clean if not clean.startswith("../") else None
-
-
-def _in_source(rel: str | None) -> str | None:
-    if not rel:
-        return None
-    try:
-        return safe_relpath(rel)
-    except UnsafePath:
-        return None
-
-
-def _saved_as(source: str, after: str | None) -> dict:
-    """``{"saved as": name}`` where the output's name is not the source's (cut to fit the destination,
-    made portable, or a clash resolved), so the page shows both; else nothing."""
-    if not after:
-        return {}
-    name = after.split("/", 1)[1] if after.startswith(("outputs/", "review/", "rejected/")) else after
-    same = posixpath.splitext(name)[0] == posixpath.splitext(source)[0]
-    return {} if same else {"saved as": name}
-
-
-def items_from_manifest(manifest: dict, run_prefix: str) -> list[Item]:
-    """Gallery items for a background-removal manifest (``files``) or an ID-photo one (``photos``)."""
-    items: list[Item] = []
-    for i, f in enumerate(manifest.get("files") or []):
-        reason = f"{f.get('error_type')}: {f.get('error')}" if f.get("status") != "ok" else ""
-        outputs = f.get("outputs") or []
-        items.append(
-            Item(
-                index=i,
-                name=str(f.get("source", "")),
-                status="ok" if f.get("status") == "ok" else "failed",
-                reason=reason,
-                before=_in_source(f.get("moved_to") or f.get("source")),
-                after=_inside_run(outputs[0], run_prefix) if outputs else None,
-                details={
-                    k: f.get(k)
-                    for k in ("model", "moved_to", "kept_reason", "width", "height", "reused_from")
-                    if f.get(k)
-                },
-            )
-        )
-        items[-1].details.update(_saved_as(items[-1].name, items[-1].after))
-    for i, r in enumerate(manifest.get("photos") or []):
-        out = r.get("output")
-        review = r.get("review") if isinstance(r.get("review"), dict) else {}
-        if accepted(r):
-            status = "ok"
-        elif out and str(out).startswith("review/"):
-            status = "held"
-        else:
-            status = "refused"
-        reasons = r.get("reasons") or []
-        details = {k: r.get(k) for k in ("spec", "spec_title", "head_ratio", "file_kb") if r.get(k) is not None}
-        if review:
-            by = f" by {review['reviewer']}" if review.get("reviewer") else ""
-            note = f": {review['note']}" if review.get("note") else ""
-            details["review"] = f"{review.get('decision')}{by} at {review.get('at')}{note}"
-        items.append(
-            Item(
-                index=i,
-                name=str(r.get("source", "")),
-                status=status,
-                reason="; ".join(str(x) for x in reasons) or str(r.get("rejected") or ""),
-                before=_in_source(r.get("source")),
-                after=_inside_run(out, ""),
-                rules=[x for x in r.get("rules") or [] if isinstance(x, dict)],
-                details=details,
-            )
-        )
-        items[-1].details.update(_saved_as(items[-1].name, items[-1].after))
-    return items
-
-
 def held_views(items: list[Item], run_url: str) -> dict[str, tuple[str, str]]:
     """For each photo held in ``review/``: its thumbnail's URL and its comparison page's URL under
     ``run_url`` (the run's results page), as the review form links them."""
@@ -200,43 +101,130 @@ def page_of(items: list, page: int, per_page: int = PAGE_SIZE) -> tuple[list, in
     return items[(page - 1) * per_page : page * per_page], pages
 
 
-def counts(items: list[Item]) -> dict[str, int]:
-    out = {"files": len(items)}
-    for item in items:
-        out[item.status] = out.get(item.status, 0) + 1
-    reused = sum(1 for item in items if item.details.get("reused_from"))
-    if reused:
-        out["reused"] = reused  # copies from the result cache, among the ok ones
-    return out
-
-
 class RunResults:
-    """A run's manifest and the storages its images live in (opened by the caller, closed by it)."""
+    """A run's results and the storages its images live in (opened by the caller, closed by it).
+
+    Read, in this order, from: the run's paged index (``matting.result_index``; a page or an image
+    reads a bounded number of small files, whatever the run's size), else its ``manifest.json`` (runs
+    from before the index: parsed whole), else, while the archive step has not run, its batches' parts
+    (merged once per process and listing of ``parts/``: see ``merged_parts``). Whichever it is must name
+    the run asked for (``where.dag_id`` / ``run_id``), or ``NotThisRun``."""
 
     def __init__(self, where: Where, run: Storage, source: Storage | None) -> None:
         self.where, self.run, self.source = where, run, source
+        self.partial = False
+        self._index: ResultIndex | None = ResultIndex.open(run)
+        self._parsed: _Parsed | None = None  # the whole manifest, when no index serves
+        if self._index is not None:
+            self._check_owner(self._index.doc)
+            self.header: dict = self._index.doc.get("header") or {}
+            return
+        self._load()
+
+    def _load(self) -> None:
+        """The whole manifest (or the merged parts), parsed, and its items."""
+        run, where = self.run, self.where
         # no manifest yet: the archive step has not run, or failed; the batches' parts say what is done
-        self.partial = not run.exists("manifest.json")
-        self.manifest: dict = merge_parts(run) if self.partial else json.loads(run.read("manifest.json"))
-        if where.dag_id:  # asked for a given run: the manifest must be that run's
-            owner = (str(self.manifest.get("dag_id") or ""), str(self.manifest.get("run_id") or ""))
-            if owner != (where.dag_id, where.run_id):
-                found = f"DAG {owner[0]!r} run {owner[1]!r}" if owner[0] else "no run (no manifest naming a DAG)"
-                wanted = f"DAG {where.dag_id!r} run {where.run_id!r}"
-                raise NotThisRun(f"the results at {run.describe()} belong to {found}, not to {wanted}")
-        self.items = items_from_manifest(self.manifest, where.run_prefix)
+        self.partial = not run.exists(MANIFEST)
+        if self.partial:
+            parsed = merged_parts(where, run)
+        else:
+            parsed = _Parsed.of(json.loads(run.read(MANIFEST)), where.run_prefix)
+        self._check_owner(parsed.manifest)
+        self._parsed, self._index = parsed, None
+        self.header = {k: v for k, v in parsed.manifest.items() if k not in ("files", "photos")}
+
+    def _check_owner(self, doc: dict) -> None:
+        if not self.where.dag_id:  # not asked for a given run (the CLI, tests)
+            return
+        owner = (str(doc.get("dag_id") or ""), str(doc.get("run_id") or ""))
+        if owner != (self.where.dag_id, self.where.run_id):
+            found = f"DAG {owner[0]!r} run {owner[1]!r}" if owner[0] else "no run (no manifest naming a DAG)"
+            wanted = f"DAG {self.where.dag_id!r} run {self.where.run_id!r}"
+            raise NotThisRun(f"the results at {self.run.describe()} belong to {found}, not to {wanted}")
+
+    def _indexed(self, read):
+        """``read(index)`` on the paged index; the full parse when its files changed under this request."""
+        if self._index is not None:
+            try:
+                return read(self._index)
+            except StaleIndex as exc:
+                log.info("%s: results index changed while read (%s); parsing the manifest", self.run.describe(), exc)
+                self._load()
+        return None
+
+    @property
+    def manifest(self) -> dict:
+        """The whole manifest (parsed on first use when the index served the request so far)."""
+        if self._parsed is None:
+            self._load()
+        return self._parsed.manifest
+
+    @property
+    def items(self) -> list[Item]:
+        """Every item (the whole manifest: for the review step, not for a page)."""
+        if self._parsed is None:
+            self._load()
+        return self._parsed.items
+
+    @property
+    def total(self) -> int:
+        return self.view_counts()["all"]
+
+    def view_counts(self) -> dict[str, int]:
+        """How many items each of the page's filters shows."""
+        if self._index is not None:
+            return dict(self._index.views)
+        return {view: len(positions) for view, positions in self._parsed.views.items()}
+
+    def counts(self) -> dict[str, int]:
+        if self._index is not None:
+            return dict(self._index.doc.get("counts") or {})
+        return dict(self._parsed.counts)
+
+    def view(self, show: str, start: int, stop: int) -> list[Item]:
+        """Items ``start`` to ``stop`` of the filter ``show`` (``VIEWS``)."""
+        found = self._indexed(lambda index: index.items(show, start, stop, self.where.run_prefix))
+        if found is not None:
+            return found
+        return [self._parsed.items[n] for n in self._parsed.views[show][start:stop]]
+
+    def page(self, show: str, page: int, per_page: int = PAGE_SIZE) -> tuple[list[Item], int, int]:
+        """One page of the filter (1-based, clamped; ``per_page`` capped): its items, the page, the pages."""
+        per_page = max(1, min(int(per_page), MAX_PAGE_SIZE))
+        pages = max(1, (self.view_counts()[show] + per_page - 1) // per_page)
+        page = min(max(1, int(page)), pages)
+        return self.view(show, (page - 1) * per_page, page * per_page), page, pages
 
     def item(self, index: int, key: str | None = None) -> Item:
         """The item at ``index``; with ``key``, the item of that content key wherever it sits now
         (a page rendered before the run was re-archived asks by its old position)."""
+        if self._index is not None:
+            found = self._indexed(lambda index_: self._indexed_item(index_, index, key))
+            if self._index is not None:  # not fallen back to the manifest meanwhile
+                if found is None:
+                    raise KeyError(key or index)
+                return found
+        items = self._parsed.items
         if key:
-            for item in self.items:
+            for item in items:
                 if item.key == key:
                     return item
             raise KeyError(key)
-        if not 0 <= index < len(self.items):
+        if not 0 <= index < len(items):
             raise KeyError(index)
-        return self.items[index]
+        return items[index]
+
+    def _indexed_item(self, index_: ResultIndex, position: int, key: str | None) -> Item | None:
+        prefix = self.where.run_prefix
+        at = index_.items("all", position, position + 1, prefix) if 0 <= position < index_.total else []
+        if at and (not key or at[0].key == key):
+            return at[0]
+        if not key:
+            return None
+        moved = index_.position_of(key)
+        at = index_.items("all", moved, moved + 1, prefix) if moved is not None else []
+        return at[0] if at and at[0].key == key else None
 
     def image_bytes(self, item: Item, kind: str) -> bytes | None:
         """The original (``before``, from the source) or the result (``after``, from the run folder);
@@ -250,8 +238,52 @@ class RunResults:
         return storage.read(rel)
 
     def zip_path(self) -> str | None:
-        name = self.manifest.get("zip")
+        name = self.header.get("zip")
         return name if name and _inside_run(name, "") == name and self.run.exists(name) else None
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A whole manifest (or merged parts) parsed: its items, each filter's positions, the counts."""
+
+    manifest: dict
+    items: list[Item]
+    views: dict[str, list[int]]
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, manifest: dict, run_prefix: str) -> _Parsed:
+        items = items_from_manifest(manifest, run_prefix)
+        views = {
+            view: [n for n, item in enumerate(items) if shown is None or item.status in shown]
+            for view, shown in VIEWS.items()
+        }
+        return cls(manifest, items, views, counts(items))
+
+
+_MERGED_KEEP = 2  # runs in progress whose merged parts a process keeps (the newest asked for)
+_merged: OrderedDict[tuple, _Parsed] = OrderedDict()
+_merged_lock = threading.Lock()
+
+
+def merged_parts(where: Where, run: Storage) -> _Parsed:
+    """A run in progress: its batches' parts merged (``archive.merge_parts``), its items and filters, kept per
+    process under the run's place and the listing of its parts (names, sizes, versions): while no part
+    changes, a request costs one listing of ``parts/``."""
+    listing = [FileInfo(f"{PARTS_DIR}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(PARTS_DIR).list()]
+    key = (run.describe(), where.run_prefix, tuple(sorted((f.path, f.size, f.version) for f in listing)))
+    with _merged_lock:
+        hit = _merged.get(key)
+        if hit is not None:
+            _merged.move_to_end(key)
+            return hit
+    manifest = merge_parts(run, listing)
+    found = _Parsed.of(manifest, where.run_prefix)
+    with _merged_lock:
+        _merged[key] = found
+        while len(_merged) > _MERGED_KEEP:
+            _merged.popitem(last=False)
+    return found
 
 
 def cache_dir() -> Path:

@@ -14,7 +14,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from matting import limits
@@ -23,6 +23,7 @@ from matting.errors import ConfigError, InfrastructureError, UnwritableName
 from matting.manifest import RunManifest, utc_now
 from matting.pipeline import BatchConfig, BatchRunner, MattingJob, RoundErrors, attempt_rounds, write_manifest
 from matting.progress import BatchProgress
+from matting.result_index import publish_manifest
 from matting.storage import FileInfo, Storage
 
 if TYPE_CHECKING:
@@ -248,7 +249,8 @@ def make_id_photos(
         manifest.finished_at = utc_now()
         manifest.counts = {"files": len(reports), "ok": progress.ok, "failed": progress.failed}
         manifest.photos = reports
-        dest.write("manifest.json", manifest.to_json())
+        # with the results pages' index (``photos`` are dicts already; ``files``, none here, records)
+        publish_manifest(dest, {**vars(manifest), "files": [asdict(f) for f in manifest.files]}, manifest.to_json())
 
     progress, _ = _tracked(len(files), work, finish)
     return RunOutcome(run.run_prefix, "manifest.json", dict(manifest.counts), progress, reports=reports)

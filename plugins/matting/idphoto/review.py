@@ -9,6 +9,7 @@ import re
 
 from matting.manifest import accepted, utc_now
 from matting.naming import decision_name, report_name
+from matting.result_index import publish_manifest
 from matting.storage import Storage
 
 REJECT_ALL = "Reject every photo"
@@ -114,7 +115,7 @@ def _record_in_manifest(run: Storage, decisions: dict[str, dict]) -> None:
     photos = manifest.get("photos") or []
     ok = sum(1 for r in photos if accepted(r))
     manifest["counts"] = {**(manifest.get("counts") or {}), "ok": ok, "failed": len(photos) - ok}
-    run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    publish_manifest(run, manifest)  # and the results pages' index, which shows the decisions too
 
 
 def _move_with_report(run: Storage, name: str, src_dir: str, dest_dir: str) -> None:

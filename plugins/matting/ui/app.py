@@ -38,8 +38,6 @@ from matting.results import (
     RunResults,
     Where,
     cached_thumbnail,
-    counts,
-    page_of,
     thumbnail,
 )
 
@@ -190,8 +188,8 @@ def _run_url(dag_id: str, run_id: str) -> str:
     return f"runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
 
-FILTERS = (("all", "all"), ("failed", "failed / refused"), ("held", "held for review"))
-_SHOWN = {"all": None, "failed": ("failed", "refused"), "held": ("held",)}
+FILTERS = (("all", "all"), ("failed", "failed / refused"), ("held", "held for review"))  # matting.gallery.VIEWS
+QUARANTINE_SHOWN = 200  # the quarantine table's rows (the filter "failed / refused" pages through all)
 
 
 @functools.cache
@@ -316,12 +314,11 @@ def create_app() -> FastAPI:
         show: str = Query("all", pattern="^(all|failed|held)$"),
     ) -> HTMLResponse:
         with open_results(_where(dag_id, run_id)) as res:
-            wanted = _SHOWN[show]
-            selected = [i for i in res.items if wanted is None or i.status in wanted]
-            shown, pages = page_of(selected, page, per_page)
-            filter_counts = {k: sum(1 for i in res.items if v is None or i.status in v) for k, v in _SHOWN.items()}
-            job = res.manifest.get("job") or {}
-            quarantine = [i for i in res.items if i.status in ("failed", "refused")]
+            # what the page shows, not the run: a page of one filter, the counts, the quarantine's head
+            shown, page, pages = res.page(show, page, per_page)
+            filter_counts = res.view_counts()
+            quarantine = res.view("failed", 0, QUARANTINE_SHOWN)
+            job = res.header.get("job") or {}
             return render(
                 "run.html",
                 title=f"{dag_id} {run_id}",
@@ -329,16 +326,17 @@ def create_app() -> FastAPI:
                 run_id=run_id,
                 index_url="../../",
                 self_url=quote(run_id, safe=""),
-                counts=counts(res.items),
-                model=str(job.get("model") or res.manifest.get("model") or ""),
+                counts=res.counts(),
+                model=str(job.get("model") or res.header.get("model") or ""),
                 zip_url=f"{quote(run_id, safe='')}/outputs.zip" if res.zip_path() else None,
                 where=res.run.describe(),
                 partial=res.partial,
                 quarantine=[_card(i, run_id) for i in quarantine],
+                quarantine_count=filter_counts["failed"],
                 filters=FILTERS,
                 filter_counts=filter_counts,
                 show=show,
-                page=min(page, pages),
+                page=page,
                 pages=pages,
                 cards=[_card(i, run_id) for i in shown],
             )
@@ -351,7 +349,7 @@ def create_app() -> FastAPI:
                 item = res.item(index)
             except KeyError:
                 raise HTTPException(404, "no such photo in this run") from None
-            last = len(res.items) - 1
+            last = res.total - 1
             return render(
                 "photo.html",
                 title=f"{item.name} - {dag_id} {run_id}",
