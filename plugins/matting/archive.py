@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import posixpath
 import zipfile
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from matting.atomic import is_temp_name
 from matting.images import decode
 from matting.manifest import run_counts, utc_now
 from matting.result_index import publish_manifest
@@ -104,7 +106,14 @@ def contact_sheet(pairs: list[tuple[str, bytes | None, bytes | None]]) -> bytes:
 
 
 def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, make_sheet: bool = True) -> dict:
-    """Write manifest.json (+ outputs.zip, contact_sheet.jpg) in the run folder; returns the summary."""
+    """Write manifest.json (+ outputs.zip, contact_sheet.jpg) in the run folder; returns the summary.
+    First, the temp files a killed writer left in the run folder (``.<name>.tmp-*``: a worker
+    SIGKILLed mid-write; its retry wrote the output again) are deleted: every batch of the run is
+    over when it is archived, and the folder is this run's alone."""
+    for f in run.list(skip_dirs=(PARTS_DIR,)):
+        if ".tmp-" in posixpath.basename(f.path) and is_temp_name(f.path):
+            log.warning("deleting %s: a write that never finished (its writer was killed)", f.path)
+            run.delete(f.path)
     manifest = merge_parts(run)
     prefix = manifest.get("run_prefix", "")
     outputs = [rel for f in manifest["files"] if (rel := _rel(f, prefix))]

@@ -98,9 +98,14 @@ def when(predicate, then, timeout: float = 120.0) -> threading.Thread:
     return thread
 
 
-def retry_locally(job, src_root: Path, dest_root: Path, files, inputs: list[Input], prefix: str = "run"):
-    """Airflow's retry (or the next run) of a local batch, then the final audit: nothing may be left."""
+def retry_locally(
+    job, src_root: Path, dest_root: Path, files, inputs: list[Input], prefix: str = "run", archive: bool = False
+):
+    """Airflow's retry (or the next run) of a local batch (and with ``archive`` the run's archive step),
+    then the final audit: nothing may be left."""
     BatchRunner(LocalStorage(src_root), LocalStorage(dest_root), job, BatchConfig(run_prefix=prefix)).run(files)
+    if archive:
+        close_run(LocalStorage(dest_root / prefix), LocalStorage(src_root), make_sheet=False)
     result = audit(inputs, local_snapshot(src_root), local_snapshot(dest_root))
     result.assert_clean(finished=True)
     return result
@@ -286,7 +291,8 @@ BatchRunner(src, dest, job, BatchConfig(run_prefix="run")).run(scan(src, ScanOpt
 
 
 def test_worker_killed_mid_batch_then_retried(tmp_path, job, report):
-    """A real worker process SIGKILLed mid-batch (OOM killer, node loss); the retry finishes it."""
+    """A real worker process SIGKILLed mid-batch (OOM killer, node loss); the retry finishes it, and
+    the archive step deletes the temp file of a write the kill cut short (when it landed mid-write)."""
     src_root, dest_root = tmp_path / "incoming", tmp_path / "dest"
     inputs = scenario_inputs()
     put_local(src_root, inputs)
@@ -301,7 +307,7 @@ def test_worker_killed_mid_batch_then_retried(tmp_path, job, report):
     during = audit(inputs, local_snapshot(src_root), local_snapshot(dest_root))
     during.assert_clean(finished=False)
     files = scan(LocalStorage(src_root), NOW).new  # what is left, as the retry's batch
-    result = retry_locally(job, src_root, dest_root, files, inputs)
+    result = retry_locally(job, src_root, dest_root, files, inputs, archive=True)
     report(
         "worker SIGKILLed mid-batch, task retried",
         result,

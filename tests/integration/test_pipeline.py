@@ -503,3 +503,20 @@ def test_an_original_its_source_will_not_take_under_its_name_gets_a_short_one(tm
     assert (incoming / rec.moved_to).read_bytes() == (SAMPLES / "coffee.jpg").read_bytes()
     saved = json.loads((tmp_path / "d" / "r" / "records" / f"{files[0].version_id}.json").read_text())
     assert saved["moved_to"] == rec.moved_to and not (incoming / name).exists()
+
+
+def test_the_archive_step_deletes_writes_a_killed_worker_left_unfinished(tmp_path, incoming, job):
+    """A worker SIGKILLed mid-write leaves ``.<name>.tmp-*`` beside the output its retry wrote again:
+    the archive step (every batch is over; the folder is the run's alone) deletes it, and nothing else."""
+    from matting.archive import close_run
+
+    dest = LocalStorage(tmp_path / "dest")
+    BatchRunner(LocalStorage(incoming), dest, job, BatchConfig(run_prefix="r")).run(_files(incoming))
+    run = tmp_path / "dest" / "r"
+    before = files_under(run)
+    leftover = run / "outputs" / ".a.png.tmp-k1ll3d00"
+    leftover.write_bytes(b"\x89PNG half")
+    close_run(LocalStorage(run), LocalStorage(incoming), make_sheet=False)
+    after = files_under(run)
+    assert ".a.png.tmp-k1ll3d00" not in " ".join(after)
+    assert set(before) <= set(after)  # every output, record and part kept
