@@ -271,7 +271,7 @@ def test_an_entry_made_again_later_is_kept_until_its_new_day_expires(tmp_path):
 
 
 def test_a_cache_written_before_the_markers_is_scanned_once(tmp_path):
-    """Entries as 0.3 wrote them (no markers, no state): the first prune deletes the expired ones and
+    """Entries as 0.2 wrote them (no markers, no state): the first prune deletes the expired ones and
     gives the others markers; later prunes never list the whole cache and still delete them on time."""
     import os
     import time as _time

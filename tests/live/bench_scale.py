@@ -10,12 +10,12 @@ size (about 0.17 s for SFTP here).
   ledger of N versions, as the pipeline leaves it (markers folded into segments by the real code):
   seconds and storage requests, first in a fresh process (every segment read) and then warm (the
   trigger's loop and a poke-mode sensor: segments cached);
-- **before**: the same check as 0.3 did it, one marker per version, every marker listed each time;
+- **before**: the same check as 0.2 did it, one marker per version, every marker listed each time;
 - **kept source listing**: listing a source that keeps its N files (read-only), which a ledger cannot
   avoid: the number that says when to switch to the event-driven DAG (docs/storage.md);
 - **cache prune**: the archive step's prune of a result cache holding N live entries, 100 of which
-  expired since the last prune, against 0.3's prune (every entry listed, the old-looking ones read and
-  deleted; on S3 the objects carry the upload's time, so there 0.3's figure is the listing alone).
+  expired since the last prune, against 0.2's prune (every entry listed, the old-looking ones read and
+  deleted; on S3 the objects carry the upload's time, so there 0.2's figure is the listing alone).
 
 Ratios are to the first size. Not a test (timings do not belong in tests).
 
@@ -72,7 +72,7 @@ def build_ledger(folder: Path, n: int) -> None:
 
 
 def old_markers(folder: Path, n: int) -> None:
-    """0.3's ledger: one ``_ledger/<id>.json`` per version, never removed."""
+    """0.2's ledger: one ``_ledger/<id>.json`` per version, never removed."""
     (folder / "_ledger").mkdir(parents=True, exist_ok=True)
     for k in range(n):
         (folder / "_ledger" / f"{_info(k).version_id}.json").write_bytes(b'{"status": "ok"}')
@@ -122,7 +122,7 @@ def storage_calls(cls):
 
 
 def timed_prune(make_storage, now: float, old: bool = False) -> tuple[float, int, int]:
-    """One prune of the cache (0.3's when ``old``: every entry listed, those near their age read;
+    """One prune of the cache (0.2's when ``old``: every entry listed, those near their age read;
     nothing deleted, so both can be measured on the same cache): (seconds, storage calls, expired)."""
     import json
 
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 listing = [timed_listing(at(src), requests) for _ in range(3)]
                 prune_before = timed_prune(at(caches[kind]), now, old=True)
                 prune = timed_prune(at(caches[kind]), now)
-                # S3 stamps the upload time, so there 0.3 read none: its figure is the listing alone
+                # S3 stamps the upload time, so there 0.2 read none: its figure is the listing alone
                 assert prune[2] == 100 and prune_before[2] in (0 if kind == "s3" else 100,), (prune, prune_before)
                 rows.append(
                     (
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = rows[-1]
                 print(
                     f"{kind:5} {n:>7,}  check fresh {r[2] * 1000:8.1f} ms {r[3]:>4} req | warm {r[4] * 1000:7.1f} ms "
-                    f"{r[5]:>3} req | before (0.3) {r[6] * 1000:9.1f} ms {r[7]:>4} req | kept-source listing "
+                    f"{r[5]:>3} req | before (0.2) {r[6] * 1000:9.1f} ms {r[7]:>4} req | kept-source listing "
                     f"{r[8] * 1000:9.1f} ms {r[9]:>4} req | prune {r[10] * 1000:.0f} ms {r[11]} calls, "
                     f"before {r[12] * 1000:.0f} ms {r[13]} calls",
                     flush=True,
