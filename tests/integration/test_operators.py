@@ -116,4 +116,8 @@ def test_an_id_photo_whose_name_the_destination_cannot_hold_is_refused_not_retri
     (refused,) = short["photos"]
     assert refused["rejected"] == "unwritable_name" and "cannot hold this name" in refused["reasons"][0]
     assert short["counts"] == {"files": 1, "ok": 0, "failed": 1}
-    assert [p.name for p in (tmp_path / "short").rglob("*") if p.is_file()] == ["manifest.json"]
+    written = sorted(
+        p.relative_to(tmp_path / "short").as_posix() for p in (tmp_path / "short").rglob("*") if p.is_file()
+    )
+    assert [n for n in written if not n.startswith("results/")] == ["manifest.json"]  # and its page index
+    assert "results/index.json" in written
