@@ -26,13 +26,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, Asset, AssetWatcher
+from matting import settings
 from matting.flows import destination, remove_and_archive
-from matting.flows.defaults import deadline, default_args, run_params, setting, var
+from matting.flows.defaults import deadline, default_args, run_params, var
 from matting.flows.tasks import split_batches, uploads_from_events
 from matting.triggers.s3_events import S3UploadsTrigger
 
-queue_url = setting("s3_events_queue_url")
-conn_id = setting("s3_events_conn_id")
+queue_url = settings.value("s3_events_queue_url")
+conn_id = settings.value("s3_events_conn_id")
 uploads = Asset(
     name="matting_s3_uploads",
     watchers=[
@@ -41,9 +42,9 @@ uploads = Asset(
             trigger=S3UploadsTrigger(
                 queue_url=queue_url,
                 aws_conn_id=conn_id,
-                wait_time_s=setting("s3_events_wait_s"),
-                visibility_timeout_s=setting("s3_events_visibility_s"),
-                dead_letter_url=setting("s3_events_dlq_url") or None,
+                wait_time_s=settings.value("s3_events_wait_s"),
+                visibility_timeout_s=settings.value("s3_events_visibility_s"),
+                dead_letter_url=settings.value("s3_events_dlq_url") or None,
             ),
         )
     ]
@@ -66,6 +67,6 @@ with DAG(
     source = var("matting_s3_source", "s3://incoming/photos")
     source_conn = var("matting_s3_conn_id", conn_id)
     dest, dest_conn_id = destination()
-    lookback_h = setting("s3_events_lookback_h")
+    lookback_h = settings.value("s3_events_lookback_h")
     files = uploads_from_events.override(inlets=[uploads])(source, source_conn, dest, dest_conn_id, lookback_h)
     remove_and_archive(source, source_conn, split_batches(files, var("matting_batch_size", "16")))

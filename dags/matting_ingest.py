@@ -21,8 +21,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG
+from matting import settings
 from matting.flows import destination, remove_and_archive
-from matting.flows.defaults import deadline, default_args, run_params, setting, var
+from matting.flows.defaults import deadline, default_args, run_params, var
 from matting.flows.tasks import split_batches
 from matting.sensors.new_files import S3NewFilesSensor, SftpNewFilesSensor
 
@@ -34,7 +35,7 @@ for kind, sensor_cls, default_source, default_conn in (
     conn = var(f"matting_{kind}_conn_id", default_conn)
     with DAG(
         dag_id=f"matting_{kind}_ingest",
-        schedule=setting(f"{kind}_schedule"),
+        schedule=settings.value(f"{kind}_schedule"),
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,
@@ -52,10 +53,10 @@ for kind, sensor_cls, default_source, default_conn in (
             ledger_location=dest,
             ledger_conn_id=dest_conn_id,
             deferrable=True,
-            poke_interval=setting("poke_interval_s"),
-            settle_seconds=setting("settle_seconds"),
+            poke_interval=settings.value("poke_interval_s"),
+            settle_seconds=settings.value("settle_seconds"),
             timeout=14 * 60,
             soft_fail=True,
-            max_files=setting("max_files_per_run"),
+            max_files=settings.value("max_files_per_run"),
         )
         remove_and_archive(source, conn, split_batches(found.output, var("matting_batch_size", "16")))

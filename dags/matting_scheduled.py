@@ -17,8 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG
+from matting import settings
 from matting.flows import destination, remove_and_archive
-from matting.flows.defaults import data_dir, deadline, default_args, run_params, setting, var
+from matting.flows.defaults import data_dir, deadline, default_args, run_params, var
 from matting.flows.tasks import list_new_files, split_batches
 
 SOURCE = var("matting_source", f"{data_dir()}/incoming")
@@ -26,7 +27,7 @@ SOURCE_CONN = var("matting_source_conn_id", "")
 
 with DAG(
     dag_id="matting_scheduled",
-    schedule=setting("schedule"),
+    schedule=settings.value("schedule"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -489,13 +489,13 @@ def run_pipeline_benchmark(count: int, model: str) -> dict:
     archive (zip, contact sheet), on local storage. Alternates a, b, a and uses the mean of the a's."""
     import shutil
 
-    from matting.archive import close_run
-    from matting.atomic import atomic_write_bytes
-    from matting.detection import ScanOptions, scan
     from matting.engine import Engine, OutputOptions, file_sources
-    from matting.manifest import RunManifest, utc_now
-    from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
+    from matting.pipeline.archive import close_run
+    from matting.pipeline.detection import ScanOptions, scan
+    from matting.pipeline.manifest import RunManifest, utc_now
+    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, write_manifest
     from matting.storage import LocalStorage
+    from matting.storage.atomic import atomic_write_bytes
 
     engine = Engine(model=model)
     out = OutputOptions.build("png")

@@ -41,9 +41,11 @@ def test_the_wheel_carries_the_package_its_data_and_entry_points(wheel):
         entry_points = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     for data in ("models.json", "idphoto_specs.yaml", "scenarios.yaml"):
         assert f"matting/data/{data}" in names
-    assert {"matting/plugin.py", "matting/ui/app.py", "matting/operators/matting.py"} <= names
-    templates = {p.name for p in (Path(__file__).resolve().parents[1] / "plugins/matting/ui/templates").glob("*.html")}
-    assert templates and {f"matting/ui/templates/{t}" for t in templates} <= names  # the results pages render
+    assert {"matting/plugin.py", "matting/results/app.py", "matting/operators/matting.py"} <= names
+    templates = {
+        p.name for p in (Path(__file__).resolve().parents[1] / "plugins/matting/results/templates").glob("*.html")
+    }
+    assert templates and {f"matting/results/templates/{t}" for t in templates} <= names  # the results pages render
     assert not [n for n in names if n.startswith(("tests/", "dags/")) or n.endswith((".onnx", ".tflite"))]
     assert "matting = matting.cli:main" in entry_points
     assert "provider_info = matting.get_provider_info:get_provider_info" in entry_points
@@ -161,7 +163,7 @@ def test_airflow_lists_the_installed_provider_and_plugin(airflow_db):
     found = _json_table(plugins.stdout)
     mine = [p for p in found if p["name"] == "matting"]
     assert len(mine) == 1, found  # once: the entry point, not again from the plugins folder
-    assert "matting.ui.links.ResultsLink" in json.dumps(mine[0])
+    assert "matting.results.links.ResultsLink" in json.dumps(mine[0])
 
 
 def test_the_drop_in_layout_registers_the_plugin_only_when_not_installed(monkeypatch):

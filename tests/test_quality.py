@@ -28,7 +28,7 @@ def test_engine_and_rembg_agree_on_ground_truth(rows):
 
 
 def test_ground_truth_is_exact_and_a_wrong_matte_scores_worse():
-    from matting.quality import score
+    from quality.metrics import score
 
     comp = compose("hobbies/music/string/cello.png", 6, None)
     assert comp.rgb.shape[:2] == comp.alpha.shape and 0.0 < comp.alpha.mean() < 0.5

@@ -13,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from matting.atomic import atomic_write_bytes, is_temp_name
+from matting import layout
 from matting.errors import ConfigError, MattingError, ModelError
 from matting.images import looks_like_image
-from matting.naming import plan_named
+from matting.pipeline.naming import plan_named
+from matting.storage.atomic import atomic_write_bytes, is_temp_name
 
 log = logging.getLogger("matting.cli")
 
@@ -64,7 +65,7 @@ def collect_inputs(inputs: list[str], outdir: Path | None = None) -> list[tuple[
 
 def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tuple[list[str], dict[str, str]]:
     """Source names (the relative name; the path as given where two inputs share one) and their
-    output names, fitted to the output folder's limits (``matting.naming``). Refuses (``ConfigError``)
+    output names, fitted to the output folder's limits (``matting.pipeline.naming``). Refuses (``ConfigError``)
     an output that would land on an input file."""
     from matting.storage import LocalStorage
 
@@ -72,7 +73,7 @@ def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tu
     for path, rel in inputs:
         keys.append(rel if rel not in keys else str(path))
     pairs = [(key, rel) for key, (_, rel) in zip(keys, inputs, strict=True)]
-    plan = plan_named(pairs, extension, limits=LocalStorage(outdir).name_limits(), under="rejected")
+    plan = plan_named(pairs, extension, limits=LocalStorage(outdir).name_limits(), under=layout.REJECTED)
     sources = {p.resolve() for p, _ in inputs}
     clash = [f"{key} -> {outdir / plan[key]}" for key in keys if (outdir / plan[key]).resolve() in sources]
     if clash:
@@ -87,7 +88,7 @@ def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tu
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from matting.engine import Engine, OutputOptions, RuntimeOptions
-    from matting.progress import BatchProgress
+    from matting.pipeline.progress import BatchProgress
 
     outdir = Path(args.output)
     out = OutputOptions.build(
@@ -136,7 +137,7 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.engine import Engine, RuntimeOptions
     from matting.idphoto.batch import options_from, process_portrait
     from matting.idphoto.detect import load_models
-    from matting.progress import BatchProgress
+    from matting.pipeline.progress import BatchProgress
 
     options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=args.strict)
     spec = options.spec

@@ -13,18 +13,18 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
-from matting.ui.links import URL_PREFIX, ResultsLink
+from matting.results.links import URL_PREFIX, ResultsLink
 
 
 class LazyApp:
-    """An ASGI app that builds ``matting.ui.app`` on its first request."""
+    """An ASGI app that builds ``matting.results.app`` on its first request."""
 
     def __init__(self) -> None:
         self._app = None
 
     async def __call__(self, scope, receive, send) -> None:
         if self._app is None:
-            from matting.ui.app import create_app
+            from matting.results.app import create_app
 
             self._app = create_app()
         await self._app(scope, receive, send)

@@ -46,6 +46,7 @@ class Option:
     example: str | None = None
     legacy: str | None = None  # the old environment variable; None = MATTING_<KEY>
     sensitive: bool = False
+    at_least: float | None = None  # a smaller configured value is read as this (e.g. at least 1 attempt)
 
     @property
     def env(self) -> str:
@@ -56,8 +57,8 @@ class Option:
         return self.legacy or f"MATTING_{self.key.upper()}"
 
 
-def _o(key, type_, default, group, description, example=None, legacy=None) -> Option:
-    return Option(key, type_, default, " ".join(description.split()), group, example, legacy)
+def _o(key, type_, default, group, description, example=None, legacy=None, at_least=None) -> Option:
+    return Option(key, type_, default, " ".join(description.split()), group, example, legacy, at_least=at_least)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -203,6 +204,7 @@ OPTIONS: tuple[Option, ...] = (
         "limits",
         """In-task attempts for a photo that hit an
         infrastructure error; after the last one the task fails and Airflow retries it.""",
+        at_least=1,
     ),
     _o(
         "io_backoff_s",
@@ -228,6 +230,7 @@ OPTIONS: tuple[Option, ...] = (
         "limits",
         """botocore's attempts per S3 request (standard
         retry mode).""",
+        at_least=1,
     ),
     _o(
         "reuse",
@@ -501,7 +504,11 @@ def value(key: str):
     text, origin = raw(key)
     if not origin.startswith(BY_KEY[key].old_env):
         origin = f"[{SECTION}] {key} ({BY_KEY[key].env})"
-    return _parse(BY_KEY[key], text, origin)
+    parsed = _parse(BY_KEY[key], text, origin)
+    floor = BY_KEY[key].at_least
+    if floor is not None and parsed is not None and parsed < floor:
+        return type(parsed)(floor)
+    return parsed
 
 
 def paths(key: str) -> list[str]:

@@ -22,11 +22,11 @@ import pytest
 import scenario
 from audit import Audit, Input, audit
 from helpers import backdate
-from matting.archive import close_run
-from matting.detection import ScanOptions, scan
 from matting.errors import InfrastructureError
-from matting.manifest import RunManifest, utc_now
-from matting.pipeline import BREAKER, BatchConfig, BatchRunner, write_manifest
+from matting.pipeline.archive import close_run
+from matting.pipeline.detection import ScanOptions, scan
+from matting.pipeline.manifest import RunManifest, utc_now
+from matting.pipeline.runner import BREAKER, BatchConfig, BatchRunner, write_manifest
 from matting.storage import Ledger, LocalStorage, S3Storage, SftpStorage
 from PIL import Image
 from scenario import ROOT, local_snapshot, name_inputs, s3_snapshot, scenario_inputs
@@ -38,7 +38,7 @@ NOW = ScanOptions(settle_seconds=0)
 @pytest.fixture(scope="session")
 def job(model_store):
     from matting.engine import Engine, OutputOptions
-    from matting.pipeline import MattingJob
+    from matting.pipeline.runner import MattingJob
 
     return MattingJob(Engine(store=model_store), OutputOptions.build("png"))
 
@@ -280,9 +280,9 @@ def test_stalled_sftp_server_fails_the_request_not_the_task(sshd, sftp_conn, tmp
 
 WORKER = """
 import sys
-from matting.detection import ScanOptions, scan
+from matting.pipeline.detection import ScanOptions, scan
 from matting.engine import Engine, OutputOptions
-from matting.pipeline import BatchConfig, BatchRunner, MattingJob
+from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
 from matting.storage import LocalStorage
 src, dest = LocalStorage(sys.argv[1]), LocalStorage(sys.argv[2])
 job = MattingJob(Engine(), OutputOptions.build("png"))

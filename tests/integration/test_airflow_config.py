@@ -62,9 +62,9 @@ def test_a_value_in_airflow_cfg_reaches_the_code_and_beats_the_old_name(tmp_path
     code = (
         "import warnings; warnings.simplefilter('error')\n"
         "import matting.airflow_conf\n"
-        "from matting import limits, settings\n"
+        "from matting import settings\n"
         "from matting.flows.defaults import matting_task_args\n"
-        "print(limits.io_timeout_s(), matting_task_args()['queue'], settings.value('io_attempts'))\n"
+        "print(settings.value('io_timeout_s'), matting_task_args()['queue'], settings.value('io_attempts'))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],

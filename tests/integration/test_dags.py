@@ -245,7 +245,7 @@ def test_id_photo_batch_from_the_form(tmp_path, model_store, monkeypatch, airflo
     assert run.state == "success"
     run_dir = next((tmp_path / "id-photos").glob("id_photo_batch/*/*/*/*"))
     names = files_under(run_dir)
-    assert "results/index.json" in names  # the results pages' index (matting.result_index)
+    assert "results/index.json" in names  # the results pages' index (matting.results.index)
     names = [n for n in names if not n.startswith("results/")]
     assert names == [
         "astronaut.jpg",

@@ -7,12 +7,12 @@ import json
 
 import pytest
 from conftest import SAMPLES, backdate, files_under
-from matting.detection import ScanOptions, scan
 from matting.engine import Engine, OutputOptions
 from matting.errors import InfrastructureError
-from matting.manifest import RunManifest, utc_now
-from matting.naming import stems_of
-from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
+from matting.pipeline.detection import ScanOptions, scan
+from matting.pipeline.manifest import RunManifest, utc_now
+from matting.pipeline.naming import stems_of
+from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, write_manifest
 from matting.storage import FileInfo, Ledger, LocalStorage
 from PIL import Image
 
@@ -291,7 +291,7 @@ def test_the_ledger_keeps_every_entry_when_mapped_tasks_write_at_once(tmp_path):
 
 ARCHIVE_RSS = """
 import json, resource, sys
-from matting.archive import close_run
+from matting.pipeline.archive import close_run
 from matting.storage import FileInfo, LocalStorage
 from PIL import Image
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -508,7 +508,7 @@ def test_an_original_its_source_will_not_take_under_its_name_gets_a_short_one(tm
 def test_the_archive_step_deletes_writes_a_killed_worker_left_unfinished(tmp_path, incoming, job):
     """A worker SIGKILLed mid-write leaves ``.<name>.tmp-*`` beside the output its retry wrote again:
     the archive step (every batch is over; the folder is the run's alone) deletes it, and nothing else."""
-    from matting.archive import close_run
+    from matting.pipeline.archive import close_run
 
     dest = LocalStorage(tmp_path / "dest")
     BatchRunner(LocalStorage(incoming), dest, job, BatchConfig(run_prefix="r")).run(_files(incoming))

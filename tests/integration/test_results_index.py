@@ -13,13 +13,13 @@ from dataclasses import asdict
 import pytest
 from fastapi.testclient import TestClient
 from helpers import write_batch_parts
-from matting import results
-from matting.archive import close_run
-from matting.gallery import VIEWS
-from matting.result_index import INDEX, publish_manifest
-from matting.results import NotThisRun, RunResults, Where, items_from_manifest, page_of
+from matting.pipeline.archive import close_run
+from matting.results import app as ui
+from matting.results import run as results
+from matting.results.gallery import VIEWS
+from matting.results.index import INDEX, publish_manifest
+from matting.results.run import NotThisRun, RunResults, Where, items_from_manifest, page_of
 from matting.storage import LocalStorage
-from matting.ui import app as ui
 
 PREFIX = "2026/12/02/big"
 DAG, RUN = "matting_scheduled", "scheduled__2026-12-02"
@@ -171,7 +171,7 @@ def test_an_index_naming_another_run_is_refused(tmp_path):
 def test_id_photos_held_and_reviewed_keep_the_index_in_step(tmp_path):
     """The ID-photo step writes the manifest and its index; a review rewrites both."""
     from matting.idphoto.review import held_photos, settle_review
-    from matting.naming import report_name
+    from matting.pipeline.naming import report_name
 
     run = LocalStorage(tmp_path / PREFIX)
     photos = []

@@ -12,9 +12,9 @@ import json
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from matting import results
-from matting.results import Where
-from matting.ui import app as ui
+from matting.results import app as ui
+from matting.results import run as results
+from matting.results.run import Where
 from PIL import Image
 
 PREFIX = "2026/12/02/run-1"

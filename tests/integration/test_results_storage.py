@@ -8,7 +8,7 @@ import json
 import uuid
 
 import pytest
-from matting.results import RunResults, Where, thumbnail
+from matting.results.run import RunResults, Where, thumbnail
 from matting.storage import open_storage
 from PIL import Image
 

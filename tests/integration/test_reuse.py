@@ -1,4 +1,4 @@
-"""The result cache (matting.reuse): the same photo with the same settings is matted once, on real
+"""The result cache (matting.pipeline.reuse): the same photo with the same settings is matted once, on real
 storages, with the engine really run (inference counted). Every reuse is an output like any other:
 the fault suite's audit still holds (tests/faults), and here each case checks the bytes."""
 
@@ -9,10 +9,11 @@ import json
 
 import pytest
 from conftest import SAMPLES, backdate
-from matting.detection import ScanOptions, scan
+from matting import layout
 from matting.engine import Engine, OutputOptions
-from matting.pipeline import BatchConfig, BatchRunner, MattingJob
-from matting.reuse import CACHE_DIR, ResultCache, result_key
+from matting.pipeline.detection import ScanOptions, scan
+from matting.pipeline.reuse import ResultCache, result_key
+from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
 from matting.storage import LocalStorage, S3Storage
 
 ASTRO = (SAMPLES / "astronaut.jpg").read_bytes()
@@ -116,7 +117,7 @@ def test_another_model_or_option_is_a_miss_never_a_wrong_reuse(tmp_path, counted
 
 
 def test_the_key_covers_what_shapes_the_output_and_nothing_else(counted):
-    from matting import reuse
+    from matting.pipeline import reuse
 
     png = OutputOptions.build("png")
     key = result_key("ab" * 32, counted.model_sha256, counted.scenario, png)
@@ -141,7 +142,7 @@ def test_expired_entries_are_ignored_and_pruned(tmp_path, counted):
     dest = LocalStorage(tmp_path / "out")
     files = _put(tmp_path / "in", {"a.jpg": ASTRO})
     _run(tmp_path / "in", dest, counted, files)
-    entries = list((tmp_path / "out" / CACHE_DIR).glob("*.json"))
+    entries = list((tmp_path / "out" / layout.CACHE).glob("*.json"))
     assert len(entries) == 1 and json.loads(entries[0].read_text())["sha256"]
     late = ResultCache(
         dest, max_age_s=30 * 86400, now=lambda: json.loads(entries[0].read_text())["created"] + 31 * 86400
@@ -167,7 +168,7 @@ def test_on_s3_the_copy_is_server_side_and_conditioned_on_the_etag(tmp_path, cou
         client.get_object(
             Bucket="reuse",
             Key=next(
-                o["Key"] for o in client.list_objects_v2(Bucket="reuse", Prefix=f"archive/{CACHE_DIR}/")["Contents"]
+                o["Key"] for o in client.list_objects_v2(Bucket="reuse", Prefix=f"archive/{layout.CACHE}/")["Contents"]
             ),
         )["Body"].read()
     )
@@ -190,7 +191,7 @@ class _Clock:
 
 
 def _entry(key: str, created: float):
-    from matting.reuse import Entry
+    from matting.pipeline.reuse import Entry
 
     return Entry(output=f"r/outputs/{key}.png", sha256="0" * 64, size=1, run="r", source=f"{key}.jpg", created=created)
 
@@ -250,7 +251,7 @@ def test_a_prune_costs_what_expired_not_what_the_cache_holds(tmp_path):
         # one listing per day walked, never the whole cache (the first prune catches up the 30 empty
         # days since the cache's state was written; then one day a prune)
         assert counts.get("list", 0) <= (31 if day == 0 else 1), counts
-        live = {p.stem for p in (tmp_path / CACHE_DIR).glob("*.json")}
+        live = {p.stem for p in (tmp_path / layout.CACHE).glob("*.json")}
         assert live == {k for k in made if int(k[:2]) > day}
 
 
@@ -277,7 +278,7 @@ def test_a_cache_written_before_the_markers_is_scanned_once(tmp_path):
     import time as _time
 
     now = _time.time()
-    folder = tmp_path / CACHE_DIR
+    folder = tmp_path / layout.CACHE
     folder.mkdir()
     for i, age_days in enumerate((45, 40, 10, 5)):
         key = f"{i}" * 64
@@ -324,7 +325,7 @@ def test_a_prune_interrupted_anywhere_is_finished_by_the_next_and_keeps_live_ent
         except ConnectionResetError:
             armed[0] = False
             cache.prune()
-            live = sorted(p.stem[0] for p in (root / CACHE_DIR).glob("*.json"))
+            live = sorted(p.stem[0] for p in (root / layout.CACHE).glob("*.json"))
             assert live == ["4", "5"], (k, live)
             continue
         assert k > 4

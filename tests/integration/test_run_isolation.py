@@ -56,7 +56,7 @@ def test_a_folder_of_another_run_is_never_written_into(tmp_path, owner):
     """A run id reused by hand or a run_prefix two DAGs share: the second run is refused before it
     writes a byte (folders from before run.json are recognised by their manifest)."""
     from matting.errors import ConfigError
-    from matting.runs import RunInfo, claim_run_folder
+    from matting.pipeline.runs import RunInfo, claim_run_folder
     from matting.storage import LocalStorage
 
     root = LocalStorage(str(tmp_path))

@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from matting.detection import ScanOptions, scan
+from matting.pipeline.detection import ScanOptions, scan
 from matting.sensors.new_files import LocalNewFilesSensor, S3NewFilesSensor, SftpNewFilesSensor
 from matting.storage import Ledger, LocalStorage
 from matting.triggers.new_files import NewFilesTrigger

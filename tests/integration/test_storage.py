@@ -302,7 +302,7 @@ def test_a_local_zip_is_written_once_in_place(tmp_path, monkeypatch):
     of its bytes through the system temp folder (free space for one zip, not two)."""
     import tempfile
 
-    from matting.archive import write_zip
+    from matting.pipeline.archive import write_zip
 
     mkstemp = tempfile.mkstemp
 

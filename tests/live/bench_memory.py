@@ -20,11 +20,11 @@ def peak_mb() -> float:
 
 def main(n: int) -> None:
     sys.path.insert(0, str(ROOT / "plugins"))
-    from matting.archive import close_run
-    from matting.detection import ScanOptions, scan
     from matting.engine import Engine, OutputOptions
-    from matting.manifest import RunManifest, utc_now
-    from matting.pipeline import BatchConfig, BatchRunner, MattingJob, write_manifest
+    from matting.pipeline.archive import close_run
+    from matting.pipeline.detection import ScanOptions, scan
+    from matting.pipeline.manifest import RunManifest, utc_now
+    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, write_manifest
     from matting.storage import LocalStorage
 
     samples = ROOT / "include" / "samples"

@@ -34,8 +34,8 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 from helpers import write_batch_parts  # noqa: E402
-from matting import results  # noqa: E402
-from matting.archive import close_run, merge_parts  # noqa: E402
+from matting.pipeline.archive import close_run, merge_parts  # noqa: E402
+from matting.results import run as results  # noqa: E402
 from matting.storage import LocalStorage  # noqa: E402
 
 PREFIX = "2026/12/02/bench"

@@ -42,9 +42,9 @@ def _photos(n: int) -> list[bytes]:
 def main(rounds: int = 3, distinct: int = 100) -> None:
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
     from helpers import backdate
-    from matting.detection import ScanOptions, scan
     from matting.engine import Engine, OutputOptions
-    from matting.pipeline import BatchConfig, BatchRunner, MattingJob
+    from matting.pipeline.detection import ScanOptions, scan
+    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
     from matting.storage import LocalStorage
 
     photos = _photos(distinct)

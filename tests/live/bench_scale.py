@@ -83,7 +83,7 @@ def result_cache(folder: Path, n: int, now: float) -> None:
     yesterday's prune) and ``n`` made over the last 29 days, each with its expiry marker."""
     import json
 
-    from matting.reuse import CACHE_DIR, EXPIRY, STATE, Entry, _day
+    from matting.pipeline.reuse import CACHE_DIR, EXPIRY, STATE, Entry, _day
 
     root = folder / CACHE_DIR
     old_day = now - 31 * 86400
@@ -126,7 +126,7 @@ def timed_prune(make_storage, now: float, old: bool = False) -> tuple[float, int
     nothing deleted, so both can be measured on the same cache): (seconds, storage calls, expired)."""
     import json
 
-    from matting.reuse import ResultCache
+    from matting.pipeline.reuse import ResultCache
 
     storage = make_storage()
     try:

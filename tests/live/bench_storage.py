@@ -21,9 +21,9 @@ def main(rounds: int = 3, copies: int = 3) -> None:
     import os
 
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
-    from matting.detection import ScanOptions, scan
     from matting.engine import Engine, OutputOptions
-    from matting.pipeline import BatchConfig, BatchRunner, MattingJob
+    from matting.pipeline.detection import ScanOptions, scan
+    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
     from matting.storage import LocalStorage, SftpStorage
     from servers import run_sshd
 

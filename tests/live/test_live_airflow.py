@@ -105,7 +105,7 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
     assert run_dir.relative_to(dest).parts[:4] == ("id_photo_batch", *run["run_after"][:10].split("-"))
     assert run_dir.name == run["dag_run_id"].replace(":", "-").replace("+", "_")
     names = files_under(run_dir)
-    assert "results/index.json" in names  # the results pages' index (matting.result_index)
+    assert "results/index.json" in names  # the results pages' index (matting.results.index)
     names = [n for n in names if not n.startswith("results/")]
     assert names == [
         "astronaut.jpg",

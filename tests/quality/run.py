@@ -6,7 +6,7 @@ scenario's mask operations (matting.engine.postprocess.refine_alpha) run on it; 
 ``remove(only_mask=True)`` with the same u2netp and u2net (rembg's default) weights runs on the same
 images in the same process. ``auto`` (the content-aware default) is scored as what it does: per image,
 the variant of the scenario it routes that image to.
-Metrics: matting.quality (SAD, MSE x1e3, gradient, connectivity, IoU at 0.5), over the whole image.
+Metrics: tests/quality/metrics.py (SAD, MSE x1e3, gradient, connectivity, IoU at 0.5), over the whole image.
 Reported: mean, median and worst per group, and the median time per image (mask + scenario).
 
     python tests/quality/run.py [--models u2netp,u2net,isnet-medium,modnet] [--scenarios ...]
@@ -104,8 +104,8 @@ def measure(
     run where: ``runs_on``)."""
     from matting.engine import Engine
     from matting.engine.postprocess import refine_alpha
-    from matting.quality import score
     from quality.data import composites
+    from quality.metrics import score
 
     engines = {m: Engine(model=m) for m in models}
     plans = plans_for(scenarios, ablation)

@@ -95,7 +95,7 @@ def test_one_classification_for_a_failed_photo():
 
 
 def test_in_task_rounds_skip_what_another_round_cannot_help():
-    from matting.pipeline import RoundErrors, attempt_rounds
+    from matting.pipeline.runner import RoundErrors, attempt_rounds
 
     class Item:
         def __init__(self, path):

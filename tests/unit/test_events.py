@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from matting.detection import ScanOptions
-from matting.events import PoisonMessage, Upload, parse_notification, select_uploads, uploads_in_events
+from matting.pipeline.detection import ScanOptions
+from matting.pipeline.events import PoisonMessage, Upload, parse_notification, select_uploads, uploads_in_events
 from matting.storage import FileInfo, LocalStorage
 
 

@@ -74,7 +74,7 @@ def test_review_decisions_move_photos_and_never_lose_one(tmp_path):
     assert by_source["a.jpg"]["output"] == "a.jpg" and by_source["a.jpg"]["review"]["decision"] == "approved"
     assert by_source["b.jpg"]["output"] == "rejected/b.jpg" and by_source["b.jpg"]["review"]["note"] == "retake, please"
     assert manifest["counts"] == {"files": 4, "ok": 2, "failed": 2}
-    from matting.results import items_from_manifest
+    from matting.results.run import items_from_manifest
 
     status = {i.name: i.status for i in items_from_manifest(manifest, "")}
     assert status == {"a.jpg": "ok", "b.jpg": "refused", "c.jpg": "ok", "d.jpg": "refused"}
@@ -99,7 +99,7 @@ def test_a_photo_picked_with_decide_later_still_selected_is_approved_and_the_res
 
 def test_review_form_shows_every_held_photo_served_by_the_results_pages():
     from matting.idphoto.review import held_photos, review_body
-    from matting.results import held_views, items_from_manifest
+    from matting.results.run import held_views, items_from_manifest
 
     reports = [
         {"source": "in/ok.jpg", "output": "ok.jpg", "passed": True, "reasons": []},

@@ -1,13 +1,12 @@
-"""Every name a run gives a file (matting.naming): outputs planned once, originals never overwritten."""
+"""Every name a run gives a file (matting.pipeline.naming): outputs planned once, originals never overwritten."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from matting.atomic import temp_name
 from matting.idphoto.sheet import SHEETS_IN
-from matting.naming import (
+from matting.pipeline.naming import (
     COMPANION_ROOM,
     NOTE_SUFFIX,
     cut_utf8,
@@ -24,6 +23,7 @@ from matting.naming import (
     with_stems,
 )
 from matting.storage import FileInfo, LocalStorage, S3Storage
+from matting.storage.atomic import temp_name
 from matting.storage.base import NameLimits
 
 

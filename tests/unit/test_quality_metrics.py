@@ -1,10 +1,10 @@
-"""The matting metrics (matting.quality) on cases whose values are known by hand."""
+"""The matting metrics (tests/quality/metrics.py) on cases whose values are known by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from matting import quality as q
+from quality import metrics as q
 
 
 def _disc(size=64, r=20, cx=32, cy=32) -> np.ndarray:

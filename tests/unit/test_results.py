@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from matting.results import RunResults, Where, cached_thumbnail, counts, items_from_manifest, page_of, thumbnail
+from matting.results.run import RunResults, Where, cached_thumbnail, counts, items_from_manifest, page_of, thumbnail
 from matting.storage import LocalStorage
 from PIL import Image
 
@@ -129,7 +129,7 @@ def test_a_run_whose_archive_did_not_run_shows_what_the_batches_recorded(tmp_pat
 
 
 def test_the_rule_table_shows_distance_and_borderline_escaped():
-    from matting.ui.app import _templates
+    from matting.results.app import _templates
 
     html_text = (
         _templates()
@@ -164,7 +164,7 @@ def test_the_rule_table_shows_distance_and_borderline_escaped():
 
 def test_results_asked_for_a_run_must_be_that_runs(tmp_path, monkeypatch):
     """What an XCom points at is shown only when the manifest there names the URL's DAG and run."""
-    from matting.results import NotThisRun
+    from matting.results.run import NotThisRun
 
     monkeypatch.setenv("AIRFLOW__MATTING__UI_CACHE_DIR", str(tmp_path / "cache"))
     dest = LocalStorage(tmp_path / "dest")

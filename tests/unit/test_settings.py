@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from matting import limits, settings
+from matting import settings
 from matting.engine.session import RuntimeOptions
 from matting.errors import ConfigError
 
@@ -23,7 +23,11 @@ def _fresh(monkeypatch):
 
 
 def test_defaults_are_typed():
-    assert limits.io_timeout_s() == 60.0 and limits.attempts() == 3 and limits.max_bytes() == 256 * 1024**2
+    assert (
+        settings.value("io_timeout_s") == 60.0
+        and settings.value("io_attempts") == 3
+        and settings.value("max_bytes") == 256 * 1024**2
+    )
     assert settings.value("threads") is None  # unset: every core
     assert settings.value("deadlines") is True and settings.value("ui_zip_redirect") is True
     assert settings.value("sla_minutes") is None
@@ -37,7 +41,7 @@ def test_airflow_env_name_sets_a_value(monkeypatch):
     monkeypatch.setenv("AIRFLOW__MATTING__IO_TIMEOUT_S", "7.5")
     monkeypatch.setenv("AIRFLOW__MATTING__THREADS", "2")
     monkeypatch.setenv("AIRFLOW__MATTING__SPIN", "on")
-    assert limits.io_timeout_s() == 7.5
+    assert settings.value("io_timeout_s") == 7.5
     opts = RuntimeOptions.from_env()
     assert opts.intra_op_threads == 2 and opts.spin is True
     assert settings.raw("threads") == ("2", "[matting] threads")
@@ -62,7 +66,7 @@ def test_empty_means_unset(monkeypatch):
     """A compose file's ``${VAR:-}`` passes an empty string through."""
     monkeypatch.setenv("AIRFLOW__MATTING__IO_TIMEOUT_S", "")
     monkeypatch.setenv("AIRFLOW__MATTING__THREADS", " ")
-    assert limits.io_timeout_s() == 60.0 and settings.value("threads") is None
+    assert settings.value("io_timeout_s") == 60.0 and settings.value("threads") is None
 
 
 def test_old_name_still_works_with_a_warning_naming_the_new_key(monkeypatch):
@@ -70,12 +74,12 @@ def test_old_name_still_works_with_a_warning_naming_the_new_key(monkeypatch):
     with pytest.warns(
         settings.MattingDeprecationWarning, match=r"set \[matting\] io_timeout_s .*AIRFLOW__MATTING__IO_TIMEOUT_S"
     ):
-        assert limits.io_timeout_s() == 5.0
+        assert settings.value("io_timeout_s") == 5.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per name, not once per photo
-        assert limits.io_timeout_s() == 5.0
+        assert settings.value("io_timeout_s") == 5.0
     monkeypatch.setenv("AIRFLOW__MATTING__IO_TIMEOUT_S", "9")  # the new key wins
-    assert limits.io_timeout_s() == 9.0
+    assert settings.value("io_timeout_s") == 9.0
 
 
 def test_an_airflow_conf_source_is_used_and_its_defaults_do_not_hide_the_old_name(monkeypatch):

@@ -71,7 +71,7 @@ class ImageResult:
     error: str | None = None
     retryable: bool = False  # an infrastructure failure (storage, network, runtime): not the file's fault
     retry_in_task: bool = False  # retryable, and worth another in-task round (errors.retry_in_task)
-    reused_from: str | None = None  # the cached output this one is a copy of (matting.reuse)
+    reused_from: str | None = None  # the cached output this one is a copy of (matting.pipeline.reuse)
     model: str | None = None  # the model that made this photo's matte
 
     @property

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from matting import settings
-from matting.atomic import atomic_open
 from matting.catalogue import shipped
 from matting.errors import ConfigError, FetchError, ModelCorrupt, ModelMissing, UnknownModel, UnsupportedModel
+from matting.storage.atomic import atomic_open
 
 log = logging.getLogger("matting.models")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# the Airflow layer reads the [matting] settings through Airflow's conf: wired once per package, here
+from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.flows.defaults import data_dir, matting_task_args, var
 from matting.flows.tasks import fail_if_work_failed
 from matting.operators.matting import ArchiveOperator, RemoveBackgroundOperator

@@ -10,21 +10,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from matting import (
-    airflow_conf,  # noqa: F401  (the [matting] settings come from Airflow's conf)
-    settings,
-)
+from matting import settings
 from matting.notifiers.webhook import WebhookNotifier
-
-
-def setting(key: str):
-    """A parse-time ``[matting]`` setting, typed (see matting.settings for keys and defaults)."""
-    return settings.value(key)
 
 
 def data_dir() -> str:
     """Default root for local incoming/ and archive/ folders (``[matting] data_dir``), read per parse."""
-    return setting("data_dir")
+    return settings.value("data_dir")
 
 
 def var(name: str, default: str) -> str:
@@ -36,12 +28,14 @@ def var(name: str, default: str) -> str:
 def default_args() -> dict:
     return {
         "owner": "matting",
-        "retries": setting("retries"),
-        "retry_delay": timedelta(seconds=setting("retry_delay_s")),
+        "retries": settings.value("retries"),
+        "retry_delay": timedelta(seconds=settings.value("retry_delay_s")),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
-        "on_failure_callback": WebhookNotifier(message="matting task failed", conn_id=setting("webhook_conn_id")),
+        "on_failure_callback": WebhookNotifier(
+            message="matting task failed", conn_id=settings.value("webhook_conn_id")
+        ),
     }
 
 
@@ -51,10 +45,10 @@ def matting_task_args() -> dict:
     3's multiple executors ``executor`` (e.g. KubernetesExecutor) sends only these tasks there. The
     defaults run on any single local worker."""
     args = {
-        "pool": setting("pool"),
-        "queue": setting("queue"),
+        "pool": settings.value("pool"),
+        "queue": settings.value("queue"),
     }
-    executor = setting("executor")
+    executor = settings.value("executor")
     if executor:
         args["executor"] = executor
     return args
@@ -63,17 +57,17 @@ def matting_task_args() -> dict:
 def deadline(default_minutes: int):
     """The run-level SLA as an Airflow 3 Deadline Alert (SLAs were removed in 3.0), or None when
     ``[matting] deadlines = False`` (``dag.test()`` in 3.3.2 fails at the end of a run that declares one)."""
-    if not setting("deadlines"):
+    if not settings.value("deadlines"):
         return None
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-    minutes = setting("sla_minutes") or float(default_minutes)
+    minutes = settings.value("sla_minutes") or float(default_minutes)
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(minutes=minutes),
         callback=AsyncCallback(
             "matting.notifiers.webhook.deadline_missed",
-            kwargs={"sla": f"{minutes:g} min", "conn_id": setting("webhook_conn_id")},
+            kwargs={"sla": f"{minutes:g} min", "conn_id": settings.value("webhook_conn_id")},
         ),
     )
 

@@ -19,7 +19,7 @@ def list_new_files(
 ) -> list:
     """For scheduled runs: the settled, unprocessed images under ``location`` (no sensor wait); versions
     in the ledger at ``ledger_location`` (the destination) count as processed."""
-    from matting.detection import ScanOptions, check_for_new_files
+    from matting.pipeline.detection import ScanOptions, check_for_new_files
 
     result, where = check_for_new_files(
         location,
@@ -35,9 +35,9 @@ def list_new_files(
 @task
 def split_batches(files: list | None, batch_size: int = 16) -> list[list]:
     """Chunks for dynamic task mapping: each chunk is one matting task (spread over workers). Output
-    names are planned here, once over the whole run (``matting.naming``), so two batches can never
+    names are planned here, once over the whole run (``matting.pipeline.naming``), so two batches can never
     write the same output and a retried batch writes the same names again."""
-    from matting.naming import with_stems
+    from matting.pipeline.naming import with_stems
 
     files = with_stems(list(files or []))
     size = max(1, int(batch_size))
@@ -53,7 +53,7 @@ def uploads_from_events(
     lookback_hours: float = 24.0,
     **context,
 ) -> list:
-    """The files that S3 notifications name and that are still to do (``matting.events``): one line
+    """The files that S3 notifications name and that are still to do (``matting.pipeline.events``): one line
     per skipped notification (duplicate, gone, superseded, already processed) and a summary.
 
     Not only this run's triggering events: Airflow gives an asset-triggered run the events up to the
@@ -63,8 +63,8 @@ def uploads_from_events(
     ledger or because it moved away, so reading an event twice never processes a photo twice."""
     from datetime import datetime, timedelta
 
-    from matting.detection import ledger_ids
-    from matting.events import select_uploads, uploads_in_events
+    from matting.pipeline.detection import ledger_ids
+    from matting.pipeline.events import select_uploads, uploads_in_events
     from matting.storage import open_storage
 
     log = logging.getLogger("matting.flows.tasks")

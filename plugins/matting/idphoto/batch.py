@@ -11,11 +11,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from matting import layout
 from matting.engine.core import Engine, ImageResult
 from matting.idphoto.compose import IdPhotoOptions, compose_id_photo
 from matting.idphoto.sheet import make_sheet
 from matting.images import decode
-from matting.naming import report_name, sheet_name
+from matting.pipeline.naming import report_name, sheet_name
 
 log = logging.getLogger("matting.idphoto")
 
@@ -44,11 +45,11 @@ def process_portrait(
     except Exception as exc:  # one classification with the engine: content error, vanished, or retryable
         outcome = refused(name, exc, options)
         report = json.dumps(outcome.report, indent=2, ensure_ascii=False).encode()
-        outcome.files = {f"review/{report_name(out_name)}": report}
+        outcome.files = {f"{layout.REVIEW}/{report_name(out_name)}": report}
         return outcome
     report = {"source": name, **photo.report}
     to_review = not photo.passed and options.strict
-    folder = "review/" if to_review else ""
+    folder = f"{layout.REVIEW}/" if to_review else ""
     files = {f"{folder}{out_name}": photo.data}
     report["output"] = f"{folder}{out_name}"
     if sheet and not to_review:

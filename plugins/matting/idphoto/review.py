@@ -7,9 +7,10 @@ import json
 import posixpath
 import re
 
-from matting.manifest import accepted, utc_now
-from matting.naming import decision_name, report_name
-from matting.result_index import publish_manifest
+from matting import layout
+from matting.pipeline.manifest import accepted, utc_now
+from matting.pipeline.naming import decision_name, report_name
+from matting.results.index import publish_manifest
 from matting.storage import Storage
 
 REJECT_ALL = "Reject every photo"
@@ -21,8 +22,8 @@ def held_photos(reports: list[dict]) -> list[dict]:
     held = []
     for report in reports:
         out = report.get("output") or ""
-        if out.startswith("review/"):
-            held.append({"photo": out[len("review/") :], "source": report.get("source"), "reasons": report["reasons"]})
+        if (name := layout.in_review(out)) is not None:
+            held.append({"photo": name, "source": report.get("source"), "reasons": report["reasons"]})
     return held
 
 
@@ -84,12 +85,14 @@ def settle_review(run: Storage, held: list[dict], chosen: list[str], note: str, 
     stamp = utc_now()
     decisions = {}
     for name in approved:
-        _move_with_report(run, name, "review", "")
+        _move_with_report(run, name, layout.REVIEW, "")
         decisions[name] = {"decision": "approved", "reviewer": reviewer, "note": "", "at": stamp}
     for name in rejected:
-        _move_with_report(run, name, "review", "rejected")
+        _move_with_report(run, name, layout.REVIEW, layout.REJECTED)
         decision = {"photo": name, "decision": "rejected", "note": note, "reviewer": reviewer, "at": stamp}
-        run.write(f"rejected/{decision_name(name)}", json.dumps(decision, indent=1, ensure_ascii=False).encode())
+        run.write(
+            f"{layout.REJECTED}/{decision_name(name)}", json.dumps(decision, indent=1, ensure_ascii=False).encode()
+        )
         decisions[name] = {"decision": "rejected", "reviewer": reviewer, "note": note, "at": stamp}
     _record_in_manifest(run, decisions)
     return {"approved": approved, "rejected": rejected, "kept": kept}
@@ -98,16 +101,16 @@ def settle_review(run: Storage, held: list[dict], chosen: list[str], note: str, 
 def _record_in_manifest(run: Storage, decisions: dict[str, dict]) -> None:
     """Point each decided photo's report at where the photo is now and add the decision; the run's
     counts follow (an approved photo is ok). A rerun finds nothing left in ``review/`` to change."""
-    if not decisions or not run.exists("manifest.json"):
+    if not decisions or not run.exists(layout.MANIFEST):
         return
-    manifest = json.loads(run.read("manifest.json"))
+    manifest = json.loads(run.read(layout.MANIFEST))
     changed = False
     for report in manifest.get("photos") or []:
         out = str(report.get("output") or "")
-        name = out[len("review/") :] if out.startswith("review/") else None
+        name = layout.in_review(out)
         if name in decisions:
             decision = decisions[name]
-            report["output"] = name if decision["decision"] == "approved" else f"rejected/{name}"
+            report["output"] = name if decision["decision"] == "approved" else f"{layout.REJECTED}/{name}"
             report["review"] = decision
             changed = True
     if not changed:

@@ -24,8 +24,6 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk import BaseNotifier
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
-
 log = logging.getLogger("matting.notify")
 
 DEFAULT_WEBHOOK_CONN = "matting_webhook"

@@ -9,13 +9,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
 from matting.access import declared_fields
-from matting.detection import ScanOptions, scan
 from matting.operators.matting import config_errors_fail_the_task, run_info, run_locations
-from matting.results import NotThisRun, RunResults, Where, held_views
+from matting.pipeline.detection import ScanOptions, scan
+from matting.results.links import ResultsLink, results_path
+from matting.results.run import NotThisRun, RunResults, Where, held_views
 from matting.storage import open_storage
-from matting.ui.links import ResultsLink, results_path
 
 
 class IdPhotoOperator(BaseOperator):
@@ -127,7 +126,7 @@ class IdPhotoOperator(BaseOperator):
         from matting.engine import Engine, RuntimeOptions
         from matting.idphoto.detect import load_models
         from matting.idphoto.review import held_photos
-        from matting.runs import make_id_photos
+        from matting.pipeline.runs import make_id_photos
 
         run = run_info(context, self.run_prefix)
         options = self._options()

@@ -10,14 +10,14 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
+from matting import layout
 from matting.access import declared_fields
-from matting.archive import PARTS_DIR, close_run
-from matting.detection import ScanOptions, scan
 from matting.errors import ConfigError
-from matting.pipeline import BatchConfig, MattingJob
+from matting.pipeline.archive import close_run
+from matting.pipeline.detection import ScanOptions, scan
+from matting.pipeline.runner import BatchConfig, MattingJob
+from matting.results.links import ResultsLink
 from matting.storage import FileInfo, open_storage
-from matting.ui.links import ResultsLink
 
 
 def _path_safe(value: str) -> str:
@@ -54,7 +54,7 @@ def run_folder(context: Any, run_prefix: str | None) -> str:
 
 def run_locations(destination: str, destination_conn_id: str | None, source: str | None, source_conn_id: str | None):
     """Where a run's files are, in every matting task's XCom: the results pages read it
-    (``matting.results.Where``), so they never take a location from a URL."""
+    (``matting.results.run.Where``), so they never take a location from a URL."""
     return {
         "destination": destination,
         "destination_conn_id": destination_conn_id or "",
@@ -64,8 +64,8 @@ def run_locations(destination: str, destination_conn_id: str | None, source: str
 
 
 def run_info(context: Any, run_prefix: str | None):
-    """The run as the core's manifests describe it (``matting.runs.RunInfo``), from the task's context."""
-    from matting.runs import RunInfo
+    """The run as the core's manifests describe it (``matting.pipeline.runs.RunInfo``), from the task's context."""
+    from matting.pipeline.runs import RunInfo
 
     ti = context.get("ti")
     map_index = getattr(ti, "map_index", None)
@@ -184,8 +184,8 @@ class RemoveBackgroundOperator(BaseOperator):
 
     def _run(self, context: Any, src, dest) -> dict:
         from matting.engine import Engine, OutputOptions, RuntimeOptions
-        from matting.naming import stems_of
-        from matting.runs import remove_backgrounds
+        from matting.pipeline.naming import stems_of
+        from matting.pipeline.runs import remove_backgrounds
         from matting.storage import Ledger
 
         if self.files is None:
@@ -270,7 +270,7 @@ class ArchiveOperator(BaseOperator):
             source = None
             if self.source:
                 source = stack.enter_context(open_storage(self.source, self.source_conn_id or None))
-            if not any(f.path.startswith(f"{PARTS_DIR}/") for f in run.list()):
+            if not any(f.path.startswith(f"{layout.PARTS}/") for f in run.list()):
                 self.log.info("nothing to archive under %s: no batch ran", run.describe())
                 return {"files": 0, "ok": 0, "failed": 0}
             summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
@@ -283,7 +283,7 @@ class ArchiveOperator(BaseOperator):
         """Entries past ``[matting] reuse_max_age_days`` are deleted here (a failure to prune is
         logged: the run is archived either way, and expired entries are ignored anyway)."""
         from matting import settings
-        from matting.reuse import ResultCache
+        from matting.pipeline.reuse import ResultCache
 
         try:
             removed = ResultCache(root, settings.value("reuse_max_age_days") * 86400).prune()

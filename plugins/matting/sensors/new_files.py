@@ -14,9 +14,8 @@ from typing import Any
 from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
-from matting.detection import DEFAULT_EXCLUDE, ScanOptions, ScanResult, check_for_new_files
 from matting.errors import AccessError
+from matting.pipeline.detection import DEFAULT_EXCLUDE, ScanOptions, ScanResult, check_for_new_files
 from matting.triggers.new_files import NewFilesTrigger
 
 

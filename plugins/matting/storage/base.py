@@ -64,7 +64,7 @@ class FileInfo:
 class NameLimits:
     """The names a storage can hold, in UTF-8 bytes: each folder or file name (``name_bytes``) and the
     whole path below its root (``path_bytes``: what the backend's limit leaves once its root is
-    counted). None: no limit of that kind. The naming plan (``matting.naming``) fits names to them."""
+    counted). None: no limit of that kind. The naming plan (``matting.pipeline.naming``) fits names to them."""
 
     name_bytes: int | None = 255
     path_bytes: int | None = None
@@ -178,7 +178,7 @@ class Storage(ABC):
 
     def name_limits(self) -> NameLimits:
         """``max_name_bytes`` and what ``max_path_bytes`` leaves below this root: what a name planned
-        for this storage must fit (``matting.naming``)."""
+        for this storage must fit (``matting.pipeline.naming``)."""
         path = None if self.max_path_bytes is None else self.max_path_bytes - self._root_bytes()
         return NameLimits(self.max_name_bytes, path)
 

@@ -39,6 +39,7 @@ import logging
 import threading
 import time
 
+from matting import layout
 from matting.storage.base import FileInfo, Storage
 
 log = logging.getLogger("matting.ledger")
@@ -76,7 +77,7 @@ class Ledger:
     a move), kept at the destination (see the module). A file replaced under the same name has a new
     version, so it counts as new."""
 
-    def __init__(self, storage: Storage, folder: str = "_ledger") -> None:
+    def __init__(self, storage: Storage, folder: str = layout.LEDGER) -> None:
         self.storage, self.folder = storage, folder
         self.root = storage.sub(folder)
         self.index = self.root.sub(INDEX)

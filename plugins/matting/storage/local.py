@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from matting.atomic import atomic_open, atomic_write_bytes
+from matting.storage.atomic import atomic_open, atomic_write_bytes
 from matting.storage.base import FileInfo, Storage, safe_relpath
 
 

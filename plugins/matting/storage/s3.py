@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from matting import limits
+from matting import settings
 from matting.errors import ShortRead, SourceChanged, s3_error_code
 from matting.storage.base import FileInfo, Storage, UnsafePath
 
@@ -19,9 +19,9 @@ def aws_config(read_timeout_s: float | None = None, **options):
     (the one layer that retries a request; see docs/nothing-lost.md)."""
     from botocore.config import Config
 
-    timeout = limits.io_timeout_s()
+    timeout = settings.value("io_timeout_s")
     return Config(
-        retries={"mode": "standard", "total_max_attempts": limits.s3_max_attempts()},
+        retries={"mode": "standard", "total_max_attempts": settings.value("s3_max_attempts")},
         connect_timeout=timeout,
         read_timeout=timeout if read_timeout_s is None else read_timeout_s,
         **options,

@@ -11,9 +11,9 @@ import stat
 import threading
 import uuid
 
-from matting import limits
-from matting.atomic import temp_name
+from matting import settings
 from matting.errors import SourceChanged, is_permanent
+from matting.storage.atomic import temp_name
 from matting.storage.base import FileInfo, Storage, safe_relpath
 
 log = logging.getLogger("matting.storage")
@@ -64,7 +64,7 @@ class SftpStorage(Storage):
         if fresh:
             self.close()
         if self._link.hook is None:
-            timeout = limits.io_timeout_s()
+            timeout = settings.value("io_timeout_s")
             self._link.hook = SFTPHook(
                 ssh_conn_id=self.conn_id,
                 use_managed_conn=False,

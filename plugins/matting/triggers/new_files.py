@@ -8,9 +8,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
-from matting.detection import NewFilesCheck, ScanOptions
 from matting.errors import is_permanent
+from matting.pipeline.detection import NewFilesCheck, ScanOptions
 
 
 class NewFilesTrigger(BaseTrigger):

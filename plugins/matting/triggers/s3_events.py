@@ -10,7 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamProducer, reject_shared_stream_event
 
-from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
+from matting import layout
 
 
 class SqsUploadsProducer(SharedStreamProducer):
@@ -33,11 +33,11 @@ class SqsUploadsProducer(SharedStreamProducer):
         if self._client is None:
             from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-            from matting import limits
+            from matting import settings
             from matting.storage.s3 import aws_config
 
             # a long poll holds the request open for up to wait_time_s
-            config = aws_config(read_timeout_s=self.wait_time_s + limits.io_timeout_s())
+            config = aws_config(read_timeout_s=self.wait_time_s + settings.value("io_timeout_s"))
             self._client = SqsHook(aws_conn_id=self.aws_conn_id, config=config).get_conn()
         return self._client
 
@@ -134,7 +134,7 @@ class S3UploadsTrigger(BaseEventTrigger):
 
     Runs in the triggerer's ack mode (``create_shared_stream_producer``): a message is deleted only
     after its asset event is in Airflow's database, so a triggerer crash loses nothing; duplicates
-    and redeliveries are settled by the run (``matting.events.select_uploads``). Test events and
+    and redeliveries are settled by the run (``matting.pipeline.events.select_uploads``). Test events and
     non-create events are consumed quietly; a message that is not an S3 notification is refused and
     dead-lettered, so it cannot come back forever.
 
@@ -154,7 +154,7 @@ class S3UploadsTrigger(BaseEventTrigger):
         wait_time_s: int = 10,
         visibility_timeout_s: int = 300,
         dead_letter_url: str | None = None,
-        ignore_folders: list[str] | tuple[str, ...] = ("processed", "quarantine", "review", "_ledger"),
+        ignore_folders: list[str] | tuple[str, ...] = layout.SOURCE_RESERVED,
     ) -> None:
         super().__init__()
         self.queue_url, self.aws_conn_id = queue_url, aws_conn_id
@@ -183,7 +183,7 @@ class S3UploadsTrigger(BaseEventTrigger):
         return SqsUploadsProducer(kwargs)
 
     async def filter_shared_stream(self, shared_stream) -> AsyncIterator[TriggerEvent]:
-        from matting.events import PoisonMessage, parse_notification
+        from matting.pipeline.events import PoisonMessage, parse_notification
 
         async for raw in shared_stream:
             try:

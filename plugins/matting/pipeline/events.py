@@ -15,10 +15,10 @@ import logging
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
-from matting.detection import ScanOptions, wanted
+from matting.pipeline.detection import ScanOptions, wanted
 from matting.storage import FileInfo, Storage
 
-log = logging.getLogger("matting.events")
+log = logging.getLogger("matting.pipeline.events")
 
 
 class PoisonMessage(ValueError):

@@ -1,6 +1,6 @@
 """A run's manifest entries as the results pages show them: one ``Item`` per input, with every path it
 names checked (outputs inside the run's folder, originals inside the source). Pure core, no Airflow
-import: the full parse (``items_from_manifest``) and the paged index (``matting.result_index``) derive
+import: the full parse (``items_from_manifest``) and the paged index (``matting.results.index``) derive
 their items here, entry by entry, so both show the same cards."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from matting.manifest import accepted
+from matting import layout
+from matting.pipeline.manifest import accepted
 from matting.storage import UnsafePath, safe_relpath
 
 # the page's filters: which statuses each one shows (None: all)
@@ -69,7 +70,11 @@ def _saved_as(source: str, after: str | None) -> dict:
     made portable, or a clash resolved), so the page shows both; else nothing."""
     if not after:
         return {}
-    name = after.split("/", 1)[1] if after.startswith(("outputs/", "review/", "rejected/")) else after
+    name = (
+        after.split("/", 1)[1]
+        if after.startswith(tuple(f"{d}/" for d in (layout.OUTPUTS, layout.REVIEW, layout.REJECTED)))
+        else after
+    )
     same = posixpath.splitext(name)[0] == posixpath.splitext(source)[0]
     return {} if same else {"saved as": name}
 
@@ -99,7 +104,7 @@ def photo_item(i: int, r: dict) -> Item:
     review = r.get("review") if isinstance(r.get("review"), dict) else {}
     if accepted(r):
         status = "ok"
-    elif out and str(out).startswith("review/"):
+    elif out and layout.in_review(str(out)) is not None:
         status = "held"
     else:
         status = "refused"

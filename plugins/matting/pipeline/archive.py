@@ -12,15 +12,15 @@ import zipfile
 import numpy as np
 from PIL import Image, ImageDraw
 
-from matting.atomic import is_temp_name
+from matting import layout
 from matting.images import decode
-from matting.manifest import run_counts, utc_now
-from matting.result_index import publish_manifest
+from matting.pipeline.manifest import run_counts, utc_now
+from matting.results.index import publish_manifest
 from matting.storage import FileInfo, Storage
+from matting.storage.atomic import is_temp_name
 
-log = logging.getLogger("matting.archive")
+log = logging.getLogger("matting.pipeline.archive")
 
-PARTS_DIR = "parts"
 THUMB = 160
 SHEET_COLS = 4
 SHEET_MAX_FILES = 48
@@ -31,8 +31,10 @@ def merge_parts(run: Storage, listing: list[FileInfo] | None = None) -> dict:
     """Combine the batch parts (one per mapped chunk) into the run's manifest dict; ``listing``: the
     run folder's files as the caller listed them (else listed here: ``parts/`` only)."""
     if listing is None:
-        listing = [FileInfo(f"{PARTS_DIR}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(PARTS_DIR).list()]
-    parts = sorted(f.path for f in listing if f.path.startswith(f"{PARTS_DIR}/") and f.path.endswith(".json"))
+        listing = [
+            FileInfo(f"{layout.PARTS}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(layout.PARTS).list()
+        ]
+    parts = sorted(f.path for f in listing if f.path.startswith(f"{layout.PARTS}/") and f.path.endswith(".json"))
     merged: dict = {}
     files: list[dict] = []
     for path in parts:
@@ -51,7 +53,7 @@ def merge_parts(run: Storage, listing: list[FileInfo] | None = None) -> dict:
     return merged
 
 
-def write_zip(run: Storage, outputs: list[str], name: str = "outputs.zip") -> None:
+def write_zip(run: Storage, outputs: list[str], name: str = layout.ZIP) -> None:
     """Zip the outputs (paths relative to the run folder) one output in memory at a time, straight
     into the storage's atomic writer (a local folder: written once, in place; S3 and SFTP: a local
     temp file, then a multipart or streamed upload): memory stays flat however big the run.
@@ -110,7 +112,7 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
     First, the temp files a killed writer left in the run folder (``.<name>.tmp-*``: a worker
     SIGKILLed mid-write; its retry wrote the output again) are deleted: every batch of the run is
     over when it is archived, and the folder is this run's alone."""
-    for f in run.list(skip_dirs=(PARTS_DIR,)):
+    for f in run.list(skip_dirs=(layout.PARTS,)):
         if ".tmp-" in posixpath.basename(f.path) and is_temp_name(f.path):
             log.warning("deleting %s: a write that never finished (its writer was killed)", f.path)
             run.delete(f.path)
@@ -118,11 +120,11 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
     prefix = manifest.get("run_prefix", "")
     outputs = [rel for f in manifest["files"] if (rel := _rel(f, prefix))]
     # the manifest first: it never depends on the zip or the sheet (rewritten with them after)
-    run.write("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    run.write(layout.MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     extra: dict = {}
     if make_zip and outputs:
         write_zip(run, outputs)
-        extra["zip"] = "outputs.zip"
+        extra["zip"] = layout.ZIP
     if make_sheet and manifest["files"]:
         pairs = []
         for f in manifest["files"][:SHEET_MAX_FILES]:
@@ -138,9 +140,9 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
         run.write("contact_sheet.jpg", contact_sheet(pairs))
         extra["contact_sheet"] = "contact_sheet.jpg"
     manifest.update(extra)
-    publish_manifest(run, manifest)  # with the results pages' index (``matting.result_index``)
+    publish_manifest(run, manifest)  # with the results pages' index (``matting.results.index``)
     log.info("run closed: %s", json.dumps(manifest["counts"]))
-    return {"manifest": "manifest.json", **manifest["counts"], **extra}
+    return {"manifest": layout.MANIFEST, **manifest["counts"], **extra}
 
 
 def _rel(f: dict, prefix: str) -> str | None:

@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from matting.atomic import is_temp_name
+from matting import layout
 from matting.images import IMAGE_EXTENSIONS
 from matting.storage import FileInfo, Ledger, Storage
+from matting.storage.atomic import is_temp_name
 
-log = logging.getLogger("matting.detection")
+log = logging.getLogger("matting.pipeline.detection")
 
-DEFAULT_EXCLUDE = ("processed/*", "quarantine/*", "review/*", "_ledger/*")
+DEFAULT_EXCLUDE = tuple(f"{name}/*" for name in layout.SOURCE_RESERVED)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
   and the zip download. Also shown as the "Results" tab of every DAG run and task instance page.
 - ``/matting/runs/<dag_id>/<run_id>/photo/<index>``: one photo's full-size before/after comparison.
 
-Pages are Jinja2 templates (``matting/ui/templates``) with autoescaping on: nothing from a manifest or
+Pages are Jinja2 templates (``matting/results/templates``) with autoescaping on: nothing from a manifest or
 an XCom reaches the HTML unescaped. They follow Airflow's light or dark theme.
 
 Every route needs a logged-in user (Airflow's JWT, from the UI's cookie or a bearer header) who may
@@ -30,7 +30,7 @@ from matting import (
     airflow_conf,  # noqa: F401  (the [matting] settings come from Airflow's conf)
     settings,
 )
-from matting.results import (
+from matting.results.run import (
     PAGE_SIZE,
     PREVIEW_PX,
     THUMB_PX,
@@ -41,7 +41,7 @@ from matting.results import (
     thumbnail,
 )
 
-log = logging.getLogger("matting.ui")
+log = logging.getLogger("matting.results.app")
 
 RUNS_PER_PAGE = 25
 TAG = "matting"
@@ -188,7 +188,7 @@ def _run_url(dag_id: str, run_id: str) -> str:
     return f"runs/{quote(dag_id, safe='')}/{quote(run_id, safe='')}"
 
 
-FILTERS = (("all", "all"), ("failed", "failed / refused"), ("held", "held for review"))  # matting.gallery.VIEWS
+FILTERS = (("all", "all"), ("failed", "failed / refused"), ("held", "held for review"))  # matting.results.gallery.VIEWS
 QUARANTINE_SHOWN = 200  # the quarantine table's rows (the filter "failed / refused" pages through all)
 
 
@@ -197,13 +197,13 @@ def _templates():
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("matting.ui", "templates"),
+        loader=jinja2.PackageLoader("matting.results", "templates"),
         autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
     )
 
 
 def render(template: str, status_code: int = 200, **context) -> HTMLResponse:
-    """A page from ``matting/ui/templates`` (autoescaped)."""
+    """A page from ``matting/results/templates`` (autoescaped)."""
     return HTMLResponse(_templates().get_template(template).render(**context), status_code=status_code)
 
 

@@ -13,7 +13,7 @@ Nothing is lost, nothing is done twice:
   same name is a new file, never moved or recorded as the old one.
 - Nothing in processed/, quarantine/ or the outputs is ever overwritten: a taken name gets a
   deterministic suffix from the file's version (``a~1f2e3d4c.jpg``).
-- Names fit the storage they are written to (``matting.naming``, ``Storage.name_limits()``): outputs
+- Names fit the storage they are written to (``matting.pipeline.naming``, ``Storage.name_limits()``): outputs
   are planned portable and short enough for the destination, originals' new names for the source. A
   name a storage still refuses (``UnwritableName``) is the photo's problem: it is quarantined with that
   reason, never retried as an outage.
@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
-from matting import limits, settings
+from matting import layout, settings
 from matting.engine.core import Engine, ImageResult, OutputOptions
 from matting.errors import FileTooLarge, InfrastructureError, SourceChanged, UnwritableName, retry_in_task
 from matting.images import could_become_image
-from matting.manifest import FileRecord, RunManifest, run_counts, utc_now
-from matting.naming import (
+from matting.pipeline.manifest import FileRecord, RunManifest, run_counts, utc_now
+from matting.pipeline.naming import (
     NOTE_SUFFIX,
     fallback_name,
     plan_outputs,
@@ -44,11 +44,11 @@ from matting.naming import (
     unique_name,
     versioned_name,
 )
-from matting.progress import BatchProgress
-from matting.reuse import Entry, ResultCache, result_key
+from matting.pipeline.progress import BatchProgress
+from matting.pipeline.reuse import Entry, ResultCache, result_key
 from matting.storage import FileInfo, Ledger, Storage
 
-log = logging.getLogger("matting.pipeline")
+log = logging.getLogger("matting.pipeline.runner")
 
 DEFERRED = "deferred"  # the same bytes as a photo of this attempt still being made: copied after it
 
@@ -61,21 +61,21 @@ of the attempt is left untouched for the next round (or Airflow's retry)."""
 @dataclass(frozen=True)
 class BatchConfig:
     run_prefix: str  # where this run's outputs, records and manifest go in the destination
-    processed_dir: str = "processed"
-    quarantine_dir: str = "quarantine"
+    processed_dir: str = layout.PROCESSED
+    quarantine_dir: str = layout.QUARANTINE
     move_originals: bool = True  # False for read-only sources: keep them, record them in the ledger
     chunk_size: int = 16  # images in flight per engine batch; memory stays flat whatever the batch
     max_bytes: int | None = None  # None: [matting] max_bytes
     attempts: int | None = None  # in-task attempts for infrastructure errors; None: [matting] io_attempts
-    reuse: bool | None = None  # the result cache (matting.reuse); None: [matting] reuse
+    reuse: bool | None = None  # the result cache (matting.pipeline.reuse); None: [matting] reuse
 
     @property
     def records_dir(self) -> str:
-        return f"{self.run_prefix}/records"
+        return f"{self.run_prefix}/{layout.RECORDS}"
 
     @property
     def outputs_dir(self) -> str:
-        return f"{self.run_prefix}/outputs"
+        return f"{self.run_prefix}/{layout.OUTPUTS}"
 
 
 class MattingJob:
@@ -99,6 +99,11 @@ class MattingJob:
             "scenario": self.engine.scenario.name,
             "output": asdict(self.out),
         }
+
+
+def backoff_s(attempt: int) -> float:
+    """Seconds to wait before in-task attempt ``attempt + 1``: ``[matting] io_backoff_s`` x 2^(n-1)."""
+    return settings.value("io_backoff_s") * 2 ** (attempt - 1)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -133,7 +138,7 @@ def attempt_rounds(
 ) -> tuple[list, dict[str, str]]:
     """In-task retries for infrastructure errors: ``attempt(pending)`` returns {path: why} for the items
     that failed (a ``RoundErrors`` says which of them not to retry); the others are tried again after
-    ``limits.backoff_s`` up to ``attempts`` rounds. Returns the items still failing and why (empty when
+    ``backoff_s`` up to ``attempts`` rounds. Returns the items still failing and why (empty when
     all went through)."""
     todo, errors, final = list(items), {}, []
     for n in range(1, attempts + 1):
@@ -148,7 +153,7 @@ def attempt_rounds(
         if not todo:
             break
         if n < attempts:
-            wait = limits.backoff_s(n)
+            wait = backoff_s(n)
             log.warning(
                 "%d %s hit infrastructure errors (attempt %d/%d), retrying in %.1fs: %s",
                 len(todo),
@@ -181,9 +186,9 @@ class BatchRunner:
         self.source, self.dest, self.job, self.cfg = source, dest, job, cfg
         self.ledger = Ledger(dest)
         self.sleep = sleep
-        self.max_bytes = cfg.max_bytes if cfg.max_bytes is not None else limits.max_bytes()
-        self.attempts = cfg.attempts if cfg.attempts is not None else limits.attempts()
-        self.grace_s = limits.upload_grace_s()
+        self.max_bytes = cfg.max_bytes if cfg.max_bytes is not None else settings.value("max_bytes")
+        self.attempts = cfg.attempts if cfg.attempts is not None else settings.value("io_attempts")
+        self.grace_s = settings.value("upload_grace_s")
         self.records: list[FileRecord] = []
         self.left_for_next_run: list[str] = []  # changed since detection: untouched
         reuse = cfg.reuse if cfg.reuse is not None else settings.value("reuse")
@@ -201,7 +206,7 @@ class BatchRunner:
         self, files: list[FileInfo], progress: BatchProgress | None = None, stems: dict[str, str] | None = None
     ) -> list[FileRecord]:
         """Settle every file of the batch. ``stems`` (source path -> output stem) are the names planned
-        once over the whole run (``matting.naming``), so mapped batches never collide; a file without
+        once over the whole run (``matting.pipeline.naming``), so mapped batches never collide; a file without
         one is planned here, around them; every name fits the destination under the run's outputs/."""
         plan = plan_outputs(
             [f.path for f in files],

@@ -31,13 +31,12 @@ import logging
 import time
 from dataclasses import asdict, dataclass, is_dataclass
 
-from matting import __version__
+from matting import __version__, layout
 from matting.storage import Storage
 
-log = logging.getLogger("matting.reuse")
+log = logging.getLogger("matting.pipeline.reuse")
 
-CACHE_DIR = "_cache"
-EXPIRY = "_expiry"  # under CACHE_DIR: one folder per UTC day of creation, one empty marker per entry
+EXPIRY = "_expiry"  # under layout.CACHE: one folder per UTC day of creation, one empty marker per entry
 STATE = f"{EXPIRY}/state.json"
 WRITE_SLACK_S = 3600.0  # an entry's write time is at most this long after its ``created`` (clock skew included)
 
@@ -74,7 +73,7 @@ class ResultCache:
 
     def __init__(self, dest: Storage, max_age_s: float, now=time.time) -> None:
         self.dest, self.max_age_s, self.now = dest, max_age_s, now
-        self.folder = dest.sub(CACHE_DIR)
+        self.folder = dest.sub(layout.CACHE)
 
     def get(self, key: str) -> Entry | None:
         try:

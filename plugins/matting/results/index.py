@@ -19,13 +19,14 @@ import json
 import logging
 import math
 
-from matting.gallery import VIEWS, Item, Tally, entry_item, manifest_entries
+from matting import layout
+from matting.results.gallery import VIEWS, Item, Tally, entry_item, manifest_entries
 from matting.storage import FileInfo, Storage
 
-log = logging.getLogger("matting.results")
+log = logging.getLogger("matting.results.run")
 
-MANIFEST = "manifest.json"
-INDEX_DIR = "results"
+MANIFEST = layout.MANIFEST
+INDEX_DIR = layout.INDEX_DIR
 INDEX = f"{INDEX_DIR}/index.json"
 FORMAT = 1
 CHUNK = 200  # entries per chunk: a page (at most 96) spans at most two, the quarantine's head one

@@ -17,13 +17,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from matting import limits
-from matting.archive import PARTS_DIR
+from matting import layout, settings
 from matting.errors import ConfigError, InfrastructureError, UnwritableName
-from matting.manifest import RunManifest, utc_now
-from matting.pipeline import BatchConfig, BatchRunner, MattingJob, RoundErrors, attempt_rounds, write_manifest
-from matting.progress import BatchProgress
-from matting.result_index import publish_manifest
+from matting.pipeline.manifest import RunManifest, utc_now
+from matting.pipeline.progress import BatchProgress
+from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, RoundErrors, attempt_rounds, write_manifest
+from matting.results.index import publish_manifest
 from matting.storage import FileInfo, Storage
 
 if TYPE_CHECKING:
@@ -56,12 +55,9 @@ class RunInfo:
         )
 
 
-RUN_FILE = "run.json"  # in every run folder: the DAG and run that own it
-
-
 def _owner(folder: Storage) -> dict | None:
     """Who a run folder belongs to: its ``run.json``, else (folders from before it) its manifest."""
-    for name in (RUN_FILE, "manifest.json"):
+    for name in (layout.RUN_FILE, layout.MANIFEST):
         if folder.exists(name):
             try:
                 doc = json.loads(folder.read(name))
@@ -81,7 +77,7 @@ def claim_run_folder(folder: Storage, run: RunInfo) -> None:
     me = {"dag_id": run.dag_id, "run_id": run.run_id}
     owner = _owner(folder)
     if owner is None:
-        folder.write(RUN_FILE, json.dumps(me).encode())
+        folder.write(layout.RUN_FILE, json.dumps(me).encode())
         owner = _owner(folder)  # two claimers at once: the last write wins, the other one stops here
     if owner != me:
         raise ConfigError(
@@ -132,7 +128,7 @@ def remove_backgrounds(
 ) -> RunOutcome:
     """One batch of background removal (``BatchRunner``): records, outputs and moves in ``dest``
     under ``run.run_prefix``, and this batch's manifest part (``ArchiveOperator`` merges the parts).
-    ``stems`` are the output names planned for the whole run (``matting.naming``)."""
+    ``stems`` are the output names planned for the whole run (``matting.pipeline.naming``)."""
     log.info(
         "batch of %d file(s) from %s to %s under %s/; model=%s providers=%s scenario=%s format=%s",
         len(files),
@@ -147,7 +143,7 @@ def remove_backgrounds(
     claim_run_folder(dest.sub(run.run_prefix), run)
     runner = BatchRunner(src, dest, job, cfg)
     manifest = run.manifest(job.describe())
-    part = f"{PARTS_DIR}/part-{max(run.map_index, 0):04d}"
+    part = f"{layout.PARTS}/part-{max(run.map_index, 0):04d}"
 
     def finish(_: BatchProgress) -> str:  # also when the batch fails: what was settled is in the part
         manifest.files = runner.records
@@ -180,12 +176,12 @@ def make_id_photos(
     write is retried in later rounds like any storage trouble, never blamed on the photo; a name the
     destination cannot hold (``UnwritableName``) is the photo's refusal, recorded in the manifest."""
     from matting.idphoto.batch import process_portrait, refused
-    from matting.naming import plan_outputs
+    from matting.pipeline.naming import plan_outputs
 
     claim_run_folder(dest, run)
     # names fit the run's folder with room for the deepest place a photo's files go (rejected/)
     extension = ".jpg" if options.format == "jpeg" else ".png"
-    plan = plan_outputs([f.path for f in files], extension, limits=dest.name_limits(), under="rejected")
+    plan = plan_outputs([f.path for f in files], extension, limits=dest.name_limits(), under=layout.REJECTED)
     log.info(
         "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",
         len(files),
@@ -235,7 +231,7 @@ def make_id_photos(
             progress.add(outcome.result)
         return errors
 
-    attempts = limits.attempts()
+    attempts = settings.value("io_attempts")
 
     def work(progress: BatchProgress) -> None:
         pending, errors = attempt_rounds(files, lambda todo: attempt(todo, progress), attempts, what="portrait(s)")
@@ -253,4 +249,4 @@ def make_id_photos(
         publish_manifest(dest, {**vars(manifest), "files": [asdict(f) for f in manifest.files]}, manifest.to_json())
 
     progress, _ = _tracked(len(files), work, finish)
-    return RunOutcome(run.run_prefix, "manifest.json", dict(manifest.counts), progress, reports=reports)
+    return RunOutcome(run.run_prefix, layout.MANIFEST, dict(manifest.counts), progress, reports=reports)

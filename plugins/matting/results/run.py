@@ -3,7 +3,7 @@
 A run of any matting DAG leaves ``manifest.json`` in ``<destination>/<run_prefix>/``: per input its
 source, status, outputs (background removal) or report (ID photos), and where the original went.
 ``RunResults`` turns that into gallery items, a page at a time through the run's page index
-(``matting.result_index``) where there is one; the web UI (``matting.ui``) only renders them. Every
+(``matting.results.index``) where there is one; the web UI (``matting.results.app``) only renders them. Every
 path an item can reach is checked here: outputs inside the run's folder, originals inside the
 source, nothing named by a URL. Thumbnails and previews are bounded (bytes read, pixels decoded,
 output size) and cached on disk under the item's *content key* (its name, paths and status), never its
@@ -24,14 +24,14 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from matting import settings
-from matting.archive import PARTS_DIR, SHEET_MAX_BYTES, merge_parts, thumbnail_tile
-from matting.atomic import atomic_write_bytes
-from matting.gallery import VIEWS, Item, _inside_run, counts, items_from_manifest
-from matting.result_index import MANIFEST, ResultIndex, StaleIndex
+from matting import layout, settings
+from matting.pipeline.archive import SHEET_MAX_BYTES, merge_parts, thumbnail_tile
+from matting.results.gallery import VIEWS, Item, _inside_run, counts, items_from_manifest
+from matting.results.index import MANIFEST, ResultIndex, StaleIndex
 from matting.storage import FileInfo, Storage
+from matting.storage.atomic import atomic_write_bytes
 
-log = logging.getLogger("matting.results")
+log = logging.getLogger("matting.results.run")
 
 THUMB_PX = 256
 PREVIEW_PX = 1600  # the full-size comparison: big enough to judge an ID photo, bounded for the server
@@ -85,8 +85,8 @@ def held_views(items: list[Item], run_url: str) -> dict[str, tuple[str, str]]:
     ``run_url`` (the run's results page), as the review form links them."""
     views = {}
     for item in items:
-        if item.status == "held" and item.after and item.after.startswith("review/"):
-            views[item.after[len("review/") :]] = (
+        if item.status == "held" and item.after and (name := layout.in_review(item.after)) is not None:
+            views[name] = (
                 f"{run_url}/thumb/{item.index}/after.jpg?v={item.key}",
                 f"{run_url}/photo/{item.index}",
             )
@@ -104,7 +104,7 @@ def page_of(items: list, page: int, per_page: int = PAGE_SIZE) -> tuple[list, in
 class RunResults:
     """A run's results and the storages its images live in (opened by the caller, closed by it).
 
-    Read, in this order, from: the run's paged index (``matting.result_index``; a page or an image
+    Read, in this order, from: the run's paged index (``matting.results.index``; a page or an image
     reads a bounded number of small files, whatever the run's size), else its ``manifest.json`` (runs
     from before the index: parsed whole), else, while the archive step has not run, its batches' parts
     (merged once per process and listing of ``parts/``: see ``merged_parts``). Whichever it is must name
@@ -270,7 +270,7 @@ def merged_parts(where: Where, run: Storage) -> _Parsed:
     """A run in progress: its batches' parts merged (``archive.merge_parts``), its items and filters, kept per
     process under the run's place and the listing of its parts (names, sizes, versions): while no part
     changes, a request costs one listing of ``parts/``."""
-    listing = [FileInfo(f"{PARTS_DIR}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(PARTS_DIR).list()]
+    listing = [FileInfo(f"{layout.PARTS}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(layout.PARTS).list()]
     key = (run.describe(), where.run_prefix, tuple(sorted((f.path, f.size, f.version) for f in listing)))
     with _merged_lock:
         hit = _merged.get(key)
