@@ -19,9 +19,10 @@ REST: `POST /api/v2/dags/id_photo_batch/dagRuns` with
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
+from matting import settings
 from matting.flows.defaults import data_dir, deadline, default_args, matting_task_args, var
 from matting.idphoto.specs import load_specs
 from matting.operators.idphoto import IdPhotoOperator, ReviewHeldPhotosOperator
@@ -100,4 +101,11 @@ with DAG(
         **matting_task_args(),
     )
     # strict mode: photos that fail a rule wait here for a person (Required Actions in the UI)
-    photos >> ReviewHeldPhotosOperator(task_id="review_held_photos", photos_task_id=photos.task_id)
+    # Airflow 3.3.2's LocalExecutor may mark a task that just parked for its reviewer as up for retry:
+    # the retry must ask again within seconds, not after the DAG's minute-long retry delay
+    photos >> ReviewHeldPhotosOperator(
+        task_id="review_held_photos",
+        photos_task_id=photos.task_id,
+        retries=max(3, settings.value("retries")),
+        retry_delay=timedelta(seconds=5),
+    )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-HEAVY = ("onnxruntime", "cv2", "ai_edge_litert", "numpy", "PIL", "scipy", "skimage", "boto3", "botocore")
+HEAVY = ("onnxruntime", "cv2", "ai_edge_litert", "numpy", "PIL", "scipy", "skimage", "boto3", "botocore", "paramiko")
 
 # Airflow and the SDK's DAG machinery first (the dag-processor has them), then the file alone.
 _PROBE = r"""

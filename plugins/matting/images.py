@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from matting import settings
+from matting import layout, settings
 from matting.errors import (
     ConfigError,
     CorruptImage,
@@ -33,10 +33,6 @@ try:  # phone photos are HEIC; pillow-heif adds the opener (and AVIF where its b
     HEIF_SUPPORTED = True
 except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
     HEIF_SUPPORTED = False
-
-IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .webp .bmp .gif .tif .tiff .heic .heif .avif .jp2 .ppm .pgm .tga".split()
-)
 
 
 def max_pixels_from_env() -> int:
@@ -104,7 +100,7 @@ def could_become_image(header: bytes, name: str = "") -> bool:
 
 def looks_like_image(path: str | os.PathLike) -> bool:
     """Cheap filter for folder walks: an image extension, or image magic bytes for any other name."""
-    if os.path.splitext(str(path))[1].lower() in IMAGE_EXTENSIONS:
+    if os.path.splitext(str(path))[1].lower() in layout.IMAGE_EXTENSIONS:
         return True
     try:
         with open(path, "rb") as fh:

@@ -39,6 +39,11 @@ RECORDS = "records"
 OUTPUTS = "outputs"
 ZIP = "outputs.zip"
 
+IMAGE_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .jfif .png .webp .bmp .gif .tif .tiff .heic .heif .avif .jp2 .ppm .pgm .tga".split()
+)
+"""The names a new-file check takes for photos (``images_only``); the bytes decide the rest (``matting.images``)."""
+
 SOURCE_RESERVED = (PROCESSED, QUARANTINE, REVIEW, LEDGER)
 """Top-level folders of a source that a new-file check never walks: the package's own, not new photos."""
 

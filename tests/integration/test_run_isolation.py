@@ -82,7 +82,7 @@ def test_a_folder_of_another_run_is_never_written_into(tmp_path, owner):
 def test_the_run_folder_always_names_the_dag():
     from types import SimpleNamespace
 
-    from matting.operators.matting import run_folder
+    from matting.operators.base import run_folder
 
     ctx = {
         "dag": SimpleNamespace(dag_id="matting_s3_ingest"),

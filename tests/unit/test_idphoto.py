@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import DATA, SAMPLES
 from matting.engine import Engine
-from matting.engine.postprocess import parse_colour
+from matting.engine.colours import parse_colour
 from matting.errors import ConfigError, MultipleFaces, NoFaceFound
 from matting.idphoto import IdPhotoOptions, compose_id_photo, encode_within_limits, get_spec, load_specs, make_sheet
 from matting.idphoto.face import detect_faces, prominent_faces

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from matting.engine.postprocess import parse_colour
+from matting.engine.colours import parse_colour
 from matting.errors import ConfigError
 from matting.idphoto.backgrounds import ColourFamily, lab
 from matting.idphoto.batch import options_from

@@ -1,10 +1,27 @@
-"""Background-removal engine (pure core: no Airflow import)."""
+"""Background-removal engine (pure core: no Airflow import).
 
-from matting.engine.core import Engine, ImageResult, Matte, OutputOptions, file_sources
-from matting.engine.models import ModelSpec, ModelStore
-from matting.engine.scenarios import Scenario, get_scenario, load_scenarios
-from matting.engine.session import RuntimeOptions
+``from matting.engine import Engine`` works as always, but a name is imported from its module on first
+use (PEP 562): importing ``matting.engine.colours`` or ``matting.engine.models`` alone (a DAG file's
+parse, the ID-photo presets) does not load ONNX Runtime or OpenCV."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "Engine": "core",
+    "ImageResult": "core",
+    "Matte": "core",
+    "OutputOptions": "core",
+    "file_sources": "core",
+    "ModelSpec": "models",
+    "ModelStore": "models",
+    "Scenario": "scenarios",
+    "get_scenario": "scenarios",
+    "load_scenarios": "scenarios",
+    "RuntimeOptions": "session",
+}
 __all__ = [
     "Engine",
     "ImageResult",
@@ -18,3 +35,21 @@ __all__ = [
     "get_scenario",
     "load_scenarios",
 ]
+
+if TYPE_CHECKING:
+    from matting.engine.core import Engine, ImageResult, Matte, OutputOptions, file_sources
+    from matting.engine.models import ModelSpec, ModelStore
+    from matting.engine.scenarios import Scenario, get_scenario, load_scenarios
+    from matting.engine.session import RuntimeOptions
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

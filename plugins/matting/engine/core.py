@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from matting.engine import postprocess as pp
+from matting.engine.colours import parse_colour
 from matting.engine.models import ModelSpec, ModelStore
 from matting.engine.scenarios import Scenario, get_scenario
 from matting.engine.session import RuntimeOptions, get_session
@@ -46,7 +47,7 @@ class OutputOptions:
             raise ConfigError(f"unknown format {format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
         if kw.get("png_encoder", "auto") not in PNG_ENCODERS:
             raise ConfigError(f"unknown PNG encoder {kw['png_encoder']!r}; choose one of {', '.join(PNG_ENCODERS)}")
-        colour = pp.parse_colour(background)
+        colour = parse_colour(background)
         if fmt == "jpeg" and colour is None:
             colour = (255, 255, 255)  # JPEG has no alpha: white unless told otherwise
         return cls(format=fmt, background=colour, **kw)

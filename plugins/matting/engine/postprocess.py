@@ -8,46 +8,10 @@ import math
 
 import cv2
 import numpy as np
-from PIL import ImageColor
 
 from matting.engine.scenarios import Scenario
-from matting.errors import ConfigError
 
 ROW_BLOCK = 512  # rows per block for full-resolution float arithmetic
-
-NAMED_COLOURS = {
-    "white": (255, 255, 255),
-    "black": (0, 0, 0),
-    "grey": (128, 128, 128),
-    "gray": (128, 128, 128),
-    "light-grey": (211, 211, 211),
-    "blue": (67, 142, 219),  # the usual ID-photo blue
-    "light-blue": (160, 200, 240),
-    "red": (217, 0, 27),  # the usual ID-photo red
-}
-
-
-def parse_colour(value: str | tuple | list | None) -> tuple[int, int, int] | None:
-    """'white', 'blue', '#438EDB', '#fff', 'rgb(1,2,3)' or (r, g, b) -> (r, g, b); None/'none' -> None."""
-    if value is None:
-        return None
-    if isinstance(value, (tuple, list)):
-        if len(value) != 3 or not all(0 <= int(c) <= 255 for c in value):
-            raise ConfigError(f"background colour must be three values 0-255, got {value!r}")
-        return tuple(int(c) for c in value)  # type: ignore[return-value]
-    text = str(value).strip().lower()
-    if text in ("", "none", "transparent"):
-        return None
-    if text in NAMED_COLOURS:
-        return NAMED_COLOURS[text]
-    try:
-        rgb = ImageColor.getrgb(text)
-    except ValueError:
-        raise ConfigError(
-            f"unknown colour {value!r}: use a name ({', '.join(sorted(NAMED_COLOURS))}, or any CSS name) "
-            "or hex like #438EDB"
-        ) from None
-    return tuple(rgb[:3])  # type: ignore[return-value]
 
 
 def _fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:

@@ -1,11 +1,24 @@
 """ID photos (pure core: no Airflow import): spec catalogue, face detection, placement, background,
-DPI, file-size limit, print sheet and compliance report."""
+DPI, file-size limit, print sheet and compliance report.
 
-from matting.idphoto.compose import IdPhoto, IdPhotoOptions, compose_id_photo
-from matting.idphoto.render import encode_within_limits
-from matting.idphoto.sheet import make_sheet
-from matting.idphoto.specs import IdPhotoSpec, get_spec, load_specs
+``from matting.idphoto import compose_id_photo`` works as always, but a name is imported from its module
+on first use (PEP 562): a DAG file that reads the presets (``matting.idphoto.specs``) loads no model code."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "IdPhoto": "compose",
+    "IdPhotoOptions": "compose",
+    "compose_id_photo": "compose",
+    "encode_within_limits": "render",
+    "make_sheet": "sheet",
+    "IdPhotoSpec": "specs",
+    "get_spec": "specs",
+    "load_specs": "specs",
+}
 __all__ = [
     "IdPhoto",
     "IdPhotoOptions",
@@ -16,3 +29,21 @@ __all__ = [
     "load_specs",
     "make_sheet",
 ]
+
+if TYPE_CHECKING:
+    from matting.idphoto.compose import IdPhoto, IdPhotoOptions, compose_id_photo
+    from matting.idphoto.render import encode_within_limits
+    from matting.idphoto.sheet import make_sheet
+    from matting.idphoto.specs import IdPhotoSpec, get_spec, load_specs
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from matting.engine.postprocess import parse_colour
+from matting.engine.colours import parse_colour
 from matting.errors import ConfigError
 
 Band = tuple[float, float]

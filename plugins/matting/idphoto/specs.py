@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from matting.catalogue import catalogue_files, load_catalogue, shipped
-from matting.engine.postprocess import parse_colour
+from matting.engine.colours import parse_colour
 from matting.errors import ConfigError
 from matting.idphoto.backgrounds import RGB, ColourFamily
 

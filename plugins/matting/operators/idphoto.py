@@ -1,4 +1,5 @@
-"""ID photos and their human review: operator shells over ``matting.idphoto``."""
+"""ID photos and their human review: operator shells over ``matting.idphoto``. The core is imported
+when a task runs, never when a DAG file is parsed."""
 
 from __future__ import annotations
 
@@ -6,18 +7,12 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from matting.access import declared_fields
-from matting.operators.matting import config_errors_fail_the_task, run_info, run_locations
-from matting.pipeline.detection import ScanOptions, scan
-from matting.results.links import ResultsLink, results_path
-from matting.results.run import NotThisRun, RunResults, Where, held_views
-from matting.storage import open_storage
+from matting.operators.base import MattingBaseOperator, config_errors_fail_the_task, matting_template_fields, run_info
 
 
-class IdPhotoOperator(BaseOperator):
+class IdPhotoOperator(MattingBaseOperator):
     """Standard ID photos for every portrait under ``source``: photo + ``.report.json`` (+ print
     sheet) per input in ``destination/<run_prefix>/``, refusals and strict-mode failures under
     ``review/``, and a ``manifest.json``. Bad options fail the task at once, without retries.
@@ -39,12 +34,7 @@ class IdPhotoOperator(BaseOperator):
     :param model: matting model (default: the ``id_photo`` scenario's, ``modnet``).
     """
 
-    operator_extra_links = (ResultsLink(),)
-    template_fields: Sequence[str] = (
-        "source",
-        "source_conn_id",
-        "destination",
-        "destination_conn_id",
+    template_fields: Sequence[str] = matting_template_fields(
         "spec",
         "background",
         "output_format",
@@ -73,17 +63,16 @@ class IdPhotoOperator(BaseOperator):
         model: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.source, self.source_conn_id = source, source_conn_id
-        self.destination, self.destination_conn_id = destination, destination_conn_id
+        super().__init__(
+            source=source,
+            destination=destination,
+            source_conn_id=source_conn_id,
+            destination_conn_id=destination_conn_id,
+            **kwargs,
+        )
         self.spec, self.background, self.output_format = spec, background, output_format
         self.kb_max, self.sheet, self.strict = kb_max, sheet, strict
         self.run_prefix, self.model = run_prefix, model
-        self._declared = declared_fields(self)  # as the DAG file wrote them: the DAG's own allow-list
-        try:  # the form's defaults as declared (a run's conf is merged into the same Param objects)
-            self._declared_params = self.dag.params.dump()
-        except Exception:  # not in a DAG yet: read when the task runs
-            self._declared_params = None
 
     def _options(self):
         from matting.errors import ConfigError
@@ -98,57 +87,29 @@ class IdPhotoOperator(BaseOperator):
             kb_max = float(self.kb_max) if self.kb_max is not None else None
             return options_from(self.spec, self.background or None, self.output_format, kb_max, strict=self.strict)
 
-    def _check_access(self) -> None:
-        """Source, destination and connection ids must be on this DAG's allow-list before any storage
-        is opened: the Variables ``matting_allowed_locations`` / ``matting_allowed_conn_ids`` where they
-        name it, else the DAG's own (its form's default source and destination; ``matting.access``)."""
-        from airflow.sdk import Variable
-
-        from matting import access
-
-        def get_var(key: str, default: str | None) -> str | None:
-            return Variable.get(key, default=default)
-
-        def declared():
-            # a task's fields are rendered in place when it runs: the declared ones are kept at parse time
-            fields = [getattr(t, "_declared", None) or access.declared_fields(t) for t in self.dag.tasks]
-            return fields, self._declared_params if self._declared_params is not None else self.dag.params.dump()
-
-        with config_errors_fail_the_task(also=(ValueError,)):
-            allowed = access.allowed_for(self.dag_id, get_var, declared)
-            self.log.info("%s may use locations %s, connections %s", self.dag_id, allowed.locations, allowed.conn_ids)
-            allowed.check(
-                {"source": self.source, "destination": self.destination},
-                {"source_conn_id": self.source_conn_id or "", "destination_conn_id": self.destination_conn_id or ""},
-            )
-
     def execute(self, context: Any) -> dict:
+        self._options()  # bad parameters fail the task first, with what is wrong with them
+        return super().execute(context)
+
+    def execute_matting(self, context: Any) -> dict:
         from matting.engine import Engine, RuntimeOptions
         from matting.idphoto.detect import load_models
         from matting.idphoto.review import held_photos
+        from matting.pipeline.detection import ScanOptions, scan
         from matting.pipeline.runs import make_id_photos
 
         run = run_info(context, self.run_prefix)
         options = self._options()
-        self._check_access()
         sheet = None if self.sheet in (None, "", "none", "None") else str(self.sheet)
         engine = Engine(model=self.model or None, scenario="id_photo", runtime=RuntimeOptions.from_env())
         load_models(engine.store)  # a missing face, iris or hand model fails the task now, not each photo
-        with (
-            open_storage(self.source, self.source_conn_id or None) as src,
-            open_storage(self.destination, self.destination_conn_id or None) as root,
-            config_errors_fail_the_task(),
-        ):
+        with self.open_source() as src, self.open_destination() as root:
             infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
-            outcome = make_id_photos(src, root.sub(run.run_prefix), engine, options, infos, run, sheet)
+            outcome = make_id_photos(src, root, engine, options, infos, run, sheet)
         held = held_photos(outcome.reports)
         if held:
             self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
-        return {
-            **outcome.xcom(),
-            "held": held,
-            **run_locations(self.destination, self.destination_conn_id, self.source, self.source_conn_id),
-        }
+        return {**outcome.xcom(), "held": held, **self.locations()}
 
 
 def _hitl_operator():
@@ -180,9 +141,10 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
 
         kwargs.pop("params", None)  # the DAG's trigger form is not this step's form
         # Airflow 3.3.2's LocalExecutor can report a task that just parked in awaiting_input as finished
-        # while the scheduler still sees it queued, and marks it up for retry: the retry asks again within seconds
-        kwargs["retries"] = max(int(kwargs.get("retries") or 0), 3)
-        kwargs["retry_delay"] = timedelta(seconds=5)  # then 10, 20 s (the DAGs' exponential backoff)
+        # while the scheduler still sees it queued, and marks it up for retry: the retry asks again within
+        # seconds. Defaults only: a DAG's default_args or the caller's own arguments win.
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=5))
         super().__init__(
             subject="ID photos held for review",
             options=[REJECT_ALL, DECIDE_LATER],
@@ -200,6 +162,8 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
         XCom, which anyone who may edit the run's XComs can change: it is used only when the manifest
         found there is this run's, and the held photos are read from that manifest, not the XCom."""
         from matting.idphoto.review import held_photos
+        from matting.results.run import NotThisRun, RunResults, Where
+        from matting.storage import open_storage
 
         ti = context["ti"]
         where = Where.from_xcom(ti.xcom_pull(task_ids=self.photos_task_id), ti.dag_id, ti.run_id)
@@ -216,6 +180,8 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
 
     def execute(self, context: Any) -> Any:
         from matting.idphoto.review import DECIDE_LATER, REJECT_ALL, review_body
+        from matting.results.links import results_path
+        from matting.results.run import held_views
 
         with self._held(context) as (run, results, held):
             if not held:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from matting import layout
-from matting.images import IMAGE_EXTENSIONS
 from matting.storage import FileInfo, Ledger, Storage
 from matting.storage.atomic import is_temp_name
 
@@ -81,7 +80,7 @@ def wanted(info: FileInfo, opts: ScanOptions) -> bool:
     parts = info.path.split("/")
     if any(is_temp_name(p) for p in parts):
         return False
-    if opts.images_only and ("." + parts[-1].rsplit(".", 1)[-1].lower()) not in IMAGE_EXTENSIONS:
+    if opts.images_only and ("." + parts[-1].rsplit(".", 1)[-1].lower()) not in layout.IMAGE_EXTENSIONS:
         return False
     if opts.exclude and _match(info.path, opts.exclude):
         return False
