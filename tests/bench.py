@@ -492,8 +492,9 @@ def run_pipeline_benchmark(count: int, model: str) -> dict:
     from matting.engine import Engine, OutputOptions, file_sources
     from matting.pipeline.archive import close_run
     from matting.pipeline.detection import ScanOptions, scan
+    from matting.pipeline.jobs import MattingJob
     from matting.pipeline.manifest import RunManifest, utc_now
-    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, write_manifest
+    from matting.pipeline.runner import BatchConfig, BatchRunner, write_manifest
     from matting.storage import LocalStorage
     from matting.storage.atomic import atomic_write_bytes
 

@@ -17,7 +17,8 @@ from matting import layout
 from matting.errors import ConfigError, MattingError, ModelError
 from matting.images import looks_like_image
 from matting.pipeline.naming import plan_named
-from matting.storage.atomic import atomic_write_bytes, is_temp_name
+from matting.storage import FileInfo, LocalStorage, Storage
+from matting.storage.atomic import is_temp_name
 
 log = logging.getLogger("matting.cli")
 
@@ -67,8 +68,6 @@ def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tu
     """Source names (the relative name; the path as given where two inputs share one) and their
     output names, fitted to the output folder's limits (``matting.pipeline.naming``). Refuses (``ConfigError``)
     an output that would land on an input file."""
-    from matting.storage import LocalStorage
-
     keys: list[str] = []
     for path, rel in inputs:
         keys.append(rel if rel not in keys else str(path))
@@ -86,9 +85,99 @@ def plan_cli(inputs: list[tuple[Path, str]], outdir: Path, extension: str) -> tu
 # --- commands ---------------------------------------------------------------------------------
 
 
+class NamedFiles(Storage):
+    """The files named on the command line (folders walked), as a read-only source for the batch
+    runner: each file under its name in the run (``collect_inputs``, ``plan_cli``). Nothing is ever
+    moved, written or deleted here; the files are complete (no upload grace)."""
+
+    kind = "files"
+    shows_partial_writes = False
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = paths
+
+    def describe(self) -> str:
+        return f"{len(self.paths)} named file(s)"
+
+    def infos(self) -> list[FileInfo]:
+        """Every named file as detected now; a missing one is listed too, and reported as gone."""
+        return [self.stat(name) or FileInfo(name, 0, None, "missing") for name in self.paths]
+
+    def list(self, recursive: bool = True, skip_dirs: tuple[str, ...] = ()) -> list[FileInfo]:
+        return [info for name in self.paths if (info := self.stat(name)) is not None]
+
+    def stat(self, rel: str) -> FileInfo | None:
+        try:
+            st = self.paths[rel].stat()
+        except (KeyError, FileNotFoundError, NotADirectoryError):
+            return None
+        return FileInfo(rel, st.st_size, st.st_mtime, f"{st.st_size}-{st.st_mtime_ns}")
+
+    def _read(self, rel: str) -> bytes:
+        return self.paths[rel].read_bytes()
+
+    def write(self, rel: str, data: bytes) -> str:
+        raise PermissionError("the command line's inputs are never written")
+
+    def write_file(self, rel: str, local_path) -> str:
+        raise PermissionError("the command line's inputs are never written")
+
+    def sub(self, rel_dir: str) -> Storage:
+        raise PermissionError("the command line's inputs are a list of files, not a folder")
+
+    def move(self, rel: str, dest_rel: str, expect: FileInfo | None = None) -> None:
+        raise PermissionError("the command line's inputs are never moved")
+
+    def delete(self, rel: str) -> None:
+        raise PermissionError("the command line's inputs are never deleted")
+
+
+def _run_local(args: argparse.Namespace, job, inputs: list[tuple[Path, str]], keys: list[str], names: dict) -> int:
+    """The job over the named files into the output folder, with the batch runner every DAG uses: the
+    same per-photo and progress lines, the same reasons, and ``manifest.json`` in the output folder.
+    Inputs are never moved or changed. Exit 1 when a file failed or could not be processed."""
+    from matting.errors import InfrastructureError
+    from matting.pipeline.runner import BatchConfig
+    from matting.pipeline.runs import RunInfo, run_job
+
+    outdir = Path(args.output)
+    source = NamedFiles({key: path for (path, _), key in zip(inputs, keys, strict=True)})
+    missing = [str(source.paths[i.path]) for i in source.infos() if i.version == "missing"]
+    if missing:
+        log.warning("%d input(s) do not exist: %s", len(missing), ", ".join(missing[:5]))
+    cfg = BatchConfig(run_prefix="", originals="leave", outputs="", reuse=False)
+    run = RunInfo(run_prefix="", run_id="cli", params={"command": args.command, "inputs": list(args.inputs)})
+    dest = LocalStorage(outdir)
+    unfinished = ""
+    try:
+        outcome = run_job(
+            source,
+            dest,
+            job,
+            source.infos(),
+            run,
+            cfg,
+            names=names,
+            manifest="manifest.json",
+            publish=False,
+            progress_every_s=args.progress_every,
+        )
+        progress = outcome.progress
+    except InfrastructureError as exc:  # still failing after the in-task rounds: said, and exit 1
+        unfinished = str(exc)
+        progress = None
+    if progress is not None:
+        for src, why in progress.failures:
+            print(f"FAILED {src}: {why}", file=sys.stderr)
+        print(f"{progress.ok} ok, {progress.failed} failed; results in {outdir.resolve()}")
+        return 1 if progress.failed else 0
+    print(f"FAILED (not processed) {unfinished}", file=sys.stderr)
+    return 1
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     from matting.engine import Engine, OutputOptions, RuntimeOptions
-    from matting.pipeline.progress import BatchProgress
+    from matting.pipeline.jobs import MattingJob
 
     outdir = Path(args.output)
     out = OutputOptions.build(
@@ -99,45 +188,18 @@ def cmd_remove(args: argparse.Namespace) -> int:
     )
     engine = Engine(model=args.model, scenario=args.scenario, runtime=runtime, max_pixels=args.max_pixels)
     inputs = collect_inputs(args.inputs, outdir)
-    missing = [str(p) for p, _ in inputs if not p.exists()]
     if not inputs:
         log.error("no input images found in %s", ", ".join(args.inputs))
         return 2
     keys, plan = plan_cli(inputs, outdir, out.extension)
-    log.info(
-        "removing backgrounds from %d file(s) with model=%s scenario=%s providers=%s format=%s -> %s",
-        len(inputs),
-        engine.model_label,
-        engine.scenario.name,
-        ",".join(engine.providers),
-        out.format,
-        outdir,
-    )
-    if missing:
-        log.warning("%d input(s) do not exist: %s", len(missing), ", ".join(missing[:5]))
-
-    def sink(name: str, data: bytes, _out: OutputOptions) -> str:
-        return str(atomic_write_bytes(outdir / plan[name], data))
-
-    from matting.engine import file_sources
-
-    progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
-    sources = file_sources([p for p, _ in inputs], keys)
-    for result in engine.run_batch(sources, out, sink=sink, prefetch=args.prefetch):
-        progress.add(result)
-    log.info(progress.summary())
-    if progress.failures:
-        for src, why in progress.failures:
-            print(f"FAILED {src}: {why}", file=sys.stderr)
-    print(f"{progress.ok} ok, {progress.failed} failed; results in {outdir.resolve()}")
-    return 1 if progress.failed else 0
+    return _run_local(args, MattingJob(engine, out, prefetch=args.prefetch), inputs, keys, plan)
 
 
 def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.engine import Engine, RuntimeOptions
-    from matting.idphoto.batch import options_from, process_portrait
+    from matting.idphoto.batch import options_from
     from matting.idphoto.detect import load_models
-    from matting.pipeline.progress import BatchProgress
+    from matting.pipeline.jobs import IdPhotoJob
 
     options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=args.strict)
     spec = options.spec
@@ -151,30 +213,9 @@ def cmd_idphoto(args: argparse.Namespace) -> int:
         return 2
     keys, plan = plan_cli(inputs, outdir, ".jpg" if options.format == "jpeg" else ".png")
     log.info(
-        "ID photos: %d file(s), spec %s (%s, %dx%d px @ %d dpi), background %s, %s mode -> %s",
-        len(inputs),
-        spec.name,
-        spec.title,
-        spec.width_px,
-        spec.height_px,
-        spec.dpi,
-        options.background_name,
-        "strict" if options.strict else "lenient",
-        outdir,
+        "ID photos: spec %s (%s, %dx%d px @ %d dpi)", spec.name, spec.title, spec.width_px, spec.height_px, spec.dpi
     )
-    progress = BatchProgress(total=len(inputs), log=log, every_s=args.progress_every)
-    for (path, _), name in zip(inputs, keys, strict=True):
-        outcome = process_portrait(engine, path.read_bytes, name, plan[name], options, args.sheet, args.max_pixels)
-        for rel, blob in outcome.files.items():
-            written = atomic_write_bytes(outdir / rel, blob)
-            if rel == outcome.result.output:
-                outcome.result.output = str(written)
-        progress.add(outcome.result)
-    log.info(progress.summary())
-    for src, why in progress.failures:
-        print(f"FAILED {src}: {why}", file=sys.stderr)
-    print(f"{progress.ok} ok, {progress.failed} failed; results in {outdir.resolve()}")
-    return 1 if progress.failed else 0
+    return _run_local(args, IdPhotoJob(engine, options, args.sheet, args.max_pixels), inputs, keys, plan)
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ NOW = ScanOptions(settle_seconds=0)
 @pytest.fixture(scope="session")
 def job(model_store):
     from matting.engine import Engine, OutputOptions
-    from matting.pipeline.runner import MattingJob
+    from matting.pipeline.jobs import MattingJob
 
     return MattingJob(Engine(store=model_store), OutputOptions.build("png"))
 
@@ -282,7 +282,8 @@ WORKER = """
 import sys
 from matting.pipeline.detection import ScanOptions, scan
 from matting.engine import Engine, OutputOptions
-from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
+from matting.pipeline.jobs import MattingJob
+from matting.pipeline.runner import BatchConfig, BatchRunner
 from matting.storage import LocalStorage
 src, dest = LocalStorage(sys.argv[1]), LocalStorage(sys.argv[2])
 job = MattingJob(Engine(), OutputOptions.build("png"))

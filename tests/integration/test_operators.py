@@ -26,9 +26,6 @@ class FlakyDestination(LocalStorage):
             raise OSError(28, "No space left on device")
         return super().write(rel, data)
 
-    def sub(self, rel_dir: str):
-        return self
-
 
 def _idphoto_run(tmp_path, dest, id_engine, monkeypatch):
     """The ID-photo operator's run (``matting.pipeline.runs.make_id_photos``, what ``IdPhotoOperator`` calls)."""
@@ -49,7 +46,7 @@ def test_id_photo_destination_write_failure_is_retried_in_task(tmp_path, id_engi
     dest = FlakyDestination(tmp_path / "out", fail=1)
     out = _idphoto_run(tmp_path, dest, id_engine, monkeypatch)
     assert dest.refused == 1 and out["files"] == 1  # the second round wrote it
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "run" / "manifest.json").read_text())
     assert [p["source"] for p in manifest["photos"]] == ["astronaut.jpg"]
 
 
@@ -58,7 +55,7 @@ def test_id_photo_destination_down_fails_the_task_with_the_manifest_written(tmp_
     with pytest.raises(InfrastructureError, match="No space left on device"):
         _idphoto_run(tmp_path, dest, id_engine, monkeypatch)
     assert dest.refused == 3  # [matting] io_attempts rounds, then the task fails (Airflow retries it)
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "run" / "manifest.json").read_text())
     assert manifest["photos"] == [] and manifest["counts"]["files"] == 0
     assert (tmp_path / "in" / "astronaut.jpg").exists()  # the portrait is untouched
 
@@ -108,16 +105,16 @@ def test_an_id_photo_whose_name_the_destination_cannot_hold_is_refused_not_retri
 
     for dest in (FlakyDestination(tmp_path / "out", fail=0), HoldsLessThanItSays(tmp_path / "short", fail=0)):
         make_id_photos(source, dest, id_engine, options, source.list(), RunInfo("run", run_id="manual__1"))
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "run" / "manifest.json").read_text())
     (photo,) = manifest["photos"]
     assert photo["source"] == name and photo["passed"] is not None and len(photo["output"].encode()) <= 255
-    assert (tmp_path / "out" / photo["output"]).is_file() and photo["output"] != name
-    short = json.loads((tmp_path / "short" / "manifest.json").read_text())
+    assert (tmp_path / "out" / "run" / photo["output"]).is_file() and photo["output"] != name
+    short = json.loads((tmp_path / "short" / "run" / "manifest.json").read_text())
     (refused,) = short["photos"]
     assert refused["rejected"] == "unwritable_name" and "cannot hold this name" in refused["reasons"][0]
     assert short["counts"] == {"files": 1, "ok": 0, "failed": 1}
     written = sorted(
         p.relative_to(tmp_path / "short").as_posix() for p in (tmp_path / "short").rglob("*") if p.is_file()
     )
-    assert [n for n in written if not n.startswith("results/")] == ["manifest.json"]  # and its page index
-    assert "results/index.json" in written
+    assert [n for n in written if not n.startswith("run/results/")] == ["run/manifest.json"]  # and its page index
+    assert "run/results/index.json" in written

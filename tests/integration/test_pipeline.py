@@ -10,9 +10,10 @@ from conftest import SAMPLES, backdate, files_under
 from matting.engine import Engine, OutputOptions
 from matting.errors import InfrastructureError
 from matting.pipeline.detection import ScanOptions, scan
+from matting.pipeline.jobs import MattingJob
 from matting.pipeline.manifest import RunManifest, utc_now
 from matting.pipeline.naming import stems_of
-from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, write_manifest
+from matting.pipeline.runner import BatchConfig, BatchRunner, write_manifest
 from matting.storage import FileInfo, Ledger, LocalStorage
 from PIL import Image
 

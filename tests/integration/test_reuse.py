@@ -12,8 +12,9 @@ from conftest import SAMPLES, backdate
 from matting import layout
 from matting.engine import Engine, OutputOptions
 from matting.pipeline.detection import ScanOptions, scan
+from matting.pipeline.jobs import MattingJob
 from matting.pipeline.reuse import ResultCache, result_key
-from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
+from matting.pipeline.runner import BatchConfig, BatchRunner
 from matting.storage import LocalStorage, S3Storage
 
 ASTRO = (SAMPLES / "astronaut.jpg").read_bytes()

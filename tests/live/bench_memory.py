@@ -23,8 +23,9 @@ def main(n: int) -> None:
     from matting.engine import Engine, OutputOptions
     from matting.pipeline.archive import close_run
     from matting.pipeline.detection import ScanOptions, scan
+    from matting.pipeline.jobs import MattingJob
     from matting.pipeline.manifest import RunManifest, utc_now
-    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, write_manifest
+    from matting.pipeline.runner import BatchConfig, BatchRunner, write_manifest
     from matting.storage import LocalStorage
 
     samples = ROOT / "include" / "samples"

@@ -44,7 +44,8 @@ def main(rounds: int = 3, distinct: int = 100) -> None:
     from helpers import backdate
     from matting.engine import Engine, OutputOptions
     from matting.pipeline.detection import ScanOptions, scan
-    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
+    from matting.pipeline.jobs import MattingJob
+    from matting.pipeline.runner import BatchConfig, BatchRunner
     from matting.storage import LocalStorage
 
     photos = _photos(distinct)

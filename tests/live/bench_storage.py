@@ -23,7 +23,8 @@ def main(rounds: int = 3, copies: int = 3) -> None:
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
     from matting.engine import Engine, OutputOptions
     from matting.pipeline.detection import ScanOptions, scan
-    from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob
+    from matting.pipeline.jobs import MattingJob
+    from matting.pipeline.runner import BatchConfig, BatchRunner
     from matting.storage import LocalStorage, SftpStorage
     from servers import run_sshd
 

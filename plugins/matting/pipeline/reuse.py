@@ -189,3 +189,127 @@ class ResultCache:
 
 def _day(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).date().isoformat()
+
+
+class CachingJob:
+    """A job (``matting.pipeline.jobs``) with the result cache in front: a photo whose bytes were
+    made before with the same settings is copied from the cached output instead of being processed,
+    and every output made here is recorded for later copies. Two photos of one call with the same bytes:
+    the first is made, the second waits until the first's result is in and is then a copy of it (made
+    again if the first failed). The cache never fails a photo: any trouble with it is a miss."""
+
+    def __init__(self, job, cache: ResultCache, run_prefix: str) -> None:
+        self.job, self.cache, self.run_prefix = job, cache, run_prefix
+        self.kind, self.noun, self.deepest, self.cacheable = job.kind, job.noun, job.deepest, job.cacheable
+        self.reused = 0
+
+    @property
+    def extension(self) -> str:
+        return self.job.extension
+
+    def describe(self) -> dict:
+        return self.job.describe()
+
+    def headline(self) -> str:
+        return self.job.headline()
+
+    def refused(self, name, exc, outputs):
+        return self.job.refused(name, exc, outputs)
+
+    def run(self, photos, outputs, shortcut=None):
+        made: dict[str, tuple[str, int]] = {}  # output path -> (sha256, size) as written here
+        recording = _Recording(outputs, made)
+        todo = list(photos)
+        while todo:
+            keys: dict[str, str] = {}
+            producing: set[str] = set()  # keys a photo of this pass is making
+            held: set[str] = set()
+            results = self.job.run(todo, recording, self._shortcut(outputs, keys, producing, held))
+            try:
+                for done in results:
+                    name = done.result.source
+                    if name in held:
+                        continue  # answered after this pass, as a copy of its twin
+                    key = keys.get(name)
+                    if key is not None and not done.result.reused_from:
+                        producing.discard(key)
+                        output = done.result.output
+                        if done.result.ok and output in made:
+                            self._remember(key, done.result, made.pop(output))
+                    yield done
+            finally:
+                results.close()
+            todo = [p for p in todo if p.name in held]
+
+    def _shortcut(self, outputs, keys: dict[str, str], producing: set[str], held: set[str]):
+        from matting.engine import ImageResult
+
+        def shortcut(name: str, data: bytes) -> ImageResult | None:
+            target = outputs.output(name)
+            try:
+                key = keys[name] = self.job.result_key(hashlib.sha256(data).hexdigest())
+                if key in producing:  # its twin is being made right now: copied once it is
+                    held.add(name)
+                    return ImageResult(source=name, ok=False, error_type="held")
+                entry = self.cache.reuse(key, target)
+            except Exception as exc:
+                log.warning("result cache unavailable for %s (%s: %s): processing it", name, type(exc).__name__, exc)
+                return None
+            if entry is None:
+                producing.add(key)
+                return None
+            self.reused += 1
+            log.info("reused %s for %s (made by run %s; saved ~%.0f ms)", entry.output, name, entry.run, entry.ms)
+            return ImageResult(
+                source=name,
+                ok=True,
+                output=target,
+                width=entry.width,
+                height=entry.height,
+                bytes_out=entry.size,
+                reused_from=entry.output,
+            )
+
+        return shortcut
+
+    def _remember(self, key: str, result, made: tuple[str, int]) -> None:
+        sha, size = made
+        try:
+            info = self.cache.dest.stat(result.output)
+            entry = Entry(
+                output=result.output,
+                sha256=sha,
+                size=size,
+                run=self.run_prefix,
+                source=result.source,
+                created=time.time(),
+                version=info.version if info is not None else None,
+                ms=result.total_ms,
+                width=result.width,
+                height=result.height,
+            )
+            self.cache.put(key, entry)
+        except Exception as exc:  # a photo is done whether or not its result could be cached
+            log.warning("could not cache the result of %s: %s: %s", result.source, type(exc).__name__, exc)
+
+
+class _Recording:
+    """The job's ``Outputs`` with what it writes recorded (sha256, size), for the cache's entries."""
+
+    def __init__(self, outputs, made: dict[str, tuple[str, int]]) -> None:
+        self._outputs, self._made = outputs, made
+        self.names, self.folder, self.dest = outputs.names, outputs.folder, outputs.dest
+
+    def path(self, rel: str) -> str:
+        return self._outputs.path(rel)
+
+    def output(self, source: str) -> str:
+        return self._outputs.output(source)
+
+    def write(self, rel: str, data: bytes) -> str:
+        path = self._outputs.write(rel, data)
+        self._made[path] = (hashlib.sha256(data).hexdigest(), len(data))
+        return path
+
+    def delete(self, rel: str) -> None:
+        self._outputs.delete(rel)

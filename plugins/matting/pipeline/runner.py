@@ -1,5 +1,9 @@
-"""One batch of a pipeline run, between two Storages: read -> matte -> write outputs -> record ->
-move the original to processed/ (or quarantine/ with an .error.json). No Airflow import.
+"""The batch runner: one batch of a run between two Storages, for every job (background removal, ID
+photos; ``matting.pipeline.jobs``), in Airflow and in the CLI. The job makes each photo's outputs; the
+runner does the rest, once: in-task rounds and the breaker, refusing what is too large, leaving what
+changed or is still uploading, recording each input and moving its original to processed/ (or
+quarantine/ with an .error.json), or keeping it (ledger), or leaving it alone (``originals``). No
+Airflow import.
 
 Nothing is lost, nothing is done twice:
 - Per input, in this order: the output is written (atomic), then the input's record (atomic, it
@@ -29,12 +33,13 @@ import logging
 import posixpath
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Literal
 
 from matting import layout, settings
-from matting.engine.core import Engine, ImageResult, OutputOptions
 from matting.errors import FileTooLarge, InfrastructureError, SourceChanged, UnwritableName, retry_in_task
 from matting.images import could_become_image
+from matting.pipeline.jobs import Done, Job, Outputs, Photo
 from matting.pipeline.manifest import FileRecord, RunManifest, run_counts, utc_now
 from matting.pipeline.naming import (
     NOTE_SUFFIX,
@@ -45,17 +50,17 @@ from matting.pipeline.naming import (
     versioned_name,
 )
 from matting.pipeline.progress import BatchProgress
-from matting.pipeline.reuse import Entry, ResultCache, result_key
+from matting.pipeline.reuse import CachingJob, ResultCache
 from matting.storage import FileInfo, Ledger, Storage
 
 log = logging.getLogger("matting.pipeline.runner")
-
-DEFERRED = "deferred"  # the same bytes as a photo of this attempt still being made: copied after it
 
 BREAKER = 3
 """Photos in a row that hit infrastructure errors before an attempt stops: the storage is down, and
 every further photo would cost the full retry budget of the storage client for nothing. The rest
 of the attempt is left untouched for the next round (or Airflow's retry)."""
+
+Originals = Literal["move", "keep", "leave"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,10 @@ class BatchConfig:
     max_bytes: int | None = None  # None: [matting] max_bytes
     attempts: int | None = None  # in-task attempts for infrastructure errors; None: [matting] io_attempts
     reuse: bool | None = None  # the result cache (matting.pipeline.reuse); None: [matting] reuse
+    # what becomes of an original once its photo is settled: "move" (processed/, quarantine/) or "keep"
+    # (the ledger remembers it) with a record per input; "leave": no record, no move (ID photos, the CLI)
+    originals: Originals | None = None  # None: "move", or "keep" with move_originals=False
+    outputs: str | None = None  # the outputs' folder in the destination; None: <run_prefix>/outputs
 
     @property
     def records_dir(self) -> str:
@@ -75,30 +84,11 @@ class BatchConfig:
 
     @property
     def outputs_dir(self) -> str:
-        return f"{self.run_prefix}/{layout.OUTPUTS}"
+        return self.outputs if self.outputs is not None else f"{self.run_prefix}/{layout.OUTPUTS}"
 
-
-class MattingJob:
-    """Background removal with one engine and output options."""
-
-    kind = "matting"
-
-    def __init__(self, engine: Engine, out: OutputOptions) -> None:
-        self.engine, self.out = engine, out
-
-    def result_key(self, input_sha256: str) -> str:
-        """The result cache's key for an input of these bytes under this job's settings."""
-        return result_key(input_sha256, self.engine.model_sha256, self.engine.scenario, self.out)
-
-    def describe(self) -> dict:
-        return {
-            "kind": self.kind,
-            "model": self.engine.model_label,
-            "model_sha256": self.engine.model_sha256,
-            "providers": self.engine.providers,
-            "scenario": self.engine.scenario.name,
-            "output": asdict(self.out),
-        }
+    @property
+    def settle(self) -> Originals:
+        return self.originals or ("move" if self.move_originals else "keep")
 
 
 def backoff_s(attempt: int) -> float:
@@ -173,29 +163,38 @@ def _why(exc: BaseException) -> str:
 
 
 class BatchRunner:
-    """Runs one batch; ``records`` holds every input settled so far (also when ``run`` raises)."""
+    """Runs one batch of ``job``; ``records`` (one per input) and ``reports`` (where the job writes
+    them) hold every input settled so far, also when ``run`` raises."""
+
+    INCOMPLETE = frozenset({"empty_file", "truncated_image", "not_an_image", "corrupt_image"})
 
     def __init__(
         self,
         source: Storage,
         dest: Storage,
-        job: MattingJob,
+        job: Job,
         cfg: BatchConfig,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.source, self.dest, self.job, self.cfg = source, dest, job, cfg
+        self.source, self.dest, self.cfg = source, dest, cfg
         self.ledger = Ledger(dest)
         self.sleep = sleep
         self.max_bytes = cfg.max_bytes if cfg.max_bytes is not None else settings.value("max_bytes")
         self.attempts = cfg.attempts if cfg.attempts is not None else settings.value("io_attempts")
         self.grace_s = settings.value("upload_grace_s")
         self.records: list[FileRecord] = []
-        self.left_for_next_run: list[str] = []  # changed since detection: untouched
+        self.reports: list[dict] = []
+        self.left_for_next_run: list[str] = []  # changed since detection, or maybe still uploading: untouched
         reuse = cfg.reuse if cfg.reuse is not None else settings.value("reuse")
-        days = settings.value("reuse_max_age_days")
-        self.cache = ResultCache(dest, days * 86400) if reuse and isinstance(job, MattingJob) else None
-        self._producing: set[str] = set()  # keys an earlier photo of this attempt is making right now
-        self.reused = 0
+        if reuse and job.cacheable:
+            cache = ResultCache(dest, settings.value("reuse_max_age_days") * 86400)
+            job = CachingJob(job, cache, cfg.run_prefix)
+        self.job = job
+
+    @property
+    def reused(self) -> int:
+        """Photos whose output was copied from the result cache."""
+        return getattr(self.job, "reused", 0)
 
     def _record_path(self, info: FileInfo) -> str:
         return f"{self.cfg.records_dir}/{info.version_id}.json"
@@ -203,20 +202,24 @@ class BatchRunner:
     # --- the batch ---------------------------------------------------------------------------------
 
     def run(
-        self, files: list[FileInfo], progress: BatchProgress | None = None, stems: dict[str, str] | None = None
+        self,
+        files: list[FileInfo],
+        progress: BatchProgress | None = None,
+        stems: dict[str, str] | None = None,
+        names: dict[str, str] | None = None,
     ) -> list[FileRecord]:
         """Settle every file of the batch. ``stems`` (source path -> output stem) are the names planned
-        once over the whole run (``matting.pipeline.naming``), so mapped batches never collide; a file without
-        one is planned here, around them; every name fits the destination under the run's outputs/."""
-        plan = plan_outputs(
-            [f.path for f in files],
-            self.job.out.extension,
-            fixed=stems,
-            limits=self.dest.name_limits(),
-            under=self.cfg.outputs_dir,
-        )
+        once over the whole run (``matting.pipeline.naming``), so mapped batches never collide; a file
+        without one is planned here, around them; every name fits the destination under the outputs'
+        folder. ``names`` (source path -> output name) replaces the planning (the CLI plans its own)."""
+        if names is None:
+            under = posixpath.join(self.cfg.outputs_dir, self.job.deepest).strip("/")
+            names = plan_outputs(
+                [f.path for f in files], self.job.extension, fixed=stems, limits=self.dest.name_limits(), under=under
+            )
+        outputs = Outputs(self.dest, self.cfg.outputs_dir, names)
         pending, errors = attempt_rounds(
-            files, lambda todo: self._pass(todo, plan, progress), self.attempts, self.sleep, "file(s)"
+            files, lambda todo: self._pass(todo, outputs, progress), self.attempts, self.sleep, self.job.noun
         )
         if self.ledger.marked:
             try:  # housekeeping: the photos are settled whether or not it succeeds now
@@ -224,13 +227,14 @@ class BatchRunner:
             except Exception as exc:
                 log.warning("could not fold the ledger at %s (%s); a later run will", self.dest.describe(), exc)
         if pending:
+            kept = "originals left in place, nothing quarantined" if self.cfg.settle != "leave" else "nothing written"
             raise InfrastructureError(
-                f"{len(pending)} file(s) not processed after {self.attempts} attempt(s); originals left in "
-                f"place, nothing quarantined: " + "; ".join(f"{f.path}: {errors[f.path]}" for f in pending[:5])
+                f"{len(pending)} {self.job.noun} not processed after {self.attempts} attempt(s); {kept}: "
+                + "; ".join(f"{f.path}: {errors[f.path]}" for f in pending[:5])
             )
         return self.records
 
-    def _pass(self, files: list[FileInfo], plan: dict[str, str], progress) -> dict[str, str]:
+    def _pass(self, files: list[FileInfo], outputs: Outputs, progress) -> dict[str, str]:
         """One attempt over ``files``; returns {path: why} for those that hit infrastructure errors."""
         errors = RoundErrors()
         self._streak, self._down = 0, None
@@ -242,7 +246,7 @@ class BatchRunner:
                     self._settle_original(info, rec)
                     self._done(rec, "already done")
                 elif info.size > self.max_bytes:
-                    self._finish(info, self._refused_too_large(info), None)
+                    self._settle(info, self._refused_too_large(info, outputs), None, None, outputs)
                 else:
                     todo.append(info)
             except Exception as exc:  # storage trouble: this file waits for the next attempt
@@ -251,38 +255,36 @@ class BatchRunner:
             if self._down is not None:  # the storage is down: leave the rest untouched, fail sooner
                 self._leave_untouched(chunk, errors)
                 continue
-            self._run_chunk(chunk, plan, errors, progress)
+            self._run_chunk(chunk, outputs, errors, progress)
         return errors
 
     def _existing_record(self, info: FileInfo) -> FileRecord | None:
+        if self.cfg.settle == "leave":
+            return None
         path = self._record_path(info)
         return FileRecord.from_json(self.dest.read(path)) if self.dest.exists(path) else None
 
-    def _done(self, rec: FileRecord, how: str) -> None:
+    def _done(self, rec: FileRecord, how: str, report: dict | None = None) -> None:
         self.records.append(rec)
+        if report is not None:
+            self.reports.append(report)
         if how:
             log.info("%s %s (%s)", how, rec.source, rec.status)
 
-    def _refused_too_large(self, info: FileInfo) -> FileRecord:
+    def _refused_too_large(self, info: FileInfo, outputs: Outputs) -> Done:
         err = FileTooLarge(
             f"{info.path}: {info.size / 1e6:.1f} MB exceeds the limit of {self.max_bytes / 1e6:.1f} MB "
             "(set [matting] max_bytes to raise it); not read"
         )
         log.warning("refused %s", err)
-        return FileRecord(
-            source=info.path,
-            source_size=info.size,
-            source_version=info.version,
-            status="failed",
-            error_type=err.code,
-            error=str(err),
-        )
+        return self.job.refused(info.path, err, outputs)
 
-    def _run_chunk(self, chunk: list[FileInfo], plan: dict[str, str], errors: RoundErrors, progress) -> None:
+    def _run_chunk(self, chunk: list[FileInfo], outputs: Outputs, errors: RoundErrors, progress) -> None:
+        """Run the job over ``chunk`` and settle each photo as its result comes in."""
         by_path = {f.path: f for f in chunk}
-        payloads: dict[str, bytes] = {}
+        payloads: dict[str, bytes] = {}  # each input's bytes, from when the job read them to its settling
 
-        def loader(info: FileInfo):
+        def loader(info: FileInfo) -> Callable[[], bytes]:
             def load() -> bytes:
                 data = self.source.read(info.path, expect=info)  # only the version that was detected
                 payloads[info.path] = data
@@ -290,91 +292,52 @@ class BatchRunner:
 
             return load
 
-        keys: dict[str, str] = {}
-        digests: dict[str, str] = {}  # name -> the input's sha256, computed once for the key and the record
-        made: dict[str, tuple[str, int]] = {}  # name -> (output sha256, size), for the cache entry
-        deferred: list[FileInfo] = []
-
-        def sink(name: str, data: bytes, _out) -> str:
-            rel = posixpath.join(self.cfg.outputs_dir, plan[name])
-            self.dest.write(rel, data)  # the name is this source's alone in the run: a retry rewrites it
-            made[name] = (hashlib.sha256(data).hexdigest(), len(data))
-            return rel
-
-        def shortcut(name: str, data: bytes) -> ImageResult | None:
-            return self._reuse(name, data, posixpath.join(self.cfg.outputs_dir, plan[name]), keys, digests)
-
-        results: Iterator[ImageResult] = self.job.engine.run_batch(
-            [(f.path, loader(f)) for f in chunk],
-            self.job.out,
-            sink=sink,
-            shortcut=shortcut if self.cache is not None else None,
-        )
         seen: set[str] = set()
-        for result in results:
-            info = by_path[result.source]
-            seen.add(info.path)
-            data = payloads.pop(result.source, None)
-            key = keys.get(result.source)
-            if result.error_type == DEFERRED:  # the same bytes as an earlier photo still being made
-                deferred.append(info)
-                continue
-            if key is not None and not result.reused_from:
-                self._producing.discard(key)
-                if result.ok and result.source in made:
-                    self._remember(key, result, made.pop(result.source))
-            if result.retryable:
-                errors.add(info.path, result.error or "infrastructure error", result.retry_in_task)
-                if self._failed_in_a_row(result.error, result.retry_in_task):
-                    results.close()  # stop reading: no more requests to a storage that is down
-                    self._leave_untouched([rest for rest in chunk if rest.path not in seen], errors)
-                    break
-                continue
-            if result.error_type == SourceChanged.code:
-                log.warning("left for the next run: %s", result.error)
-                self.left_for_next_run.append(info.path)
-                self._streak = 0
-                continue
-            if self._maybe_still_uploading(info, result, data):
-                age = time.time() - (info.mtime or 0)
-                log.warning(
-                    "left for the next run: %s looks incomplete (%s) and changed %.0fs ago: it may still be uploading",
-                    info.path,
-                    result.error_type,
-                    age,
-                )
-                self.left_for_next_run.append(info.path)
-                self._streak = 0
-                continue
-            rec = FileRecord(
-                source=info.path,
-                source_size=info.size,
-                source_version=info.version,
-                source_sha256=digests.get(result.source)
-                or (hashlib.sha256(data).hexdigest() if data is not None else None),
-                status="ok" if result.ok else "failed",
-                outputs=[result.output] if result.output else [],
-                error_type=result.error_type,
-                error=result.error,
-                timings_ms=result.timings_ms,
-                width=result.width,
-                height=result.height,
-                reused_from=result.reused_from,
-                model=result.model,
+        results = self.job.run([Photo(f, loader(f)) for f in chunk], outputs)
+        try:
+            for done in results:
+                info = by_path[done.result.source]
+                seen.add(info.path)
+                if not self._settle_result(info, done, payloads.pop(info.path, None), errors, progress, outputs):
+                    break  # the storage is down: no more requests to it
+        finally:
+            results.close()
+        if self._down is not None:
+            self._leave_untouched([rest for rest in chunk if rest.path not in seen], errors)
+
+    def _settle_result(
+        self, info: FileInfo, done: Done, data: bytes | None, errors: RoundErrors, progress, outputs: Outputs
+    ) -> bool:
+        """Settle one photo's result; False when the job should stop: its own work hit the breaker (the
+        storage is down; the rest of the chunk is left untouched)."""
+        result = done.result
+        if result.retryable:
+            errors.add(info.path, result.error or "infrastructure error", result.retry_in_task)
+            return not self._failed_in_a_row(result.error, result.retry_in_task)
+        if result.error_type == SourceChanged.code:
+            log.warning("left for the next run: %s", result.error)
+            self.left_for_next_run.append(info.path)
+            self._streak = 0
+            return True
+        if self._maybe_still_uploading(info, result, data):
+            age = time.time() - (info.mtime or 0)
+            log.warning(
+                "left for the next run: %s looks incomplete (%s) and changed %.0fs ago: it may still be uploading",
+                info.path,
+                result.error_type,
+                age,
             )
-            try:
-                self._finish(info, rec, data)
-            except Exception as exc:
-                errors.add_exception(info.path, exc)
-                self._failed_in_a_row(_why(exc), retry_in_task(exc))  # the next chunk is left if so
-                continue
-            self._streak = 0  # settled: the storage works
-            if progress is not None:
-                progress.add(result)
-        if deferred and self._down is not None:
-            self._leave_untouched(deferred, errors)
-        elif deferred:  # their twins are made and cached now: these are copies
-            self._run_chunk(deferred, plan, errors, progress)
+            self.left_for_next_run.append(info.path)
+            self._streak = 0
+            return True
+        try:
+            self._settle(info, done, data, progress, outputs)
+        except Exception as exc:
+            errors.add_exception(info.path, exc)
+            self._failed_in_a_row(_why(exc), retry_in_task(exc))  # the chunks after this one are left if so
+            return True  # the photos this chunk has made already are settled (or fail) one by one
+        self._streak = 0  # settled: the storage works
+        return True
 
     def _failed_in_a_row(self, why: str | None, retry: bool) -> bool:
         """Count one more infrastructure failure in a row; True once ``BREAKER`` are: the storage is
@@ -390,60 +353,7 @@ class BatchRunner:
         for info in infos:
             errors.add(info.path, why, retry_in_task=retry)
 
-    # --- the result cache ---------------------------------------------------------------------------
-
-    def _reuse(
-        self, name: str, data: bytes, target: str, keys: dict[str, str], digests: dict[str, str]
-    ) -> ImageResult | None:
-        """The cached output for these bytes, written as ``target``, as the photo's result; None to
-        process the photo. The cache never fails a photo: any trouble with it is a miss."""
-        try:
-            digests[name] = hashlib.sha256(data).hexdigest()
-            key = keys[name] = self.job.result_key(digests[name])
-            if key in self._producing:
-                return ImageResult(source=name, ok=False, error_type=DEFERRED)
-            entry = self.cache.reuse(key, target)
-        except Exception as exc:
-            log.warning("result cache unavailable for %s (%s: %s): processing it", name, type(exc).__name__, exc)
-            return None
-        if entry is None:
-            self._producing.add(key)
-            return None
-        self.reused += 1
-        log.info("reused %s for %s (made by run %s; saved ~%.0f ms)", entry.output, name, entry.run, entry.ms)
-        return ImageResult(
-            source=name,
-            ok=True,
-            output=target,
-            width=entry.width,
-            height=entry.height,
-            bytes_out=entry.size,
-            reused_from=entry.output,
-        )
-
-    def _remember(self, key: str, result: ImageResult, made: tuple[str, int]) -> None:
-        sha, size = made
-        try:
-            info = self.dest.stat(result.output)
-            entry = Entry(
-                output=result.output,
-                sha256=sha,
-                size=size,
-                run=self.cfg.run_prefix,
-                source=result.source,
-                created=time.time(),
-                version=info.version if info is not None else None,
-                ms=result.total_ms,
-                width=result.width,
-                height=result.height,
-            )
-            self.cache.put(key, entry)
-        except Exception as exc:  # a photo is done whether or not its result could be cached
-            log.warning("could not cache the result of %s: %s: %s", result.source, type(exc).__name__, exc)
-
-    INCOMPLETE = frozenset({"empty_file", "truncated_image", "not_an_image", "corrupt_image"})
-
-    def _maybe_still_uploading(self, info: FileInfo, result: ImageResult, data: bytes | None) -> bool:
+    def _maybe_still_uploading(self, info: FileInfo, result, data: bytes | None) -> bool:
         """Filesystems show a file while it is written (S3 never does): a fresh, incomplete-looking
         file gets the benefit of the doubt until it is ``[matting] upload_grace_s`` old, unless its first
         bytes can never start an image (a text file named .jpg is quarantined at once)."""
@@ -457,15 +367,58 @@ class BatchRunner:
 
     # --- settling one file -------------------------------------------------------------------------
 
-    def _finish(self, info: FileInfo, rec: FileRecord, data: bytes | None) -> None:
-        """Record first (with where the original goes), then move it: a retry knows it is done."""
+    def _write_files(self, info: FileInfo, done: Done, outputs: Outputs) -> Done:
+        """The files a job left to write (ID photos: photo, report, sheet). A name the destination cannot
+        hold refuses the photo (what was written is removed again; the manifest says why); any other
+        failure is the destination's: it propagates, and the photo is retried like any storage trouble."""
+        written: list[str] = []
+        try:
+            for rel, blob in done.files.items():
+                outputs.write(rel, blob)
+                written.append(rel)
+        except UnwritableName as exc:
+            log.warning("refused %s: %s", info.path, exc)
+            for rel in written:
+                outputs.delete(rel)
+            refusal = self.job.refused(info.path, exc, outputs)
+            return Done(refusal.result, refusal.report)  # its report's name would not fit either
+        except Exception as exc:
+            log.warning("writing %s failed: %s: %s", info.path, type(exc).__name__, exc)
+            raise
+        return done
+
+    def _settle(self, info: FileInfo, done: Done, data: bytes | None, progress, outputs: Outputs) -> None:
+        """The photo's files (where the job left them to write), its record, then its original: the
+        record is written first (with where the original goes), then the original moved, so a retry knows
+        it is done. With ``originals="leave"`` only the manifest remembers the photo."""
+        if done.files:
+            done = self._write_files(info, done, outputs)
+        result = done.result
+        rec = FileRecord(
+            source=info.path,
+            source_size=info.size,
+            source_version=info.version,
+            source_sha256=hashlib.sha256(data).hexdigest() if data is not None else None,
+            status="ok" if result.ok else "failed",
+            outputs=[result.output] if result.output else [],
+            error_type=result.error_type,
+            error=result.error,
+            timings_ms=result.timings_ms,
+            width=result.width,
+            height=result.height,
+            reused_from=result.reused_from,
+            model=result.model,
+        )
         rec.finished_at = utc_now()
-        if self.cfg.move_originals and rec.error_type != "vanished":
-            base = self.cfg.processed_dir if rec.status == "ok" else self.cfg.quarantine_dir
-            rec.moved_to = unique_name(self.source, posixpath.join(base, info.path), info, self._note_room(rec))
-        self.dest.write(self._record_path(info), rec.to_json())
-        self._settle_original(info, rec, data)
-        self._done(rec, "")
+        if self.cfg.settle != "leave":
+            if self.cfg.settle == "move" and rec.error_type != "vanished":
+                base = self.cfg.processed_dir if rec.status == "ok" else self.cfg.quarantine_dir
+                rec.moved_to = unique_name(self.source, posixpath.join(base, info.path), info, self._note_room(rec))
+            self.dest.write(self._record_path(info), rec.to_json())
+            self._settle_original(info, rec, data)
+        self._done(rec, "", done.report)
+        if progress is not None:
+            progress.add(result)
 
     def _settle_original(self, info: FileInfo, rec: FileRecord, data: bytes | None = None) -> None:
         """Move the original where its record says (idempotent), or keep it and mark it in the ledger."""

@@ -1,7 +1,8 @@
-"""One run of a job, the way every operator runs it: the batch with its in-task rounds, progress and
-summary lines, and the manifest written on every way out, failures included. Pure core: the
-operators turn an Airflow context into a ``RunInfo``, call ``remove_backgrounds`` or
-``make_id_photos``, and hand the outcome to XCom.
+"""One run of a job, the way every operator and the CLI run it: the batch (``BatchRunner``) with its
+in-task rounds, progress and summary lines, and the manifest written on every way out, failures
+included. Pure core: the operators turn an Airflow context into a ``RunInfo``, call ``run_job`` (through
+``remove_backgrounds`` or ``make_id_photos``), and hand the outcome to XCom; the CLI calls the same
+with local folders.
 
 ``ConfigError`` (an option, a missing model or dependency) propagates: no retry can help, so the
 operators fail the task with its message. An ``InfrastructureError`` (storage still failing after the
@@ -10,18 +11,17 @@ rounds) propagates too, after the manifest is written: Airflow retries the task.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from matting import layout, settings
-from matting.errors import ConfigError, InfrastructureError, UnwritableName
-from matting.pipeline.manifest import RunManifest, utc_now
+from matting import layout
+from matting.errors import ConfigError
+from matting.pipeline.jobs import IdPhotoJob, Job, MattingJob
+from matting.pipeline.manifest import RunManifest, run_counts, utc_now
 from matting.pipeline.progress import BatchProgress
-from matting.pipeline.runner import BatchConfig, BatchRunner, MattingJob, RoundErrors, attempt_rounds, write_manifest
+from matting.pipeline.runner import BatchConfig, BatchRunner
 from matting.results.index import publish_manifest
 from matting.storage import FileInfo, Storage
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from matting.idphoto.compose import IdPhotoOptions
 
 log = logging.getLogger("matting.task")  # the per-image and progress lines of a task's log
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -103,18 +102,77 @@ class RunOutcome:
         return {"run_prefix": self.run_prefix, "manifest": self.manifest, **self.counts}
 
 
-def _tracked(
-    total: int, work: Callable[[BatchProgress], None], finish: Callable[[BatchProgress], T]
-) -> tuple[BatchProgress, T]:
-    """Run ``work`` with progress lines; on every way out log the summary and ``finish`` (write the
-    manifest). Returns the progress and what ``finish`` returned (when ``work`` raised, it propagates)."""
-    progress = BatchProgress(total=total, log=log, every_s=5.0)
+def run_job(
+    src: Storage,
+    dest: Storage,
+    job: Job,
+    files: list[FileInfo],
+    run: RunInfo,
+    cfg: BatchConfig,
+    *,
+    stems: dict[str, str] | None = None,
+    names: dict[str, str] | None = None,
+    manifest: str | None = None,
+    publish: bool = True,
+    progress_every_s: float = 5.0,
+) -> RunOutcome:
+    """One batch of ``job`` from ``src`` into ``dest`` (the destination root; the run's folder is
+    ``run.run_prefix`` in it, claimed for this run first). The manifest is written on every way out:
+    ``manifest`` (``manifest.json``: the whole run in this batch, with the results pages' index unless
+    ``publish`` is False), else this batch's part under ``parts/`` (``ArchiveOperator`` merges the
+    parts). ``stems``: the output names planned for the whole run; ``names``: the caller's own plan."""
+    folder = dest.sub(run.run_prefix) if run.run_prefix else dest
+    log.info(
+        "batch of %d %s from %s to %s%s; %s",
+        len(files),
+        job.noun,
+        src.describe(),
+        dest.describe(),
+        f" under {run.run_prefix}/" if run.run_prefix else "",
+        job.headline(),
+    )
+    claim_run_folder(folder, run)
+    runner = BatchRunner(src, dest, job, cfg)
+    doc = run.manifest(job.describe())
+    part = f"{layout.PARTS}/part-{max(run.map_index, 0):04d}.json"
+
+    def finish() -> str:  # also when the batch fails: what was settled is in the manifest
+        doc.photos = list(runner.reports)
+        doc.files = [] if runner.reports else list(runner.records)  # a job's reports stand for its records
+        doc.counts = run_counts(runner.records)
+        doc.finished_at = utc_now()
+        if manifest is None:
+            folder.write(part, doc.to_json())
+        elif publish:  # with the results pages' index (``photos`` are dicts already, ``files`` records)
+            publish_manifest(folder, {**vars(doc), "files": [asdict(f) for f in doc.files]}, doc.to_json())
+        else:
+            folder.write(manifest, doc.to_json())
+        if runner.reused:
+            log.info("%d of them reused from the result cache (same bytes, same settings)", runner.reused)
+        if runner.left_for_next_run:
+            log.warning(
+                "%d %s changed since detection or may still be uploading, left for the next run: %s",
+                len(runner.left_for_next_run),
+                job.noun,
+                ", ".join(runner.left_for_next_run[:10]),
+            )
+        return manifest or (f"{run.run_prefix}/{part}" if run.run_prefix else part)
+
+    progress = BatchProgress(total=len(files), log=log, every_s=progress_every_s)
     try:
-        work(progress)
+        runner.run(files, progress, stems=stems, names=names)
     finally:
         log.info(progress.summary())
-        finished = finish(progress)
-    return progress, finished
+        path = finish()
+    return RunOutcome(
+        run.run_prefix,
+        path,
+        dict(doc.counts),
+        progress,
+        records=runner.records,
+        reports=runner.reports,
+        reused=runner.reused,
+    )
 
 
 def remove_backgrounds(
@@ -126,40 +184,10 @@ def remove_backgrounds(
     cfg: BatchConfig,
     stems: dict[str, str] | None = None,
 ) -> RunOutcome:
-    """One batch of background removal (``BatchRunner``): records, outputs and moves in ``dest``
-    under ``run.run_prefix``, and this batch's manifest part (``ArchiveOperator`` merges the parts).
-    ``stems`` are the output names planned for the whole run (``matting.pipeline.naming``)."""
-    log.info(
-        "batch of %d file(s) from %s to %s under %s/; model=%s providers=%s scenario=%s format=%s",
-        len(files),
-        src.describe(),
-        dest.describe(),
-        run.run_prefix,
-        job.engine.model_label,
-        ",".join(job.engine.providers),
-        job.engine.scenario.name,
-        job.out.format,
-    )
-    claim_run_folder(dest.sub(run.run_prefix), run)
-    runner = BatchRunner(src, dest, job, cfg)
-    manifest = run.manifest(job.describe())
-    part = f"{layout.PARTS}/part-{max(run.map_index, 0):04d}"
-
-    def finish(_: BatchProgress) -> str:  # also when the batch fails: what was settled is in the part
-        manifest.files = runner.records
-        path = write_manifest(dest, cfg, manifest, name=part)
-        if runner.reused:
-            log.info("%d of them reused from the result cache (same bytes, same settings)", runner.reused)
-        if runner.left_for_next_run:
-            log.warning(
-                "%d file(s) changed since detection, left for the next run: %s",
-                len(runner.left_for_next_run),
-                ", ".join(runner.left_for_next_run[:10]),
-            )
-        return path
-
-    progress, path = _tracked(len(files), lambda progress: runner.run(files, progress, stems=stems), finish)
-    return RunOutcome(run.run_prefix, path, manifest.counts, progress, records=runner.records, reused=runner.reused)
+    """One batch of background removal: records, outputs and moves in ``dest`` under
+    ``run.run_prefix``, and this batch's manifest part. ``stems`` are the output names planned for the
+    whole run (``matting.pipeline.naming``)."""
+    return run_job(src, dest, job, files, run, cfg, stems=stems)
 
 
 def make_id_photos(
@@ -171,82 +199,9 @@ def make_id_photos(
     run: RunInfo,
     sheet: str | None = None,
 ) -> RunOutcome:
-    """ID photos of ``files`` into ``dest`` (the run's folder): photo, report (and print sheet) per
-    portrait, refusals and held photos under ``review/``, and ``manifest.json``. A failing read or
-    write is retried in later rounds like any storage trouble, never blamed on the photo; a name the
-    destination cannot hold (``UnwritableName``) is the photo's refusal, recorded in the manifest."""
-    from matting.idphoto.batch import process_portrait, refused
-    from matting.pipeline.naming import plan_outputs
-
-    claim_run_folder(dest, run)
-    # names fit the run's folder with room for the deepest place a photo's files go (rejected/)
-    extension = ".jpg" if options.format == "jpeg" else ".png"
-    plan = plan_outputs([f.path for f in files], extension, limits=dest.name_limits(), under=layout.REJECTED)
-    log.info(
-        "ID photos: %d portrait(s) from %s, spec %s, background %s, %s -> %s under %s/",
-        len(files),
-        src.describe(),
-        options.spec.name,
-        options.background_name,
-        "strict" if options.strict else "lenient",
-        dest.describe(),
-        run.run_prefix,
-    )
-    reports: list[dict] = []
-    manifest = run.manifest(
-        {
-            "kind": "id_photo",
-            "spec": options.spec.name,
-            "background": options.background_name,
-            "strict": options.strict,
-            "model": engine.spec.name,
-            "model_sha256": engine.model_sha256,
-            "providers": engine.providers,
-        }
-    )
-
-    def attempt(todo: list[FileInfo], progress: BatchProgress) -> RoundErrors:
-        errors = RoundErrors()
-        for info in todo:
-            load = functools.partial(src.read, info.path, info)
-            outcome = process_portrait(engine, load, info.path, plan[info.path], options, sheet)
-            if outcome.result.retryable:  # storage trouble, not the photo's fault
-                errors.add(info.path, outcome.result.error, outcome.result.retry_in_task)
-                continue
-            written: list[str] = []
-            try:  # the destination failing is not the photo's fault either: retried like a read
-                for rel, blob in outcome.files.items():
-                    dest.write(rel, blob)
-                    written.append(rel)
-            except UnwritableName as exc:  # but a name it cannot hold is: refused, with why, in the manifest
-                log.warning("refused %s: %s", info.path, exc)
-                for rel in written:
-                    dest.delete(rel)
-                outcome = refused(info.path, exc, options)
-            except Exception as exc:
-                log.warning("writing %s failed: %s: %s", info.path, type(exc).__name__, exc)
-                errors.add_exception(info.path, exc)
-                continue
-            reports.append(outcome.report)
-            progress.add(outcome.result)
-        return errors
-
-    attempts = settings.value("io_attempts")
-
-    def work(progress: BatchProgress) -> None:
-        pending, errors = attempt_rounds(files, lambda todo: attempt(todo, progress), attempts, what="portrait(s)")
-        if pending:
-            raise InfrastructureError(
-                f"{len(pending)} portrait(s) not processed after {attempts} attempt(s): "
-                + "; ".join(f"{p}: {e}" for p, e in list(errors.items())[:5])
-            )
-
-    def finish(progress: BatchProgress) -> None:  # also when the attempt fails: what was done is recorded
-        manifest.finished_at = utc_now()
-        manifest.counts = {"files": len(reports), "ok": progress.ok, "failed": progress.failed}
-        manifest.photos = reports
-        # with the results pages' index (``photos`` are dicts already; ``files``, none here, records)
-        publish_manifest(dest, {**vars(manifest), "files": [asdict(f) for f in manifest.files]}, manifest.to_json())
-
-    progress, _ = _tracked(len(files), work, finish)
-    return RunOutcome(run.run_prefix, layout.MANIFEST, dict(manifest.counts), progress, reports=reports)
+    """ID photos of ``files`` into the run's folder in ``dest``: photo, report (and print sheet) per
+    portrait, refusals and held photos under ``review/``, and ``manifest.json``. Originals are left
+    where they are. A failing read or write is retried in later rounds like any storage trouble, never
+    blamed on the photo; a name the destination cannot hold is the photo's refusal, in the manifest."""
+    cfg = BatchConfig(run_prefix=run.run_prefix, originals="leave", outputs=run.run_prefix, reuse=False)
+    return run_job(src, dest, IdPhotoJob(engine, options, sheet), files, run, cfg, manifest=layout.MANIFEST)
