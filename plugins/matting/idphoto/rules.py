@@ -1,8 +1,9 @@
 """The ID photo's rules and verdict: the face's bands and limits with the standard each comes from, the one way
 every stage writes a rule row (``rule``), and how near a limit a passing value may lie (``judge``).
 
-The measures (``measure.py``) measure; what a value must be, and where that comes from, is decided
-here. Bands that are ours (no official figure) say so.
+Apart from the measures (``measure.py`` on the final photo, ``source.py`` on the source face), so a limit is
+read and cited in one place; the photograph's own bands stay in ``photo.py``, the head covering's in
+``covering.py`` and the head's placement in each preset. Bands that are ours (no official figure) say so.
 """
 
 from __future__ import annotations
