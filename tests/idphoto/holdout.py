@@ -126,7 +126,7 @@ def _shown(rule: str, x: float) -> str:
 
 
 def table(results) -> str:
-    from matting.idphoto.measure import BANDS, TEETH_LIMIT
+    from matting.idphoto.rules import BANDS, TEETH_LIMIT
 
     rows, folds = leave_one_person_out(results)
     lines = [

@@ -2,7 +2,7 @@
 allows, PNG instead of JPEG (where the standard accepts PNG), a 40 KB upload limit and a 10 % smaller
 copy of the source. tests/unit/test_idphoto_invariance.py asserts it per case; run directly, it prints
 every case's verdicts and each rule's spread over its variants (what sets the borderline margins of
-matting.idphoto.measure.BORDERLINE):
+matting.idphoto.rules.BORDERLINE):
 
     python tests/idphoto/invariance.py
 """

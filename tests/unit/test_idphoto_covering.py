@@ -9,7 +9,7 @@ import pytest
 from idphoto.degrade_hats import HAT_CASES, KNOWN_MISSES, MissingStamp, stamp
 from idphoto.eval_set import CASES, run_case
 from matting.idphoto.covering import COVERING_SHARE, Covering, covering_rule
-from matting.idphoto.measure import judge
+from matting.idphoto.rules import judge
 from matting.idphoto.specs import get_spec
 
 BARE = [c for c in CASES if c.person != "Hopper" and c.derive is None and "two people" not in c.name]

@@ -1,11 +1,11 @@
 """One portrait -> one standard ID photo, stage by stage, each stage in its own module:
 
-1. detect (``detect.py``): the one face, its mesh, what only the source shows (mouth, hands, focus);
+1. detect (``detect.py``, ``source.py``): the one face, its mesh, what only the source shows (mouth, hands, focus);
 2. matte (the engine): the subject's alpha;
 3. place (``place.py``): level the eyes, find the crown, scale and place the head inside the bands;
 4. render (``render.py``): composite over the background colour, encode within the KB limit;
 5. measure (``measure.py``): every rule again on the file as written;
-6. report (``report.py``): the rule table, the verdict, the reasons and warnings.
+6. report (``report.py``): the rule table, the verdict (bands and margins: ``rules.py``), the reasons and warnings.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""ID photo stage 1, detect: the one face of the portrait, its mesh, and what only the source shows.
+"""ID photo stage 1, detect: the one face of the portrait, its mesh, and what only the source shows
+(measured by ``source.py``).
 
 The models are loaded once per model store (``face_mesh``, ``palm_detector``) and reused by every
 photo of the process.
@@ -15,9 +16,9 @@ from matting.engine import postprocess as pp
 from matting.errors import MultipleFaces, NoFaceFound
 from matting.idphoto.face import Face, detect_faces, face_detector, prominent_faces
 from matting.idphoto.hands import PalmDetector
-from matting.idphoto.measure import measure_source
 from matting.idphoto.mesh import FaceMesh, Mesh, on_mesh
 from matting.idphoto.person import PersonSegmenter
+from matting.idphoto.source import measure_source
 from matting.images import DecodedImage
 
 

@@ -1,7 +1,8 @@
 """What a passport office checks, measured on the *final* photo (not copied from the plan).
 
-Face, mesh and iris are found again on the output image; every rule carries its value, band and the
-standard it comes from. No Airflow import. Bands that are ours (no official figure) say so.
+Face, mesh and iris are found again on the output image and joined by what ``source.py`` measured on the
+source face; every rule carries its value, band and the standard it comes from (the bands and the verdict:
+``rules.py``). No Airflow import.
 """
 
 from __future__ import annotations
@@ -12,19 +13,11 @@ import numpy as np
 from matting.idphoto import photo
 from matting.idphoto.covering import covered_crown, covering_rule, find_covering
 from matting.idphoto.face import detect_faces, prominent_faces
-from matting.idphoto.hands import PalmDetector, confirmed_palms
-from matting.idphoto.mesh import (
-    CHIN,
-    INNER_LIP_LOOP,
-    LEFT_EYE,
-    MOUTH_CORNERS,
-    OUTER_LIP_LOOP,
-    RIGHT_EYE,
-    FaceMesh,
-    Mesh,
-)
+from matting.idphoto.hands import PalmDetector
+from matting.idphoto.mesh import CHIN, LEFT_EYE, MOUTH_CORNERS, RIGHT_EYE, FaceMesh, Mesh
 from matting.idphoto.person import remnant_share
-from matting.idphoto.rules import ISO, rule
+from matting.idphoto.rules import BANDS, ISO, MOUTH, TEETH_LIMIT, TEETH_SOURCE, rule
+from matting.idphoto.source import _luma, _region, hand_cover, palms_on_face
 from matting.images import decode
 
 # The mesh's forehead-to-chin depth angle on the final photos of four people's frontal portraits (the
@@ -32,151 +25,11 @@ from matting.images import decode
 # a 8 deg nod. Zero is their median; the pitch band is as wide as that spread allows (a nod of ~15 deg is caught,
 # ICAO's 5 deg is not measurable this way).
 PITCH_NEUTRAL_DEG = -4.0
-# Glasses: the nose bridge between the eyes crossed by a frame shows one strong horizontal edge
-# (vertical gradient of the luma row means, 0-4 Sobel scale): 0.09-0.19 on bare faces, 1.02 on the
-# evaluation set's wire-and-acetate frame. Rimless glasses show no bridge and are not seen.
-GLASSES_EDGE = 0.45
-# Teeth: inside the inner-lip contour, brighter than the lips by this much luma (0-1) and less
-# saturated than this (HSV S, 0-1)
-TEETH_BRIGHTER, TEETH_MAX_SATURATION = 0.12, 0.35
-HAND_MIN_SCORE = 0.6  # palms confirmed by two views; hands over faces scored 0.70-0.88 in the evaluation set
-BANDS = {  # rule -> (band, source)
-    "yaw_deg": (
-        (-8.0, 8.0),
-        f"{ISO}: frontal, yaw within +-5 deg (widened by the mesh's ~3 deg error; frontal faces of the "
-        "evaluation set measure within 3, a head turned ~10 deg 9.4-10.6)",
-    ),
-    "pitch_deg": (
-        (-12.0, 12.0),
-        f"{ISO}: pitch within +-5 deg (widened: the measure varies +-8 deg between people, see PITCH_NEUTRAL_DEG)",
-    ),
-    "roll_deg": ((-8.0, 8.0), f"{ISO}: roll within +-8 deg (measured after our roll correction)"),
-    "eye_openness": ((0.15, 1.0), f"{ISO}: both eyes open (lid gap / eye width; open 0.2-0.4, a smile's squint ~0.2)"),
-    "eyes_visible": (
-        (0.10, 1.0),
-        f"{ISO}: eyes clearly visible, no hair or glare over them (white of the eye minus iris, luma 0-1)",
-    ),
-    "hand_over_face": ((0.0, 0.15), f"{ISO}: nothing covering the face (share of a detected palm over the face)"),
-    "glasses": (
-        (0.0, GLASSES_EDGE),
-        "US Department of State (since 2016-11-01): no glasses (nose-bridge edge strength; frames > 0.45)",
-    ),
-    "gaze_along": (
-        (0.3, 0.7),
-        f"{ISO}: looking at the camera (iris centre across the eye, 0.5 = centred; 0.54-0.67 on frontal portraits)",
-    ),
-    "gaze_across": ((-0.2, 0.2), f"{ISO}: looking at the camera (iris above/below the corner line)"),
-    "sharpness": (
-        (8.0, None),
-        "ICAO 9303: in focus (the source face at 64 px wide: variance of its Laplacian over its mean luma "
-        "squared, x1000; 13-133 on the evaluation set's faces, 3-4 out of focus; ours)",
-    ),
-    "upscale": ((0.0, 3.0), "no upscaled faces: output pixels per source pixel (ours: at most 3x)"),
-    "face_exposure": (
-        (0.5, 0.98),
-        "ICAO 9303: correctly exposed face (luma of the face's brightest 5 %, 0-1: 0.57-0.86 on the evaluation "
-        "set's portraits, 0.30-0.46 two stops under; the highlights, not the skin tone, set it; ours)",
-    ),
-    "lighting_balance": ((0.6, 1.0), "ICAO 9303: even lighting, no shadows (darker cheek / brighter cheek; ours)"),
-    "stray_objects": ((0.0, 0.002), "plain background: nothing but the subject (matte pieces apart from it, share)"),
-    "background_remnant": (
-        (0.0, 0.001),
-        "ISO/IEC 29794-5 background uniformity; ICAO 9303: a plain, uniform background (share of the final "
-        "photo the matte kept where MediaPipe's person segmentation, run on the source, sees no person, "
-        "thin outline slivers removed: 0-0.0002 on the evaluation set's photos, 0.0035 for a flag's stripe "
-        "kept at the shoulder of a JPEG saved at quality 10; ours)",
-    ),
-    "shoulders": ((0.5, 1.0), "head and top of the shoulders shown (subject's share of the bottom rows; ours)"),
-}
-# Borderline: a value this close to a limit (inside the band) is within what the measure moves when
-# only what should not matter changes, so strict mode holds the photo for a person to check. Each
-# margin covers the largest spread seen on the evaluation set over every allowed background, PNG vs
-# JPEG and a 10 % smaller source (tests/idphoto/invariance.py prints the spreads; the outliers of a
-# profile face excluded for roll and gaze). Rules counted exactly (faces, file size) have none.
-BORDERLINE = {  # rule -> (margin, the limit(s) it guards: a band's other end may be a physical floor)
-    "yaw_deg": (2.0, "both"),  # spread up to 1.84 deg
-    "pitch_deg": (1.5, "both"),  # 1.36
-    "roll_deg": (1.0, "both"),  # median 0.25
-    "eye_openness": (0.02, "low"),  # 0.019
-    "eyes_visible": (0.03, "low"),  # median 0.018
-    "gaze_along": (0.035, "both"),  # 0.034
-    "gaze_across": (0.03, "both"),  # median 0.015
-    "mouth_opening": (0.025, "high"),  # 0.023 (the source face, rescaled)
-    "teeth": (0.003, "high"),  # 0.002
-    "face_exposure": (0.015, "both"),  # 0.012
-    "lighting_balance": (0.02, "low"),  # 0.015
-    "glasses": (0.05, "high"),  # median 0.015
-    "hand_over_face": (0.05, "high"),  # 0 on every photo without a hand
-    "sharpness": (2.0, "low"),  # a quarter of the limit
-    "upscale": (0.1, "high"),
-    "shoulders": (0.02, "low"),  # 0.012
-    "stray_objects": (0.0005, "high"),  # 0.0001
-    "background_remnant": (0.0003, "high"),  # 0.0002 on one photo of the set, 0 on the others
-    "head_ratio": (0.005, "both"),  # 0.0063 (placement aims 15 % of each band inside it)
-    "top_margin_ratio": (0.005, "both"),  # 0.005
-    "eye_line_ratio": (0.004, "both"),  # 0.0037
-}
-
-
-def distance_to_limit(value, band, sides: str = "both") -> tuple[float, float] | None:
-    """(distance, limit): how far inside its band a value is (negative: outside), to the nearer of
-    the limits named by ``sides`` ("both", "low", "high")."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or not band or len(band) != 2:
-        return None
-    gaps = [(value - band[0], band[0])] if band[0] is not None and sides != "high" else []
-    gaps += [(band[1] - value, band[1])] if band[1] is not None and sides != "low" else []
-    return min(gaps) if gaps else None
-
-
-def judge(rules: list[dict]) -> list[dict]:
-    """Each rule with its distance to the nearer limit, and ``borderline`` (with a message) when it
-    passes by less than its BORDERLINE margin."""
-    out = []
-    for row in rules:
-        row = dict(row)
-        margin, sides = BORDERLINE.get(row["rule"], (None, "both"))
-        nearest = distance_to_limit(row.get("value"), row.get("band"), sides)
-        if nearest is not None:
-            row["distance"] = round(float(nearest[0]), 4)
-        if row["passed"] and margin is not None and nearest is not None and nearest[0] < margin:
-            distance, limit = nearest
-            row["borderline"] = True
-            row["message"] = (
-                f"borderline {row['rule'].replace('_', ' ')}: {row['value']:g} is {distance:.3g} from the limit "
-                f"{limit:g}, within the measure's noise ({margin:g}): a person should check"
-            )
-        out.append(row)
-    return out
-
-
-MOUTH = {
-    "neutral": (
-        0.10,
-        f"{ISO}: neutral expression, mouth closed (inner-lip gap / mouth width on the source face; "
-        "closed 0.01-0.03, teeth showing 0.16-0.25, talking 0.42)",
-    ),
-    "natural_smile": (0.45, "US Department of State: a natural smile is fine; an open-mouth laugh is not"),
-}
-# Teeth showing (share of mouth width squared, on the source face at one scale): 0.000-0.008 with
-# the lips together or covered on the evaluation set, 0.035-0.075 for teeth showing in a smile or
-# while talking; ours
-TEETH_LIMIT = 0.015
-TEETH_SOURCE = f"{ISO}: neutral expression, no teeth showing (bright pixels inside the inner lips; ours)"
 
 
 def _banded(name: str, value: float | None, why: str) -> dict:
     band, source = BANDS[name]
     return rule(name, value, band, why, source)
-
-
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-
-
-def _region(shape, points: np.ndarray) -> np.ndarray:
-    mask = np.zeros(shape[:2], np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 1)
-    return mask.astype(bool)
 
 
 def measure_geometry(mesh: Mesh, alpha: np.ndarray, spec, crown: float | None = None) -> dict:
@@ -225,17 +78,6 @@ def bridge_edge(gray: np.ndarray, mesh: Mesh) -> float:
     if strip.shape[0] < 3 or strip.shape[1] < 1:
         return 0.0
     return float(np.abs(cv2.Sobel(strip, cv2.CV_32F, 0, 1, ksize=3)).mean(axis=1).max())
-
-
-def hand_cover(face_mask: np.ndarray, palms) -> float:
-    """The largest share of one detected palm's box that lies on the face."""
-    worst = 0.0
-    for palm in palms:
-        x0, y0, x1, y1 = (int(round(v)) for v in palm.box)
-        area = max(1, (x1 - x0) * (y1 - y0))
-        on_face = face_mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)].sum()
-        worst = max(worst, float(on_face) / area)
-    return worst
 
 
 def stray_share(alpha: np.ndarray) -> tuple[float, int]:
@@ -433,29 +275,6 @@ def measure_photo(
     return rules, values, warnings
 
 
-def palms_on_face(rgb: np.ndarray, mesh: Mesh, palm_model: PalmDetector):
-    """(the face's mask from the mesh, palms confirmed around it)."""
-    xs, ys = mesh.points[:, 0], mesh.points[:, 1]
-    palms = confirmed_palms(palm_model, rgb, (xs.min(), ys.min(), xs.max(), ys.max()), HAND_MIN_SCORE)
-    return _region(rgb.shape, mesh.points[:, :2]), palms
-
-
-def measure_source(rgb: np.ndarray, mesh: Mesh, palm_model: PalmDetector) -> dict:
-    """What is measured on the source photo, whatever the output: the mouth (``measure_mouth``) and
-    how much of the face a hand covers there (the palm detector is a few hundredths of a score from
-    its threshold on hands over faces, so it looks at both the source and the final photo)."""
-    face_mask, palms = palms_on_face(rgb, mesh, palm_model)
-    return {
-        **measure_mouth(rgb, mesh),
-        "hand_over_face": hand_cover(face_mask, palms),
-        "sharpness": face_sharpness(rgb, mesh),
-        **photo.colour(rgb, mesh),
-        **photo.exposure(_luma(rgb) * 255.0, face_mask),
-        **photo.compression(rgb, mesh),
-        "inter_eye_distance": round(photo.inter_eye_distance(mesh), 1),
-    }
-
-
 # the photograph's rules measured on the source, in the order a person names them: the file (blocks,
 # pixels, detail) first (a JPEG saved at quality 4 also loses its colour), then exposure (a burnt-out
 # face loses its colour too), then colour. The face's pixels are the source's: measured there, they
@@ -483,65 +302,3 @@ def photograph_rules(from_source: dict) -> list[dict]:
     """The photograph's own rules (``photo.py``), from what was measured on the source. A measure
     that could not be taken (a face too small for its regions) fails: it is never a silent pass."""
     return [_photo_rule(name, from_source.get(name)) for name in SOURCE_PHOTO_RULES]
-
-
-SHARPNESS_FACE_WIDTH = 64
-
-
-def face_sharpness(rgb: np.ndarray, mesh: Mesh) -> float:
-    """Focus of the source face, whatever the output's size: the face (the mesh's hull, eroded off
-    its outline) resampled to SHARPNESS_FACE_WIDTH px wide, variance of its luma's Laplacian over the
-    mean luma squared (so exposure cancels), x1000. Measured at the output's size instead, the same
-    face lost half its value to a 10 % smaller source (the upscale's interpolation, not focus)."""
-    pts = mesh.points[:, :2]
-    h, w = rgb.shape[:2]
-    x0, y0 = (max(0, int(v)) for v in np.floor(pts.min(axis=0)))
-    x1, y1 = min(w, int(np.ceil(pts[:, 0].max()))), min(h, int(np.ceil(pts[:, 1].max())))
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return 0.0
-    scale = SHARPNESS_FACE_WIDTH / (x1 - x0)
-    crop = cv2.resize(
-        rgb[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    )
-    mask = cv2.erode(_region(crop.shape, (pts - (x0, y0)) * scale).astype(np.uint8), np.ones((5, 5), np.uint8))
-    luma = _luma(crop) * 255.0
-    inside = mask.astype(bool)
-    if inside.sum() < 16:
-        return 0.0
-    return 1000.0 * float(cv2.Laplacian(luma, cv2.CV_32F)[inside].var()) / max(float(luma[inside].mean()) ** 2, 1e-6)
-
-
-MOUTH_CROP_WIDTH = 64  # the mouth is measured with its width scaled to this many pixels
-
-
-def measure_mouth(rgb: np.ndarray, mesh: Mesh) -> dict:
-    """Mouth evidence from the *source* photo, at one scale whatever its size or the output's:
-    ``mouth_opening`` (inner-lip gap / mouth width, from the mesh) and ``teeth`` (pixels inside the
-    inner-lip contour that are brighter than the lips and unsaturated, as a share of mouth width
-    squared: 0 with the lips together, ~0.05-0.2 for teeth showing). Neither depends on the background
-    colour, the output format or its size."""
-    corners = mesh.points[list(MOUTH_CORNERS), :2]
-    width = float(np.linalg.norm(corners[0] - corners[1]))
-    outer = mesh.points[list(OUTER_LIP_LOOP), :2]
-    inner = mesh.points[list(INNER_LIP_LOOP), :2]
-    scale = MOUTH_CROP_WIDTH / max(width, 1e-6)
-    x0, y0 = np.floor(outer.min(axis=0) - width * 0.1).astype(int)
-    x1, y1 = np.ceil(outer.max(axis=0) + width * 0.1).astype(int)
-    h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    out = {"mouth_opening": mesh.mouth_opening, "teeth": 0.0}
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return out
-    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-    crop = cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    shift = np.array([x0, y0], np.float64)
-    inner_mask = _region(crop.shape, (inner - shift) * scale)
-    lips = _region(crop.shape, (outer - shift) * scale) & ~inner_mask
-    if not inner_mask.any() or not lips.any():
-        return out
-    hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV).astype(np.float32)
-    luma = _luma(crop)
-    lip_luma = float(np.median(luma[lips]))
-    teeth = inner_mask & (luma > lip_luma + TEETH_BRIGHTER) & (hsv[:, :, 1] / 255.0 < TEETH_MAX_SATURATION)
-    out["teeth"] = float(teeth.sum()) / MOUTH_CROP_WIDTH**2
-    return out

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from matting.idphoto.measure import judge
 from matting.idphoto.place import Framing
 from matting.idphoto.render import Rendered
-from matting.idphoto.rules import ISO, rule
+from matting.idphoto.rules import ISO, judge, rule
 
 MAX_ROLL_DEG = 20.0  # beyond this the subject is not posing for an ID photo: rejected by the report
 BG_TOLERANCE = 6  # a background pixel within this of the target colour (per channel) is "uniform"
