@@ -197,7 +197,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.engine import Engine, RuntimeOptions
-    from matting.idphoto.batch import options_from
+    from matting.idphoto.portrait import options_from
     from matting.idphoto.detect import load_models
     from matting.pipeline.jobs import IdPhotoJob
 

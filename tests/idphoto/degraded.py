@@ -184,7 +184,7 @@ def photo_values(base: Base, derive, engine) -> dict:
     from idphoto.eval_set import _jpeg, _path, _rgb
     from matting.errors import ImageError
     from matting.idphoto import compose_id_photo
-    from matting.idphoto.batch import options_from
+    from matting.idphoto.portrait import options_from
     from matting.images import decode
 
     rgb = derive(_rgb(_path(base.source)))

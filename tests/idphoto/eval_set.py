@@ -343,7 +343,7 @@ def run_case(case: Case, engine, background: str | None = None) -> dict:
     (over ``background``, default the preset's first: white, or light grey where the UK asks for it)."""
     from matting.errors import ImageError
     from matting.idphoto import compose_id_photo
-    from matting.idphoto.batch import options_from
+    from matting.idphoto.portrait import options_from
     from matting.images import decode
 
     source = _path(case.source)

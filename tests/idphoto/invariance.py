@@ -40,7 +40,7 @@ def verdicts(case, engine) -> dict[str, dict]:
     from idphoto.eval_set import outcome
     from matting.errors import ImageError
     from matting.idphoto import compose_id_photo
-    from matting.idphoto.batch import options_from
+    from matting.idphoto.portrait import options_from
     from matting.images import decode
 
     out = {}

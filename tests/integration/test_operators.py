@@ -29,7 +29,7 @@ class FlakyDestination(LocalStorage):
 
 def _idphoto_run(tmp_path, dest, id_engine, monkeypatch):
     """The ID-photo operator's run (``matting.pipeline.runs.make_id_photos``, what ``IdPhotoOperator`` calls)."""
-    from matting.idphoto.batch import options_from
+    from matting.idphoto.portrait import options_from
     from matting.pipeline.runs import RunInfo, make_id_photos
 
     monkeypatch.setenv("AIRFLOW__MATTING__IO_BACKOFF_S", "0.01")
@@ -90,7 +90,7 @@ def test_an_id_photo_whose_name_the_destination_cannot_hold_is_refused_not_retri
     report. Where the destination holds less than it declares, the report's name is refused by the
     folder itself: the portrait is refused as ``unwritable_name`` (its photo removed again, the reason
     in the manifest), in the first round, and the task does not fail."""
-    from matting.idphoto.batch import options_from
+    from matting.idphoto.portrait import options_from
     from matting.pipeline.runs import RunInfo, make_id_photos
 
     src = tmp_path / "in"

@@ -212,7 +212,7 @@ def test_print_sheet(id_engine, sheet, size):
 
 
 def test_unreadable_portrait_fails_itself_as_retryable_with_the_reason(id_engine):
-    from matting.idphoto.batch import options_from, process_portrait
+    from matting.idphoto.portrait import options_from, process_portrait
 
     def load():
         raise PermissionError("permission denied")
@@ -288,7 +288,7 @@ def test_placement_never_fails_its_own_band_on_the_final_file(source):
     allows: head ratio, top margin and eye line, re-measured on the final file, sit inside their bands
     with room to spare (placement aims PLACEMENT_MARGIN inside; JPEG and re-detection move a value by
     ~0.003). Before the margin the EXIF-rotated astronaut landed 0.0003 under the US eye-line band."""
-    from matting.idphoto.batch import options_from
+    from matting.idphoto.portrait import options_from
     from matting.images import decode_file
 
     path = (SAMPLES / source) if source == "astronaut.jpg" else DATA / source

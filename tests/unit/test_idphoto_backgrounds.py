@@ -9,7 +9,7 @@ import pytest
 from matting.engine.colours import parse_colour
 from matting.errors import ConfigError
 from matting.idphoto.backgrounds import ColourFamily, lab
-from matting.idphoto.batch import options_from
+from matting.idphoto.portrait import options_from
 from matting.idphoto.specs import get_spec, load_specs
 
 

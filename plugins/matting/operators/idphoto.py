@@ -76,7 +76,7 @@ class IdPhotoOperator(MattingBaseOperator):
 
     def _options(self):
         from matting.errors import ConfigError
-        from matting.idphoto.batch import options_from
+        from matting.idphoto.portrait import options_from
 
         # templated fields render as native values (the DAG sets render_template_as_native_obj)
         with config_errors_fail_the_task("bad parameters: ", also=(ValueError,)):

@@ -191,7 +191,7 @@ class IdPhotoJob:
         return f"spec {opts.spec.name}, background {opts.background_name}, {'strict' if opts.strict else 'lenient'}"
 
     def run(self, photos: list[Photo], outputs: Outputs, shortcut: Shortcut | None = None) -> Iterator[Done]:
-        from matting.idphoto.batch import process_portrait
+        from matting.idphoto.portrait import process_portrait
 
         for photo in photos:
             out_name = outputs.names[photo.name]
@@ -203,7 +203,7 @@ class IdPhotoJob:
     def refused(self, name: str, exc: Exception, outputs: Outputs) -> Done:
         import json
 
-        from matting.idphoto.batch import refused
+        from matting.idphoto.portrait import refused
         from matting.pipeline.naming import report_name
 
         outcome = refused(name, exc, self.options)

@@ -1,7 +1,8 @@
-"""One portrait in a batch: photo, report, optional sheet, routed to the output or to review/.
+"""One portrait: photo, report, optional sheet, routed to the output or to review/; a refusal's
+report; and a run's options checked against the preset before any photo is read.
 
-Shared by the CLI and the Airflow operator; returns the files to write (relative names -> bytes)
-so the caller writes them through whatever storage it has, atomically."""
+What ``IdPhotoJob`` (``matting.pipeline.jobs``) runs per photo, in Airflow and the CLI alike; returns
+the files to write (relative names -> bytes), which the batch runner writes, atomically."""
 
 from __future__ import annotations
 
