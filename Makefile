@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt require
 # weights go to this checkout's models/: the package looks there on its own (the models/ folder
 # beside plugins/; see matting.engine.models.model_dir_candidates), so no variable is needed
 
-.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory bench-pipeline bench-scale idphoto-eval quality quantize-study docs lint clean
+.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory bench-pipeline bench-scale bench-parse idphoto-eval quality quantize-study docs lint clean
 
 $(STAMP): pyproject.toml requirements.txt requirements-runtime.txt constraints.txt plugins/matting/__init__.py  # the version: the provider metadata Airflow lists
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -117,6 +117,10 @@ bench-memory: models
 bench-scale: venv
 	$(PY) tests/live/bench_scale.py
 	$(PY) tests/live/bench_pages.py
+
+# what parsing each shipped DAG file costs (fresh interpreter, Airflow already imported) and what it loads
+bench-parse: venv
+	$(PY) tests/dag_parse.py --runs 7
 
 # the ID-photo evaluation set: each case's verdict, the per-rule table and the edge halo, per matte model
 idphoto-eval: models

@@ -197,8 +197,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_idphoto(args: argparse.Namespace) -> int:
     from matting.engine import Engine, RuntimeOptions
-    from matting.idphoto.portrait import options_from
     from matting.idphoto.detect import load_models
+    from matting.idphoto.portrait import options_from
     from matting.pipeline.jobs import IdPhotoJob
 
     options = options_from(args.spec, args.bg, args.format, args.kb_max, args.kb_min, strict=args.strict)

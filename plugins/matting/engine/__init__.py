@@ -6,8 +6,9 @@ parse, the ID-photo presets) does not load ONNX Runtime or OpenCV."""
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from matting import lazy
 
 _EXPORTS = {
     "Engine": "core",
@@ -43,13 +44,4 @@ if TYPE_CHECKING:
     from matting.engine.session import RuntimeOptions
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS, globals())

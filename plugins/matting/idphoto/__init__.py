@@ -6,8 +6,9 @@ on first use (PEP 562): a DAG file that reads the presets (``matting.idphoto.spe
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from matting import lazy
 
 _EXPORTS = {
     "IdPhoto": "compose",
@@ -37,13 +38,4 @@ if TYPE_CHECKING:
     from matting.idphoto.specs import IdPhotoSpec, get_spec, load_specs
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS, globals())
