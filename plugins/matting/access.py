@@ -62,8 +62,8 @@ def check_allowed(
         )
 
 
-LOCATION_FIELDS = ("source", "destination")
-CONN_FIELDS = ("source_conn_id", "destination_conn_id")
+LOCATION_FIELDS = ("source", "destination", "location", "ledger_location")  # operators' and sensors' fields
+CONN_FIELDS = ("source_conn_id", "destination_conn_id", "conn_id", "ledger_conn_id")
 LOCATIONS_VAR, CONN_IDS_VAR = "matting_allowed_locations", "matting_allowed_conn_ids"
 
 
@@ -150,6 +150,8 @@ def own_locations(
     conn_ids: list[str] = []
     for fields in declared:
         for name, template in fields.items():
+            if template is None and name in CONN_FIELDS:  # not set: the storage's own default connection
+                template = ""
             value = render_declared(template, params, get_var)
             if value is None:
                 continue

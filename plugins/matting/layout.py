@@ -19,6 +19,7 @@ Run folder::
     manifest.json, results/          the run's manifest and its paged index for the results pages
     parts/part-NNNN.json             a background-removal batch's manifest part (merged by the archive)
     records/, outputs/, outputs.zip  background removal: one record per input, the cut-outs, their zip
+    contact_sheet.jpg                background removal: before/after thumbnails of the run
     review/, rejected/               ID photos: held for a person / rejected by one
 """
 
@@ -38,6 +39,7 @@ PARTS = "parts"
 RECORDS = "records"
 OUTPUTS = "outputs"
 ZIP = "outputs.zip"
+CONTACT_SHEET = "contact_sheet.jpg"
 
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .bmp .gif .tif .tiff .heic .heif .avif .jp2 .ppm .pgm .tga".split()

@@ -100,14 +100,46 @@ def stats():
     return stats
 
 
-class MattingBaseOperator(BaseOperator):
+class LocationAccess:
+    """For every operator or sensor that takes locations: before any storage is opened, each location
+    and connection id it was given is checked against its DAG's allow-list (``matting.access``: the
+    Variables ``matting_allowed_locations`` / ``matting_allowed_conn_ids`` where they name the DAG, else
+    the DAG's own fields as written in its file), so a run triggered with other paths or connections
+    is refused, whichever task it reaches. Call ``keep_declared()`` at the end of ``__init__``."""
+
+    def keep_declared(self) -> None:
+        self._declared = access.declared_fields(self)  # as the DAG file wrote them: the DAG's own allow-list
+        try:  # the form's defaults as declared (a run's conf is merged into the same Param objects)
+            self._declared_params = self.dag.params.dump()
+        except Exception:  # not in a DAG yet (or mapped: created when it runs): read when the task runs
+            self._declared_params = None
+
+    def check_access(self, *places: tuple[str, str | None, str, str | None]) -> None:
+        """``places``: (location field, its value this run, connection field, its value); a place whose
+        location is empty is unused and not checked. Refused (the task fails without retries) when a
+        location or connection id is off the DAG's list."""
+        from airflow.sdk import Variable
+
+        def get_var(key: str, default: str | None) -> str | None:
+            return Variable.get(key, default=default)
+
+        def declared():
+            # a task's fields are rendered in place when it runs: the declared ones are kept at parse time
+            fields = [getattr(t, "_declared", None) or access.declared_fields(t) for t in self.dag.tasks]
+            return fields, self._declared_params if self._declared_params is not None else self.dag.params.dump()
+
+        used = [place for place in places if place[1]]
+        with config_errors_fail_the_task(also=(ValueError,)):
+            allowed = access.allowed_for(self.dag_id, get_var, declared)
+            self.log.info("%s may use locations %s, connections %s", self.dag_id, allowed.locations, allowed.conn_ids)
+            allowed.check({f: loc for f, loc, _, _ in used}, {f: conn or "" for _, _, f, conn in used})
+
+
+class MattingBaseOperator(LocationAccess, BaseOperator):
     """An operator that reads a ``source`` and writes a ``destination`` (a folder, ``s3://bucket/prefix``
     or ``sftp:///dir``, each with its Airflow connection id).
 
-    Before any storage is opened, every location and connection id is checked against the DAG's
-    allow-list (``matting.access``: the Variables ``matting_allowed_locations`` /
-    ``matting_allowed_conn_ids`` where they name the DAG, else the DAG's own fields as written in its
-    file), so a run triggered with other paths or connections is refused, whichever operator it reaches.
+    Every location and connection id is checked before any storage is opened (``LocationAccess``).
     Subclasses implement ``execute_matting(context)``; a ``ConfigError`` from it fails the task without
     retries. Nothing here overrides what the caller set (retries, pools, params).
 
@@ -132,44 +164,20 @@ class MattingBaseOperator(BaseOperator):
         super().__init__(**kwargs)
         self.source, self.source_conn_id = source, source_conn_id
         self.destination, self.destination_conn_id = destination, destination_conn_id
-        self._declared = access.declared_fields(self)  # as the DAG file wrote them: the DAG's own allow-list
-        try:  # the form's defaults as declared (a run's conf is merged into the same Param objects)
-            self._declared_params = self.dag.params.dump()
-        except Exception:  # not in a DAG yet (or mapped: created when it runs): read when the task runs
-            self._declared_params = None
+        self.keep_declared()
 
     # --- what every subclass runs ------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
-        self.check_access()
+        self.check_access(
+            ("source", self.source, "source_conn_id", self.source_conn_id),
+            ("destination", self.destination, "destination_conn_id", self.destination_conn_id),
+        )
         with config_errors_fail_the_task():
             return self.execute_matting(context)
 
     def execute_matting(self, context: Any) -> Any:
         raise NotImplementedError
-
-    def check_access(self) -> None:
-        """Every location and connection id this task was given must be on its DAG's allow-list;
-        refused (the task fails without retries) before any storage is opened."""
-        from airflow.sdk import Variable
-
-        def get_var(key: str, default: str | None) -> str | None:
-            return Variable.get(key, default=default)
-
-        def declared():
-            # a task's fields are rendered in place when it runs: the declared ones are kept at parse time
-            fields = [getattr(t, "_declared", None) or access.declared_fields(t) for t in self.dag.tasks]
-            return fields, self._declared_params if self._declared_params is not None else self.dag.params.dump()
-
-        with config_errors_fail_the_task(also=(ValueError,)):
-            allowed = access.allowed_for(self.dag_id, get_var, declared)
-            self.log.info("%s may use locations %s, connections %s", self.dag_id, allowed.locations, allowed.conn_ids)
-            locations = {"destination": self.destination}
-            conn_ids = {"destination_conn_id": self.destination_conn_id or ""}
-            if self.source:
-                locations["source"] = self.source
-                conn_ids["source_conn_id"] = self.source_conn_id or ""
-            allowed.check(locations, conn_ids)
 
     # --- helpers -----------------------------------------------------------------------------------
 

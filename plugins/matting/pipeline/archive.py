@@ -137,8 +137,8 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
                         break
             after = run.read(rel) if (rel := _rel(f, prefix)) else None
             pairs.append((f["source"], before, after))
-        run.write("contact_sheet.jpg", contact_sheet(pairs))
-        extra["contact_sheet"] = "contact_sheet.jpg"
+        run.write(layout.CONTACT_SHEET, contact_sheet(pairs))
+        extra["contact_sheet"] = layout.CONTACT_SHEET
     manifest.update(extra)
     publish_manifest(run, manifest)  # with the results pages' index (``matting.results.index``)
     log.info("run closed: %s", json.dumps(manifest["counts"]))

@@ -13,6 +13,8 @@ an XCom reaches the HTML unescaped. They follow Airflow's light or dark theme.
 Every route needs a logged-in user (Airflow's JWT, from the UI's cookie or a bearer header) who may
 read that DAG's runs, through the configured auth manager. Where a run's files are comes from its
 own task's XCom, never from the URL; image URLs carry only an index into the run's manifest.
+
+Mounted by ``matting.plugin``, which wires the ``[matting]`` settings to Airflow's conf first.
 """
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from matting import (
-    airflow_conf,  # noqa: F401  (the [matting] settings come from Airflow's conf)
-    settings,
-)
+from matting import settings
 from matting.results.run import (
     PAGE_SIZE,
     PREVIEW_PX,

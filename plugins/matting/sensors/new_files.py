@@ -15,11 +15,12 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from matting.errors import AccessError
+from matting.operators.base import LocationAccess
 from matting.pipeline.detection import DEFAULT_EXCLUDE, ScanOptions, ScanResult, check_for_new_files
 from matting.triggers.new_files import NewFilesTrigger
 
 
-class NewFilesSensor(BaseSensorOperator):
+class NewFilesSensor(LocationAccess, BaseSensorOperator):
     """Waits for new, settled image files under ``location`` (see ``matting.storage.open_storage``).
 
     "New" means not processed yet: either the pipeline moves finished files out of the incoming
@@ -46,6 +47,9 @@ class NewFilesSensor(BaseSensorOperator):
     :param ledger_conn_id: connection for the ledger's destination.
     :param deferrable: wait in the triggerer instead of a worker slot; default from
         ``[operators] default_deferrable``.
+
+    Like every operator here, the sensor checks ``location``, ``ledger_location`` and their connection
+    ids against the DAG's allow-list before it lists anything (``matting.operators.base.LocationAccess``).
     """
 
     template_fields: Sequence[str] = (
@@ -85,6 +89,7 @@ class NewFilesSensor(BaseSensorOperator):
         self.settle_seconds = self.default_settle_seconds if settle_seconds is None else settle_seconds
         self.ledger_location, self.ledger_conn_id = ledger_location, ledger_conn_id
         self.deferrable = deferrable
+        self.keep_declared()
 
     def scan_options(self) -> ScanOptions:
         return ScanOptions.from_dict(
@@ -111,6 +116,10 @@ class NewFilesSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=bool(result.new), xcom_value=result.to_xcom() if result.new else None)
 
     def execute(self, context: Any) -> Any:
+        self.check_access(
+            ("location", self.location, "conn_id", self.conn_id),
+            ("ledger_location", self.ledger_location, "ledger_conn_id", self.ledger_conn_id),
+        )
         if not self.deferrable:
             return super().execute(context)
         result = self.check()  # found at once: no need to defer
