@@ -13,8 +13,8 @@ from matting.cli import collect_inputs
 from PIL import Image
 
 
-def run_cli(*args, cwd=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+def run_cli(*args, cwd=None, env=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins"), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "matting", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
     )
@@ -300,3 +300,27 @@ def test_the_checkout_finds_the_weights_make_fetched_without_any_variable(tmp_pa
     )
     assert made.returncode == 0, made.stderr[-2000:]
     assert (out / "astronaut.png").stat().st_size > 10_000
+
+
+def test_the_cli_refuses_what_a_dag_refuses_with_the_same_reasons(tmp_path, model_store):
+    """The CLI runs the DAGs' batch runner: a file over ``[matting] max_bytes`` is refused unread (a
+    FAILED line, exit 1, in the manifest), an unreadable one is named, and the rest are made."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "small.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    (src / "big.jpg").write_bytes((SAMPLES / "coffee.jpg").read_bytes())
+    limit = (src / "big.jpg").stat().st_size - 1
+    assert (src / "small.jpg").stat().st_size < limit
+    out = tmp_path / "out"
+    proc = run_cli(
+        "remove", str(src), str(tmp_path / "gone.jpg"), "-o", str(out), env={"AIRFLOW__MATTING__MAX_BYTES": str(limit)}
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "FAILED big.jpg: big.jpg:" in proc.stderr and "exceeds the limit" in proc.stderr
+    assert "FAILED gone.jpg:" in proc.stderr and "1 ok, 2 failed" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {f["source"]: f["error_type"] for f in manifest["files"] if f["status"] == "failed"} == {
+        "big.jpg": "file_too_large",
+        "gone.jpg": "vanished",
+    }
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "small.png"]

@@ -64,6 +64,9 @@ def check_allowed(
 
 LOCATION_FIELDS = ("source", "destination", "location", "ledger_location")  # operators' and sensors' fields
 CONN_FIELDS = ("source_conn_id", "destination_conn_id", "conn_id", "ledger_conn_id")
+OWN_FIELDS_ONLY = ("location", "ledger_location", "conn_id", "ledger_conn_id")
+"""Names other providers use for other things (a BigQuery ``location``, an SQL ``conn_id``): read from
+this package's own tasks only."""
 LOCATIONS_VAR, CONN_IDS_VAR = "matting_allowed_locations", "matting_allowed_conn_ids"
 
 
@@ -132,8 +135,12 @@ def declared_fields(task: object) -> dict[str, object]:
     task's are in its ``partial_kwargs``); works on a DAG file's tasks and on serialized ones."""
     partial = getattr(task, "partial_kwargs", None) or {}
     templated = tuple(getattr(task, "template_fields", ()) or ())
+    modules = [str(getattr(task, "_task_module", None) or "")] + [c.__module__ for c in type(task).__mro__]
+    ours = any(m == "matting" or m.startswith("matting.") for m in modules)  # a subclass of ours counts
     out: dict[str, object] = {}
     for name in LOCATION_FIELDS + CONN_FIELDS:
+        if name in OWN_FIELDS_ONLY and not ours:
+            continue
         if name in partial:
             out[name] = partial[name]
         elif name in templated:

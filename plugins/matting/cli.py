@@ -100,8 +100,14 @@ class NamedFiles(Storage):
         return f"{len(self.paths)} named file(s)"
 
     def infos(self) -> list[FileInfo]:
-        """Every named file as detected now; a missing one is listed too, and reported as gone."""
-        return [self.stat(name) or FileInfo(name, 0, None, "missing") for name in self.paths]
+        """Every named file as detected now; a missing or unreadable one is listed too, and reported."""
+        infos = []
+        for name in self.paths:
+            try:
+                infos.append(self.stat(name) or FileInfo(name, 0, None, "missing"))
+            except OSError:  # no permission on its folder: reading it says why
+                infos.append(FileInfo(name, 0, None, "unreadable"))
+        return infos
 
     def list(self, recursive: bool = True, skip_dirs: tuple[str, ...] = ()) -> list[FileInfo]:
         return [info for name in self.paths if (info := self.stat(name)) is not None]
@@ -135,26 +141,29 @@ class NamedFiles(Storage):
 def _run_local(args: argparse.Namespace, job, inputs: list[tuple[Path, str]], keys: list[str], names: dict) -> int:
     """The job over the named files into the output folder, with the batch runner every DAG uses: the
     same per-photo and progress lines, the same reasons, and ``manifest.json`` in the output folder.
-    Inputs are never moved or changed. Exit 1 when a file failed or could not be processed."""
+    Inputs are never moved or changed. One file's trouble is its own: no in-task rounds, no breaker
+    (each named file is read on its own). Exit 1 when a file failed or could not be processed."""
+    import json
+
     from matting.errors import InfrastructureError
     from matting.pipeline.runner import BatchConfig
     from matting.pipeline.runs import RunInfo, run_job
 
     outdir = Path(args.output)
     source = NamedFiles({key: path for (path, _), key in zip(inputs, keys, strict=True)})
-    missing = [str(source.paths[i.path]) for i in source.infos() if i.version == "missing"]
+    infos = source.infos()
+    missing = [str(source.paths[i.path]) for i in infos if i.version == "missing"]
     if missing:
         log.warning("%d input(s) do not exist: %s", len(missing), ", ".join(missing[:5]))
-    cfg = BatchConfig(run_prefix="", originals="leave", outputs="", reuse=False)
+    cfg = BatchConfig(run_prefix="", originals="leave", outputs="", reuse=False, attempts=1, breaker=None)
     run = RunInfo(run_prefix="", run_id="cli", params={"command": args.command, "inputs": list(args.inputs)})
     dest = LocalStorage(outdir)
-    unfinished = ""
     try:
         outcome = run_job(
             source,
             dest,
             job,
-            source.infos(),
+            infos,
             run,
             cfg,
             names=names,
@@ -162,17 +171,36 @@ def _run_local(args: argparse.Namespace, job, inputs: list[tuple[Path, str]], ke
             publish=False,
             progress_every_s=args.progress_every,
         )
-        progress = outcome.progress
-    except InfrastructureError as exc:  # still failing after the in-task rounds: said, and exit 1
-        unfinished = str(exc)
-        progress = None
-    if progress is not None:
-        for src, why in progress.failures:
-            print(f"FAILED {src}: {why}", file=sys.stderr)
-        print(f"{progress.ok} ok, {progress.failed} failed; results in {outdir.resolve()}")
-        return 1 if progress.failed else 0
-    print(f"FAILED (not processed) {unfinished}", file=sys.stderr)
-    return 1
+        unfinished, left = "", outcome.left
+    except InfrastructureError as exc:  # a file that could not be read or written: said, and exit 1
+        unfinished, left = str(exc), []
+    # what the manifest says, also when the run stopped: every failure with its reason
+    manifest = json.loads(dest.read("manifest.json"))
+    for name, why in _failures(manifest):
+        print(f"FAILED {name}: {why}", file=sys.stderr)
+    for name in left:
+        print(f"NOT PROCESSED {name}: it changed while it was read; run again", file=sys.stderr)
+    if unfinished:
+        print(f"NOT PROCESSED {unfinished}", file=sys.stderr)
+    counts = manifest["counts"]
+    print(f"{counts['ok']} ok, {counts['failed']} failed; results in {outdir.resolve()}")
+    return 1 if counts["failed"] or left or unfinished else 0
+
+
+def _failures(manifest: dict) -> list[tuple[str, str]]:
+    """(source, why) of every input that failed, from a run's manifest: a failed record, or a portrait
+    refused or sent to review (one emitted with a failed rule in lenient mode is not a failure)."""
+    from matting import layout
+
+    found = [(f["source"], f.get("error") or f.get("error_type") or "failed") for f in manifest["files"]]
+    found = [item for item, f in zip(found, manifest["files"], strict=True) if f["status"] == "failed"]
+    for report in manifest["photos"]:
+        reasons = "; ".join(str(r) for r in report.get("reasons") or [])
+        if report.get("rejected"):
+            found.append((report["source"], reasons or str(report["rejected"])))
+        elif layout.in_review(str(report.get("output") or "")) is not None:
+            found.append((report["source"], f"sent to review: {reasons}"))
+    return found
 
 
 def cmd_remove(args: argparse.Namespace) -> int:

@@ -50,3 +50,28 @@ def test_sensors_take_deferrable_from_airflows_setting():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip().splitlines()[-1] == expected
+
+
+def test_no_operator_overrides_what_its_caller_set():
+    """The review step's own retry defaults apply only where neither the caller nor the DAG's
+    default_args say anything."""
+    from datetime import datetime, timedelta
+
+    from airflow.sdk import DAG
+
+    with DAG("review_defaults", schedule=None, start_date=datetime(2026, 1, 1), default_args={"retries": 1}):
+        from_dag = ReviewHeldPhotosOperator(task_id="a")
+        explicit = ReviewHeldPhotosOperator(task_id="b", retries=7, retry_delay=timedelta(minutes=2))
+    with DAG("review_plain", schedule=None, start_date=datetime(2026, 1, 1)):
+        plain = ReviewHeldPhotosOperator(task_id="c")
+    assert from_dag.retries == 1 and from_dag.retry_delay == timedelta(seconds=5)
+    assert explicit.retries == 7 and explicit.retry_delay == timedelta(minutes=2)
+    assert plain.retries == 3 and plain.retry_delay == timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("cls", [RemoveBackgroundOperator, ArchiveOperator, IdPhotoOperator, NewFilesSensor])
+def test_every_task_that_takes_locations_checks_them(cls):
+    """One base holds the access check (``LocationAccess``); every task with a location uses it."""
+    from matting.operators.base import LocationAccess
+
+    assert issubclass(cls, LocationAccess)

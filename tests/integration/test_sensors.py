@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -174,10 +175,18 @@ def test_sensor_waits_for_a_growing_file(source):
     assert [f["path"] for f in cls(task_id="wait", settle_seconds=1.0, **kwargs).poke({}).xcom_value] == ["growing.jpg"]
 
 
-def test_deferrable_sensor_defers_until_files_arrive(source):
+def allow(monkeypatch, location: str, conn_id: str | None) -> None:
+    """A sensor's execute checks its places against the allow-list first: these run outside a DAG, so
+    the Variables name them, as an admin would."""
+    monkeypatch.setenv("AIRFLOW_VAR_MATTING_ALLOWED_LOCATIONS", json.dumps([location]))
+    monkeypatch.setenv("AIRFLOW_VAR_MATTING_ALLOWED_CONN_IDS", json.dumps([conn_id or ""]))
+
+
+def test_deferrable_sensor_defers_until_files_arrive(source, monkeypatch):
     from airflow.sdk.exceptions import TaskDeferred
 
     cls, kwargs, put, _ = source
+    allow(monkeypatch, kwargs["location"], kwargs.get("conn_id") or cls.default_conn_id)
     sensor = cls(task_id="wait", settle_seconds=0.3, poke_interval=0.2, deferrable=True, timeout=60, **kwargs)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
@@ -238,9 +247,11 @@ def test_a_permanent_error_fails_the_task_at_once_even_with_soft_fail(case, requ
         monkeypatch.setenv("AIRFLOW_CONN_MATTING_BAD", conn_uri)
     cls = S3NewFilesSensor if location.startswith("s3://") else SftpNewFilesSensor
     kwargs = {"task_id": "wait", "location": location, "conn_id": "matting_bad", "soft_fail": True, "timeout": 600}
+    allow(monkeypatch, location, "matting_bad")  # allowed: what fails is the storage itself
     with pytest.raises(Exception) as poked:  # poke mode: the error itself, not a skip
         cls(**kwargs).execute({})
     assert type(poked.value).__name__ != "AirflowSkipException"
+    assert "refused before touching any storage" not in str(poked.value)
     sensor = cls(deferrable=True, poke_interval=0.2, **kwargs)
     trigger = NewFilesTrigger(location, "matting_bad", sensor.scan_options().to_dict(), poll_interval=0.2)
     started = time.monotonic()

@@ -83,9 +83,10 @@ def result_cache(folder: Path, n: int, now: float) -> None:
     yesterday's prune) and ``n`` made over the last 29 days, each with its expiry marker."""
     import json
 
-    from matting.pipeline.reuse import CACHE_DIR, EXPIRY, STATE, Entry, _day
+    from matting import layout
+    from matting.pipeline.reuse import EXPIRY, STATE, Entry, _day
 
-    root = folder / CACHE_DIR
+    root = folder / layout.CACHE
     old_day = now - 31 * 86400
     (root / EXPIRY).mkdir(parents=True, exist_ok=True)
     (root / STATE).write_text(json.dumps({"pruned_through": _day(old_day - 86400)}))

@@ -101,3 +101,24 @@ def test_the_variables_win_where_they_name_the_dag_and_own_is_asked_only_otherwi
     assert allowed_for("d", variables('["/v"]', '["c"]'), declared) == AllowList(["/v"], ["c"]) and not asked
     assert allowed_for("d", variables('{"other": ["/v"]}', None), declared) == AllowList(["/own"], ["own_conn"])
     assert allowed_for("d", variables('["/v"]', None), declared) == AllowList(["/v"], ["own_conn"])
+
+
+def test_only_this_packages_tasks_lend_their_generic_field_names():
+    """``location`` / ``conn_id`` mean other things in other providers (a BigQuery region, an SQL
+    connection): a DAG's own places take them from matting's tasks only; ``source`` / ``destination``
+    from any task, as before. No Airflow here: stand-in task objects."""
+    from matting.access import declared_fields
+
+    class OtherProvidersQuery:  # e.g. a BigQuery job: "location" is a region
+        template_fields = ("location", "conn_id", "destination")
+        location, conn_id, destination = "US", "warehouse", "/data/out"
+
+    class Sensor(OtherProvidersQuery):
+        pass
+
+    Sensor.__module__ = "matting.sensors.new_files"  # a class of this package (or a subclass of one)
+    assert declared_fields(OtherProvidersQuery()) == {"destination": "/data/out"}
+    assert declared_fields(Sensor()) == {"destination": "/data/out", "location": "US", "conn_id": "warehouse"}
+    serialized = OtherProvidersQuery()
+    serialized._task_module = "matting.sensors.new_files"  # what a serialized task carries on the api-server
+    assert declared_fields(serialized)["location"] == "US"

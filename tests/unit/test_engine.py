@@ -119,12 +119,18 @@ def test_over_background_is_exact_away_from_edges(engine, astronaut_bytes):
 
 
 def test_parse_colour():
-    assert pp.parse_colour("white") == (255, 255, 255)
-    assert pp.parse_colour("#fff") == (255, 255, 255)
-    assert pp.parse_colour("light-blue") == pp.NAMED_COLOURS["light-blue"]
-    assert pp.parse_colour("none") is None and pp.parse_colour((1, 2, 3)) == (1, 2, 3)
+    from matting.engine import colours
+    from PIL import ImageColor
+
+    assert colours.parse_colour("white") == (255, 255, 255)
+    assert colours.parse_colour("#fff") == (255, 255, 255)
+    assert colours.parse_colour("light-blue") == colours.NAMED_COLOURS["light-blue"]
+    assert colours.parse_colour("none") is None and colours.parse_colour((1, 2, 3)) == (1, 2, 3)
     with pytest.raises(ConfigError, match="unknown colour"):
-        pp.parse_colour("blurple")
+        colours.parse_colour("blurple")
+    # the hex fast path (no Pillow at a DAG's parse) reads hex as Pillow does, any case
+    for text in ("#438EDB", "#f0f0f0", "#000000", "#FfFfFf", "rgb(1,2,3)", "aliceblue"):
+        assert colours.parse_colour(text) == ImageColor.getrgb(text.lower())[:3], text
 
 
 @pytest.mark.parametrize(

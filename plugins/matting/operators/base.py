@@ -116,8 +116,9 @@ class LocationAccess:
 
     def check_access(self, *places: tuple[str, str | None, str, str | None]) -> None:
         """``places``: (location field, its value this run, connection field, its value); a place whose
-        location is empty is unused and not checked. Refused (the task fails without retries) when a
-        location or connection id is off the DAG's list."""
+        location is None is unused and not checked (an empty one is checked, and refused: it would be the
+        worker's own folder). Refused (the task fails without retries) when a location or connection id
+        is off the DAG's list."""
         from airflow.sdk import Variable
 
         def get_var(key: str, default: str | None) -> str | None:
@@ -128,7 +129,7 @@ class LocationAccess:
             fields = [getattr(t, "_declared", None) or access.declared_fields(t) for t in self.dag.tasks]
             return fields, self._declared_params if self._declared_params is not None else self.dag.params.dump()
 
-        used = [place for place in places if place[1]]
+        used = [place for place in places if place[1] is not None]
         with config_errors_fail_the_task(also=(ValueError,)):
             allowed = access.allowed_for(self.dag_id, get_var, declared)
             self.log.info("%s may use locations %s, connections %s", self.dag_id, allowed.locations, allowed.conn_ids)
@@ -151,6 +152,7 @@ class MattingBaseOperator(LocationAccess, BaseOperator):
 
     operator_extra_links = (ResultsLink(),)
     template_fields: Sequence[str] = LOCATION_TEMPLATE_FIELDS
+    source_required = True  # False: the source is optional, and an empty one means none (the archive step)
 
     def __init__(
         self,
@@ -169,8 +171,9 @@ class MattingBaseOperator(LocationAccess, BaseOperator):
     # --- what every subclass runs ------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
+        source = self.source if self.source_required or self.source else None
         self.check_access(
-            ("source", self.source, "source_conn_id", self.source_conn_id),
+            ("source", source, "source_conn_id", self.source_conn_id),
             ("destination", self.destination, "destination_conn_id", self.destination_conn_id),
         )
         with config_errors_fail_the_task():

@@ -142,9 +142,12 @@ class ReviewHeldPhotosOperator(_hitl_operator()):
         kwargs.pop("params", None)  # the DAG's trigger form is not this step's form
         # Airflow 3.3.2's LocalExecutor can report a task that just parked in awaiting_input as finished
         # while the scheduler still sees it queued, and marks it up for retry: the retry asks again within
-        # seconds. Defaults only: a DAG's default_args or the caller's own arguments win.
-        kwargs.setdefault("retries", 3)
-        kwargs.setdefault("retry_delay", timedelta(seconds=5))
+        # seconds. Defaults only: the caller's own arguments, or the DAG's default_args, win.
+        defaults = kwargs.get("default_args") or {}
+        if "retries" not in kwargs and "retries" not in defaults:
+            kwargs["retries"] = 3
+        if "retry_delay" not in kwargs and "retry_delay" not in defaults:
+            kwargs["retry_delay"] = timedelta(seconds=5)
         super().__init__(
             subject="ID photos held for review",
             options=[REJECT_ALL, DECIDE_LATER],

@@ -157,6 +157,7 @@ class ArchiveOperator(MattingBaseOperator):
     """
 
     template_fields: Sequence[str] = matting_template_fields("run_prefix")
+    source_required = False  # only for the contact sheet's "before" pictures
 
     def __init__(
         self,

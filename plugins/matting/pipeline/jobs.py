@@ -88,7 +88,13 @@ class Job(Protocol):
     deepest: str  # the deepest folder (under the outputs' folder) a photo's files may go: names leave room for it
     cacheable: bool  # the result cache may answer for a photo (``result_key``)
 
-    def describe(self) -> dict: ...
+    def describe(self) -> dict:
+        """What ran, for the manifest's ``job``."""
+        ...
+
+    def headline(self) -> str:
+        """The settings in one line, for the batch's first log line."""
+        ...
 
     def run(self, photos: list[Photo], outputs: Outputs, shortcut: Shortcut | None = None) -> Iterator[Done]:
         """One ``Done`` per photo, in order; the caller may stop reading (``close``) at any time."""

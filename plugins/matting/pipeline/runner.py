@@ -77,6 +77,7 @@ class BatchConfig:
     # (the ledger remembers it) with a record per input; "leave": no record, no move (ID photos, the CLI)
     originals: Originals | None = None  # None: "move", or "keep" with move_originals=False
     outputs: str | None = None  # the outputs' folder in the destination; None: <run_prefix>/outputs
+    breaker: int | None = BREAKER  # infrastructure failures in a row that stop an attempt; None: never (CLI)
 
     @property
     def records_dir(self) -> str:
@@ -246,7 +247,7 @@ class BatchRunner:
                     self._settle_original(info, rec)
                     self._done(rec, "already done")
                 elif info.size > self.max_bytes:
-                    self._settle(info, self._refused_too_large(info, outputs), None, None, outputs)
+                    self._settle(info, self._refused_too_large(info, outputs), None, progress, outputs)
                 else:
                     todo.append(info)
             except Exception as exc:  # storage trouble: this file waits for the next attempt
@@ -302,8 +303,12 @@ class BatchRunner:
                     break  # the storage is down: no more requests to it
         finally:
             results.close()
+        unseen = [rest for rest in chunk if rest.path not in seen]
         if self._down is not None:
-            self._leave_untouched([rest for rest in chunk if rest.path not in seen], errors)
+            self._leave_untouched(unseen, errors)
+        else:  # a job that ended without a photo's result: that photo is not done, it is retried
+            for info in unseen:
+                errors.add(info.path, "not processed: the job gave no result for it")
 
     def _settle_result(
         self, info: FileInfo, done: Done, data: bytes | None, errors: RoundErrors, progress, outputs: Outputs
@@ -334,8 +339,10 @@ class BatchRunner:
             self._settle(info, done, data, progress, outputs)
         except Exception as exc:
             errors.add_exception(info.path, exc)
-            self._failed_in_a_row(_why(exc), retry_in_task(exc))  # the chunks after this one are left if so
-            return True  # the photos this chunk has made already are settled (or fail) one by one
+            down = self._failed_in_a_row(_why(exc), retry_in_task(exc))  # the chunks after this one are left
+            # photos the job has made already (written by the engine's pipeline) are settled one by one;
+            # a job whose files the runner writes (ID photos) stops: the next photo's work would be lost
+            return not (down and done.files)
         self._streak = 0  # settled: the storage works
         return True
 
@@ -343,8 +350,9 @@ class BatchRunner:
         """Count one more infrastructure failure in a row; True once ``BREAKER`` are: the storage is
         down, and the rest of this attempt is to be left untouched (``_leave_untouched``)."""
         self._streak += 1
-        if self._streak >= BREAKER and self._down is None:
-            self._down = (f"not tried: {BREAKER} photos in a row hit infrastructure errors ({why})", retry)
+        limit = self.cfg.breaker
+        if limit and self._streak >= limit and self._down is None:
+            self._down = (f"not tried: {limit} photos in a row hit infrastructure errors ({why})", retry)
             log.warning("%s; the rest of this attempt is left untouched", self._down[0])
         return self._down is not None
 

@@ -97,6 +97,7 @@ class RunOutcome:
     records: list = field(default_factory=list)  # background removal: one FileRecord per input
     reports: list[dict] = field(default_factory=list)  # ID photos: one report per portrait
     reused: int = 0
+    left: list[str] = field(default_factory=list)  # changed since detection or maybe still uploading: untouched
 
     def xcom(self) -> dict[str, Any]:
         return {"run_prefix": self.run_prefix, "manifest": self.manifest, **self.counts}
@@ -172,6 +173,7 @@ def run_job(
         records=runner.records,
         reports=runner.reports,
         reused=runner.reused,
+        left=list(runner.left_for_next_run),
     )
 
 

@@ -23,7 +23,7 @@ from matting import layout
 from matting.results.gallery import VIEWS, Item, Tally, entry_item, manifest_entries
 from matting.storage import FileInfo, Storage
 
-log = logging.getLogger("matting.results.run")
+log = logging.getLogger("matting.results.index")
 
 MANIFEST = layout.MANIFEST
 INDEX_DIR = layout.INDEX_DIR

@@ -118,7 +118,7 @@ class NewFilesSensor(LocationAccess, BaseSensorOperator):
     def execute(self, context: Any) -> Any:
         self.check_access(
             ("location", self.location, "conn_id", self.conn_id),
-            ("ledger_location", self.ledger_location, "ledger_conn_id", self.ledger_conn_id),
+            ("ledger_location", self.ledger_location or None, "ledger_conn_id", self.ledger_conn_id),
         )
         if not self.deferrable:
             return super().execute(context)
