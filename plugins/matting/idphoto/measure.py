@@ -17,7 +17,7 @@ from matting.idphoto.hands import PalmDetector
 from matting.idphoto.mesh import CHIN, LEFT_EYE, MOUTH_CORNERS, RIGHT_EYE, FaceMesh, Mesh
 from matting.idphoto.person import remnant_share
 from matting.idphoto.rules import BANDS, ISO, MOUTH, TEETH_LIMIT, TEETH_SOURCE, rule
-from matting.idphoto.source import _luma, _region, hand_cover, palms_on_face
+from matting.idphoto.source import hand_cover, luminance, palms_on_face, polygon_mask
 from matting.images import decode
 
 # The mesh's forehead-to-chin depth angle on the final photos of four people's frontal portraits (the
@@ -139,7 +139,7 @@ def measure_photo(
     if len(faces) != 1:
         return rules, values, []
     mesh = faces[0][1]
-    gray = _luma(final_rgb)
+    gray = luminance(final_rgb)
     face_mask, palms = palms_on_face(final_rgb, mesh, palm_model)
     # the face's exposure first: a face too dark to see also hides its eyes (name the cause)
     exposure = float(np.percentile(gray[face_mask], 95)) if face_mask.any() else 0.0
@@ -217,7 +217,7 @@ def measure_photo(
         mesh.points[[234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 1]],
         mesh.points[[454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 1]],
     ):
-        region = _region(final_rgb.shape, side[:, :2])
+        region = polygon_mask(final_rgb.shape, side[:, :2])
         cheeks.append(float(gray[region].mean()) if region.any() else 0.0)
     balance = min(cheeks) / max(max(cheeks), 1e-6)
     rules.append(_banded("lighting_balance", balance, "uneven light: one side of the face is in shadow"))

@@ -20,11 +20,13 @@ TEETH_BRIGHTER, TEETH_MAX_SATURATION = 0.12, 0.35
 HAND_MIN_SCORE = 0.6  # palms confirmed by two views; hands over faces scored 0.70-0.88 in the evaluation set
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Luma in 0..1 (float32), for the source's and the final photo's measures."""
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
 
 
-def _region(shape, points: np.ndarray) -> np.ndarray:
+def polygon_mask(shape, points: np.ndarray) -> np.ndarray:
+    """The convex hull of ``points`` as a boolean mask of an image of ``shape``."""
     mask = np.zeros(shape[:2], np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 1)
     return mask.astype(bool)
@@ -40,7 +42,7 @@ def measure_source(rgb: np.ndarray, mesh: Mesh, palm_model: PalmDetector) -> dic
         "hand_over_face": hand_cover(face_mask, palms),
         "sharpness": face_sharpness(rgb, mesh),
         **photo.colour(rgb, mesh),
-        **photo.exposure(_luma(rgb) * 255.0, face_mask),
+        **photo.exposure(luminance(rgb) * 255.0, face_mask),
         **photo.compression(rgb, mesh),
         "inter_eye_distance": round(photo.inter_eye_distance(mesh), 1),
     }
@@ -50,7 +52,7 @@ def palms_on_face(rgb: np.ndarray, mesh: Mesh, palm_model: PalmDetector):
     """(the face's mask from the mesh, palms confirmed around it)."""
     xs, ys = mesh.points[:, 0], mesh.points[:, 1]
     palms = confirmed_palms(palm_model, rgb, (xs.min(), ys.min(), xs.max(), ys.max()), HAND_MIN_SCORE)
-    return _region(rgb.shape, mesh.points[:, :2]), palms
+    return polygon_mask(rgb.shape, mesh.points[:, :2]), palms
 
 
 def hand_cover(face_mask: np.ndarray, palms) -> float:
@@ -82,8 +84,8 @@ def face_sharpness(rgb: np.ndarray, mesh: Mesh) -> float:
     crop = cv2.resize(
         rgb[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     )
-    mask = cv2.erode(_region(crop.shape, (pts - (x0, y0)) * scale).astype(np.uint8), np.ones((5, 5), np.uint8))
-    luma = _luma(crop) * 255.0
+    mask = cv2.erode(polygon_mask(crop.shape, (pts - (x0, y0)) * scale).astype(np.uint8), np.ones((5, 5), np.uint8))
+    luma = luminance(crop) * 255.0
     inside = mask.astype(bool)
     if inside.sum() < 16:
         return 0.0
@@ -114,12 +116,12 @@ def measure_mouth(rgb: np.ndarray, mesh: Mesh) -> dict:
     size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
     crop = cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
     shift = np.array([x0, y0], np.float64)
-    inner_mask = _region(crop.shape, (inner - shift) * scale)
-    lips = _region(crop.shape, (outer - shift) * scale) & ~inner_mask
+    inner_mask = polygon_mask(crop.shape, (inner - shift) * scale)
+    lips = polygon_mask(crop.shape, (outer - shift) * scale) & ~inner_mask
     if not inner_mask.any() or not lips.any():
         return out
     hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV).astype(np.float32)
-    luma = _luma(crop)
+    luma = luminance(crop)
     lip_luma = float(np.median(luma[lips]))
     teeth = inner_mask & (luma > lip_luma + TEETH_BRIGHTER) & (hsv[:, :, 1] / 255.0 < TEETH_MAX_SATURATION)
     out["teeth"] = float(teeth.sum()) / MOUTH_CROP_WIDTH**2
