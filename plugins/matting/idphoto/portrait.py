@@ -44,10 +44,7 @@ def process_portrait(
     try:
         photo = compose_id_photo(engine, decode(load(), name=name, max_pixels=max_pixels), options)
     except Exception as exc:  # one classification with the engine: content error, vanished, or retryable
-        outcome = refused(name, exc, options)
-        report = json.dumps(outcome.report, indent=2, ensure_ascii=False).encode()
-        outcome.files = {f"{layout.REVIEW}/{report_name(out_name)}": report}
-        return outcome
+        return refused_with_report(name, exc, options, out_name)
     report = {"source": name, **photo.report}
     to_review = not photo.passed and options.strict
     folder = f"{layout.REVIEW}/" if to_review else ""
@@ -81,6 +78,14 @@ def process_portrait(
             timings_ms=photo.report["timings_ms"],
         )
     return PortraitOutcome(result=result, files=files, report=report)
+
+
+def refused_with_report(name: str, exc: Exception, options: IdPhotoOptions, out_name: str) -> PortraitOutcome:
+    """``refused``, with its report as the file to write under ``review/`` (named after ``out_name``)."""
+    outcome = refused(name, exc, options)
+    report = json.dumps(outcome.report, indent=2, ensure_ascii=False).encode()
+    outcome.files = {f"{layout.REVIEW}/{report_name(out_name)}": report}
+    return outcome
 
 
 def refused(name: str, exc: Exception, options: IdPhotoOptions) -> PortraitOutcome:

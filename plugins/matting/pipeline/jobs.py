@@ -207,11 +207,7 @@ class IdPhotoJob:
             yield Done(outcome.result, outcome.report, outcome.files)
 
     def refused(self, name: str, exc: Exception, outputs: Outputs) -> Done:
-        import json
+        from matting.idphoto.portrait import refused_with_report
 
-        from matting.idphoto.portrait import refused
-        from matting.pipeline.naming import report_name
-
-        outcome = refused(name, exc, self.options)
-        report = json.dumps(outcome.report, indent=2, ensure_ascii=False).encode()
-        return Done(outcome.result, outcome.report, {f"{layout.REVIEW}/{report_name(outputs.names[name])}": report})
+        outcome = refused_with_report(name, exc, self.options, outputs.names[name])
+        return Done(outcome.result, outcome.report, outcome.files)

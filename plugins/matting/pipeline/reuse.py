@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass, is_dataclass
 
 from matting import __version__, layout
+from matting.pipeline.jobs import Outputs
 from matting.storage import Storage
 
 log = logging.getLogger("matting.pipeline.reuse")
@@ -293,23 +294,14 @@ class CachingJob:
             log.warning("could not cache the result of %s: %s: %s", result.source, type(exc).__name__, exc)
 
 
-class _Recording:
+class _Recording(Outputs):
     """The job's ``Outputs`` with what it writes recorded (sha256, size), for the cache's entries."""
 
-    def __init__(self, outputs, made: dict[str, tuple[str, int]]) -> None:
-        self._outputs, self._made = outputs, made
-        self.names, self.folder, self.dest = outputs.names, outputs.folder, outputs.dest
-
-    def path(self, rel: str) -> str:
-        return self._outputs.path(rel)
-
-    def output(self, source: str) -> str:
-        return self._outputs.output(source)
+    def __init__(self, outputs: Outputs, made: dict[str, tuple[str, int]]) -> None:
+        super().__init__(outputs.dest, outputs.folder, outputs.names)
+        self._made = made
 
     def write(self, rel: str, data: bytes) -> str:
-        path = self._outputs.write(rel, data)
+        path = super().write(rel, data)
         self._made[path] = (hashlib.sha256(data).hexdigest(), len(data))
         return path
-
-    def delete(self, rel: str) -> None:
-        self._outputs.delete(rel)
