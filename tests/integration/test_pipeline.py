@@ -334,6 +334,76 @@ def test_archive_of_a_2000_photo_run_keeps_memory_flat(tmp_path):
         assert len(zf.namelist()) == 2000 and zf.read("outputs/p0007.png") == blob[7:] + blob[:7]
 
 
+def _records_of_a_big_run(parts: int, per_part: int) -> list[list[dict]]:
+    """Records as batches write them (every field a real one fills), for ``parts`` mapped batches; the
+    sources interleave across parts, as a retried or re-split run's may."""
+    from dataclasses import asdict
+
+    from matting.pipeline.manifest import FileRecord
+
+    out: list[list[dict]] = [[] for _ in range(parts)]
+    for i in range(parts * per_part):
+        ok = i % 7 != 0
+        rec = FileRecord(
+            source=f"kiosk-{i % 13:02d}/2026/12/03/photo-{i:06d}.jpg",
+            source_size=200_000 + i,
+            source_version=f"{1_780_000_000 + i}.123456:{200_000 + i}",
+            source_sha256=f"{i:064x}",
+            status="ok" if ok else "failed",
+            outputs=[f"matting/2026/12/03/run/outputs/photo-{i:06d}.png"] if ok else [],
+            error_type=None if ok else "UnreadableImage",
+            error=None if ok else "cannot identify image file (truncated upload?)",
+            moved_to=f"processed/2026/12/03/photo-{i:06d}.jpg" if ok else f"quarantine/photo-{i:06d}.jpg",
+            timings_ms={"read": 12.5, "decode": 8.1, "matte": 310.2, "encode": 40.7, "write": 9.9},
+            width=1200,
+            height=1600,
+            finished_at="2026-12-03T09:00:00Z",
+            model="isnet-general-use",
+        )
+        out[i % parts].append(asdict(rec))
+    return out
+
+
+def test_closing_a_big_run_holds_its_manifest_once_compactly(tmp_path):
+    """Closing a 20,000-photo run (40 batches' parts): the manifest and its results index are written
+    from the entries held as compact JSON, never the whole manifest parsed or dumped at once. Python's
+    own allocations peak below 1.5 kB a photo (the parsed manifest alone is ~5 kB a photo), and what
+    was written is the merge of the parts, sorted, readable by any JSON reader and by the pages."""
+    import tracemalloc
+
+    from matting.pipeline.archive import close_run
+    from matting.results.index import ResultIndex
+
+    parts = _records_of_a_big_run(40, 500)
+    folder = tmp_path / "run" / "parts"
+    folder.mkdir(parents=True)
+    for n, files in enumerate(parts):
+        doc = RunManifest("d", "r", {"p": 1}, {"model": "m"}, f"2026-12-03T09:{n:02d}:00Z", run_prefix="matting/run")
+        (folder / f"part-{n:04d}.json").write_bytes(json.dumps({**vars(doc), "files": files}, indent=2).encode())
+    run = LocalStorage(tmp_path / "run")
+    tracemalloc.start()
+    try:
+        summary = close_run(run, None, make_zip=False, make_sheet=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    expected = sorted((f for files in parts for f in files), key=lambda f: f["source"])
+    print(f"closing 20,000 photos: traced peak {peak / 1e6:.1f} MB, {peak / 20_000:.0f} B a photo")
+    assert peak < 1500 * 20_000, peak
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_bytes())
+    assert manifest["files"] == expected
+    assert (
+        manifest["counts"]
+        == {"files": 20_000, "ok": 17_142, "failed": 2_858}
+        == {k: summary[k] for k in manifest["counts"]}
+    )
+    assert manifest["started_at"] == "2026-12-03T09:00:00Z" and len(manifest["parts"]) == 40
+    assert manifest["dag_id"] == "d" and manifest["params"] == {"p": 1} and manifest["run_prefix"] == "matting/run"
+    index = ResultIndex.open(run)
+    assert index is not None and index.total == 20_000 and index.views["failed"] == 2_858
+    assert [e[3] for e in index.entries("all", 19_990, 20_000)] == expected[19_990:]
+
+
 class CutsTransfers(LocalStorage):
     """A source whose first read of each good photo returns only its first half without an error, as
     paramiko does when the SSH session dies under its prefetch (seen in the SFTP fault scenario)."""

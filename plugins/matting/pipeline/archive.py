@@ -4,18 +4,20 @@ sheet of before/after thumbnails. Works on any Storage; no Airflow import."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import posixpath
 import zipfile
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from matting import layout
 from matting.images import decode
-from matting.pipeline.manifest import run_counts, utc_now
-from matting.results.index import publish_manifest
+from matting.pipeline.manifest import compact_json, run_counts, utc_now, write_manifest_stream
+from matting.results.index import publish_stream
 from matting.storage import FileInfo, Storage
 from matting.storage.atomic import is_temp_name
 
@@ -27,33 +29,68 @@ SHEET_MAX_FILES = 48
 SHEET_MAX_BYTES = 64 * 1024 * 1024  # a thumbnail is never worth reading a bigger original
 
 
-def merge_parts(run: Storage, listing: list[FileInfo] | None = None) -> dict:
-    """Combine the batch parts (one per mapped chunk) into the run's manifest dict; ``listing``: the
-    run folder's files as the caller listed them (else listed here: ``parts/`` only)."""
+class MergedParts:
+    """A run's batch parts merged: the manifest's header (everything but its entries, with the parts,
+    ``started_at``, ``finished_at`` and the counts) and its entries, sorted by source, each kept as its
+    compact JSON (about 0.5 kB a photo, against ~5 kB as a parsed dict): closing a 100k-photo run holds
+    the bytes of its manifest once, never the parsed manifest or a second dump of it."""
+
+    def __init__(self, header: dict, entries: list[tuple[str, bytes]]) -> None:
+        self.header = header
+        self.entries = entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def files(self) -> Iterator[dict]:
+        """The entries parsed one at a time (in manifest order)."""
+        for _, data in self.entries:
+            yield json.loads(data)
+
+    def manifest(self) -> dict:
+        """The whole manifest as one dict (the results pages of a run in progress: one batch's size)."""
+        return {**self.header, "files": list(self.files())}
+
+    def write(self, run: Storage, name: str = layout.MANIFEST) -> None:
+        """``name`` streamed through the storage's atomic writer, one entry per line."""
+        with run.open_write(name) as fh:
+            write_manifest_stream(fh, self.header, "files", (data for _, data in self.entries))
+
+
+def gather_parts(run: Storage, listing: list[FileInfo] | None = None) -> MergedParts:
+    """Combine the batch parts (one per mapped chunk) into the run's manifest, one part parsed at a
+    time; ``listing``: the run folder's files as the caller listed them (else listed here: ``parts/``
+    only)."""
     if listing is None:
         listing = [
             FileInfo(f"{layout.PARTS}/{f.path}", f.size, f.mtime, f.version) for f in run.sub(layout.PARTS).list()
         ]
     parts = sorted(f.path for f in listing if f.path.startswith(f"{layout.PARTS}/") and f.path.endswith(".json"))
-    merged: dict = {}
-    files: list[dict] = []
+    header: dict = {}
+    entries: list[tuple[str, bytes]] = []
+    counts: dict[str, int] = {}
     for path in parts:
         doc = json.loads(run.read(path))
-        files.extend(doc.get("files", []))
-        if not merged:
-            merged = {k: v for k, v in doc.items() if k not in ("files", "counts")}
-        merged["started_at"] = min(merged.get("started_at") or doc["started_at"], doc["started_at"])
-    files.sort(key=lambda f: f["source"])
-    merged.update(
-        files=files,
-        parts=parts,
-        finished_at=utc_now(),
-        counts=run_counts(files),
-    )
-    return merged
+        files = doc.pop("files", None) or []
+        for k, v in run_counts(files).items():
+            counts[k] = counts.get(k, 0) + v
+        entries.extend((f["source"], compact_json(f)) for f in files)
+        del files
+        if not header:
+            header = {k: v for k, v in doc.items() if k != "counts"}
+        header["started_at"] = min(header.get("started_at") or doc["started_at"], doc["started_at"])
+        del doc
+    entries.sort(key=lambda e: e[0])
+    header.update(parts=parts, finished_at=utc_now(), counts={"files": 0, "ok": 0, "failed": 0, **counts})
+    return MergedParts(header, entries)
 
 
-def write_zip(run: Storage, outputs: list[str], name: str = layout.ZIP) -> None:
+def merge_parts(run: Storage, listing: list[FileInfo] | None = None) -> dict:
+    """The run's manifest dict from its parts (``gather_parts``, parsed whole)."""
+    return gather_parts(run, listing).manifest()
+
+
+def write_zip(run: Storage, outputs: Iterable[str], name: str = layout.ZIP) -> None:
     """Zip the outputs (paths relative to the run folder) one output in memory at a time, straight
     into the storage's atomic writer (a local folder: written once, in place; S3 and SFTP: a local
     temp file, then a multipart or streamed upload): memory stays flat however big the run.
@@ -116,18 +153,21 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
         if ".tmp-" in posixpath.basename(f.path) and is_temp_name(f.path):
             log.warning("deleting %s: a write that never finished (its writer was killed)", f.path)
             run.delete(f.path)
-    manifest = merge_parts(run)
-    prefix = manifest.get("run_prefix", "")
-    outputs = [rel for f in manifest["files"] if (rel := _rel(f, prefix))]
+    merged = gather_parts(run)
+    prefix = merged.header.get("run_prefix", "")
     # the manifest first: it never depends on the zip or the sheet (rewritten with them after)
-    run.write(layout.MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    merged.write(run)
     extra: dict = {}
-    if make_zip and outputs:
-        write_zip(run, outputs)
+
+    def outputs() -> Iterator[str]:  # the entries parsed again per use, one at a time
+        return (rel for f in merged.files() if (rel := _rel(f, prefix)))
+
+    if make_zip and next(outputs(), None) is not None:
+        write_zip(run, outputs())
         extra["zip"] = layout.ZIP
-    if make_sheet and manifest["files"]:
+    if make_sheet and len(merged):
         pairs = []
-        for f in manifest["files"][:SHEET_MAX_FILES]:
+        for f in itertools.islice(merged.files(), SHEET_MAX_FILES):
             before = None
             if source is not None:
                 for where in filter(None, (f.get("moved_to"), f["source"])):
@@ -139,10 +179,12 @@ def close_run(run: Storage, source: Storage | None, *, make_zip: bool = True, ma
             pairs.append((f["source"], before, after))
         run.write(layout.CONTACT_SHEET, contact_sheet(pairs))
         extra["contact_sheet"] = layout.CONTACT_SHEET
-    manifest.update(extra)
-    publish_manifest(run, manifest)  # with the results pages' index (``matting.results.index``)
-    log.info("run closed: %s", json.dumps(manifest["counts"]))
-    return {"manifest": layout.MANIFEST, **manifest["counts"], **extra}
+    merged.header.update(extra)
+    # again with them, and the results pages' index (``matting.results.index``)
+    publish_stream(run, merged.header, "files", merged.entries)
+    counts = merged.header["counts"]
+    log.info("run closed: %s", json.dumps(counts))
+    return {"manifest": layout.MANIFEST, **counts, **extra}
 
 
 def _rel(f: dict, prefix: str) -> str | None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import BinaryIO
 
 
 def utc_now() -> str:
@@ -47,6 +49,24 @@ class FileRecord:
     @classmethod
     def from_json(cls, data: bytes) -> FileRecord:
         return cls(**json.loads(data))
+
+
+def compact_json(doc: dict) -> bytes:
+    """One manifest entry as the streamed manifest stores it (one line, no spaces)."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def write_manifest_stream(fh: BinaryIO, header: dict, kind: str, entries: Iterable[bytes]) -> None:
+    """A manifest written piece by piece: ``header``'s keys, then ``kind`` (``files`` or ``photos``): the
+    entries (``compact_json``), one per line. Any JSON reader reads it as one document; the writer
+    never holds more than one entry's text."""
+    head = json.dumps({k: v for k, v in header.items() if k != kind}, indent=2, ensure_ascii=False)
+    fh.write((head[:-2] + ",\n" if head != "{}" else "{\n").encode() + f'  "{kind}": ['.encode())
+    sep = b"\n    "
+    for data in entries:
+        fh.write(sep + data)
+        sep = b",\n    "
+    fh.write(b"\n  ]\n}\n")
 
 
 def accepted(report: dict) -> bool:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from matting import layout
 from matting.errors import ConfigError
 from matting.pipeline.jobs import IdPhotoJob, Job, MattingJob
-from matting.pipeline.manifest import RunManifest, run_counts, utc_now
+from matting.pipeline.manifest import RunManifest, compact_json, run_counts, utc_now, write_manifest_stream
 from matting.pipeline.progress import BatchProgress
 from matting.pipeline.runner import BatchConfig, BatchRunner
-from matting.results.index import publish_manifest
+from matting.results.index import publish_stream
 from matting.storage import FileInfo, Storage
 
 if TYPE_CHECKING:
@@ -138,16 +138,18 @@ def run_job(
     part = f"{layout.PARTS}/part-{max(run.map_index, 0):04d}.json"
 
     def finish() -> str:  # also when the batch fails: what was settled is in the manifest
-        doc.photos = list(runner.reports)
-        doc.files = [] if runner.reports else list(runner.records)  # a job's reports stand for its records
         doc.counts = run_counts(runner.records)
         doc.finished_at = utc_now()
-        if manifest is None:
-            folder.write(part, doc.to_json())
-        elif publish:  # with the results pages' index (``photos`` are dicts already, ``files`` records)
-            publish_manifest(folder, {**vars(doc), "files": [asdict(f) for f in doc.files]}, doc.to_json())
+        # a job's reports stand for its records; each entry held as its compact JSON, never the whole
+        # document parsed and dumped at once (a 10k-photo batch: ~0.6 kB a photo)
+        kind, docs = ("photos", runner.reports) if runner.reports else ("files", map(asdict, runner.records))
+        entries = [(str(d.get("source", "")), compact_json(d)) for d in docs]
+        header = {**vars(doc), "files": [], "photos": []}
+        if manifest is not None and publish:  # with the results pages' index
+            publish_stream(folder, header, kind, entries)
         else:
-            folder.write(manifest, doc.to_json())
+            with folder.open_write(manifest or part) as fh:
+                write_manifest_stream(fh, header, kind, (data for _, data in entries))
         if runner.reused:
             log.info("%d of them reused from the result cache (same bytes, same settings)", runner.reused)
         if runner.left_for_next_run:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from matting import layout
-from matting.results.gallery import VIEWS, Item, Tally, entry_item, manifest_entries
+from matting.pipeline.manifest import write_manifest_stream
+from matting.results.gallery import KINDS, VIEWS, Item, Tally, entry_item, manifest_entries
 from matting.storage import FileInfo, Storage
 
 log = logging.getLogger("matting.results.index")
@@ -39,20 +41,41 @@ def publish_manifest(run: Storage, manifest: dict, data: bytes | None = None) ->
         data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
     run.write(MANIFEST, data)
     del data
+    total = sum(len(manifest.get(kind) or []) for kind in KINDS)
+    _index_written(run, manifest, lambda: manifest_entries(manifest), total)
+
+
+def publish_stream(run: Storage, header: dict, kind: str, entries: Sequence[tuple[str, bytes]]) -> None:
+    """``manifest.json`` streamed from ``header`` and ``entries`` (``(source, compact JSON)`` of ``kind``,
+    in manifest order: ``write_manifest_stream``), then its paged index, the entries parsed one at a
+    time: neither the parsed manifest nor its whole text is ever held."""
+    with run.open_write(MANIFEST) as fh:
+        write_manifest_stream(fh, header, kind, (data for _, data in entries))
+
+    def parsed() -> Iterator[tuple[str, int, dict]]:
+        for i, (_, data) in enumerate(entries):
+            yield kind, i, json.loads(data)
+
+    _index_written(run, header, parsed, len(entries))
+
+
+def _index_written(run: Storage, header: dict, entries: Callable[[], Iterable], total: int) -> None:
     info = run.stat(MANIFEST)
     if info is None:  # a storage that does not show what it just wrote: the pages parse the manifest
         log.warning("%s: manifest written but not found; no results index", run.describe())
         return
-    write_index(run, manifest, info)
+    write_index(run, header, entries(), total, info)
 
 
-def write_index(run: Storage, manifest: dict, info: FileInfo) -> dict:
-    """The paged index of ``manifest`` (whose stored version is ``info``); returns the index document.
-    Memory: one chunk per filter and the keys (16 characters and a number per entry) at a time."""
-    prefix = str(manifest.get("run_prefix") or "")
+def write_index(
+    run: Storage, header: dict, entries: Iterable[tuple[str, int, dict]], total: int, info: FileInfo
+) -> dict:
+    """The paged index of a manifest (``header``: its keys but the entries; ``entries``: its ``total``
+    ``(kind, index, entry)`` in gallery order), whose stored version is ``info``; returns the index
+    document. Memory: one chunk per filter and the keys (16 characters and a number per entry) at a time."""
+    prefix = str(header.get("run_prefix") or "")
     generation = info.version_id[:12]
     folder = f"{INDEX_DIR}/{generation}"
-    total = sum(len(manifest.get(kind) or []) for kind in ("files", "photos"))
     shards = max(1, math.ceil(total / KEYS_PER_SHARD))
     keys: list[dict[str, int]] = [{} for _ in range(shards)]
     buffers: dict[str, list] = {view: [] for view in VIEWS}
@@ -64,7 +87,7 @@ def write_index(run: Storage, manifest: dict, info: FileInfo) -> dict:
         run.write(f"{folder}/{view}-{chunk:05d}.json", json.dumps(buffers[view], ensure_ascii=False).encode())
         buffers[view] = []
 
-    for position, (kind, i, entry) in enumerate(manifest_entries(manifest)):
+    for position, (kind, i, entry) in enumerate(entries):
         # the position, as the run's own prefix makes it (the pages re-derive it with theirs)
         item = entry_item(kind, i, entry, prefix)
         key = item.key
@@ -82,15 +105,15 @@ def write_index(run: Storage, manifest: dict, info: FileInfo) -> dict:
         run.write(f"{folder}/keys-{n:05d}.json", json.dumps(shard).encode())
     doc = {
         "format": FORMAT,
-        "dag_id": str(manifest.get("dag_id") or ""),
-        "run_id": str(manifest.get("run_id") or ""),
+        "dag_id": str(header.get("dag_id") or ""),
+        "run_id": str(header.get("run_id") or ""),
         "manifest": {"size": info.size, "version": info.version},
         "generation": generation,
         "chunk": CHUNK,
         "key_shards": shards,
         "views": sizes,
         "counts": tally.result(),
-        "header": {k: v for k, v in manifest.items() if k not in ("files", "photos")},
+        "header": {k: v for k, v in header.items() if k not in KINDS},
     }
     run.write(INDEX, json.dumps(doc, ensure_ascii=False).encode())
     _drop_other_generations(run, generation)
