@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from matting import layout
@@ -98,7 +99,7 @@ def pruned_dirs(exclude: tuple[str, ...]) -> tuple[str, ...]:
 def scan(
     storage: Storage,
     opts: ScanOptions,
-    processed_ids: set[str] | frozenset[str] = frozenset(),
+    processed_ids: AbstractSet[str] = frozenset(),
     sleep: Callable[[float], None] = time.sleep,
 ) -> ScanResult:
     """List, filter, drop already-processed versions (ledger ids), then keep only settled files."""
@@ -154,7 +155,7 @@ class NewFilesCheck:
         try:
             if self._storage is None:
                 self._storage = open_storage(self.location, self.conn_id)
-            ids: set[str] = set()
+            ids: AbstractSet[str] = frozenset()
             if self.ledger_location:
                 if self._ledger is None:
                     self._ledger = Ledger(open_storage(self.ledger_location, self.ledger_conn_id or None))
@@ -193,11 +194,11 @@ def check_for_new_files(
         return check()
 
 
-def ledger_ids(location: str, conn_id: str | None = None) -> set[str]:
+def ledger_ids(location: str, conn_id: str | None = None) -> AbstractSet[str]:
     """The versions the ledger at a destination has settled (empty when no destination is named)."""
     from matting.storage import open_storage
 
     if not location:
-        return set()
+        return frozenset()
     with open_storage(location, conn_id or None) as storage:
         return Ledger(storage).ids()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
@@ -122,7 +123,7 @@ def select_uploads(
     source: Storage,
     bucket: str,
     prefix: str,
-    ledger_ids: set[str] | frozenset[str] = frozenset(),
+    ledger_ids: AbstractSet[str] = frozenset(),
     opts: ScanOptions | None = None,
 ) -> Selection:
     """Decide, against the bucket, what each announced upload means for this run (see the module)."""

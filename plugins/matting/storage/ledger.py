@@ -38,6 +38,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 
 from matting import layout
 from matting.storage.base import FileInfo, Storage
@@ -72,6 +74,30 @@ def _segment_size(name: str) -> int:
         return 0
 
 
+class SettledIds(AbstractSet[str]):
+    """The ledger's settled ids as one set without building it: a membership test looks in the markers
+    and in each segment (the segments are the process cache's own frozensets, a handful), so a warm
+    check's CPU does not grow with the history either; iterating or ``len`` builds the union once."""
+
+    def __init__(self, markers: frozenset[str], segments: tuple[frozenset[str], ...]) -> None:
+        self._parts = (markers, *segments)
+        self._union: frozenset[str] | None = None
+
+    def __contains__(self, version_id: object) -> bool:
+        return any(version_id in part for part in self._parts)
+
+    def _all(self) -> frozenset[str]:
+        if self._union is None:
+            self._union = frozenset().union(*self._parts)
+        return self._union
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 class Ledger:
     """Versions already settled from a source that keeps its files (read-only, or one that refused
     a move), kept at the destination (see the module). A file replaced under the same name has a new
@@ -86,14 +112,12 @@ class Ledger:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def ids(self) -> set[str]:
+    def ids(self) -> SettledIds:
         """Every settled version id: the markers, then the segments (in that order: see the module)."""
-        ids = {f.path[: -len(".json")] for f in self._markers()}
+        markers = frozenset(f.path[: -len(".json")] for f in self._markers())
         for _ in range(_READ_TRIES):
             try:
-                for name in self._segment_names():
-                    ids |= self._segment(name)
-                return ids
+                return SettledIds(markers, tuple(self._segment(f.path) for f in self._segment_listing()))
             except FileNotFoundError:  # a merge replaced a segment between the listing and the read
                 continue
         raise LedgerCorrupt(f"the segments under {self.root.describe()}/{INDEX} kept changing while read")
@@ -101,9 +125,6 @@ class Ledger:
     def _markers(self) -> list[FileInfo]:
         self.requests += 1
         return [f for f in self.root.list(recursive=False) if f.path.endswith(".json")]
-
-    def _segment_names(self) -> list[str]:
-        return [f.path for f in self._segment_listing()]
 
     def _segment_listing(self) -> list[FileInfo]:
         self.requests += 1
