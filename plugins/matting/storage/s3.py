@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 
 from matting import settings
 from matting.errors import ShortRead, SourceChanged, s3_error_code
@@ -36,6 +38,39 @@ def verbatim_relpath(rel: str) -> str:
     return rel
 
 
+class _Client:
+    """One boto3 client (made on first use), shared by a storage and its sub-folders: a sub-folder
+    (the ledger's, the cache's, a run's) costs no new client, credentials lookup or connection pool.
+    boto3 clients are thread-safe; the lock only guards making it."""
+
+    def __init__(self) -> None:
+        self.client = None
+        self.max_attempts = 0
+        self.lock = threading.Lock()
+
+
+def _log_retry(
+    bucket: str,
+    shared: _Client,
+    response=None,
+    attempts=None,
+    caught_exception=None,
+    operation=None,
+    request_dict=None,
+    **_,
+) -> None:
+    """Say in the task log what botocore is about to retry (it says nothing above DEBUG)."""
+    status = (response or (None, {}))[1].get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
+    if caught_exception is not None or (status and (status >= 500 or status == 429)):
+        code = (response or (None, {}))[1].get("Error", {}).get("Code") if response else None
+        why = f"{type(caught_exception).__name__}: {caught_exception}" if caught_exception else f"{status} {code}"
+        name = getattr(operation, "name", "request")
+        path = (request_dict or {}).get("url_path") or "/"  # the key (path-style: the bucket, then the key)
+        log.warning(
+            "S3 %s on s3://%s (%s) failed (attempt %s/%d): %s", name, bucket, path, attempts, shared.max_attempts, why
+        )
+
+
 class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix`` through the amazon provider's S3Hook.
 
@@ -51,15 +86,17 @@ class S3Storage(Storage):
     max_path_bytes = 1024  # the whole key, prefix included (S3 answers KeyTooLongError)
     SOURCE_TAG = "matting-source-etag"  # set on moved copies: an interrupted move can be finished
 
-    def __init__(self, bucket: str, prefix: str = "", conn_id: str = "aws_default") -> None:
+    def __init__(
+        self, bucket: str, prefix: str = "", conn_id: str = "aws_default", _shared: _Client | None = None
+    ) -> None:
         self.bucket, self.prefix, self.conn_id = bucket, prefix.strip("/"), conn_id
-        self._client = None
+        self._shared = _shared or _Client()
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix} (connection {self.conn_id})"
 
     def sub(self, rel_dir: str) -> S3Storage:
-        return S3Storage(self.bucket, self._key(rel_dir), self.conn_id)
+        return S3Storage(self.bucket, self._key(rel_dir), self.conn_id, self._shared)
 
     def relpath(self, rel: str) -> str:
         return verbatim_relpath(rel)
@@ -69,25 +106,17 @@ class S3Storage(Storage):
 
     @property
     def client(self):
-        if self._client is None:
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        shared = self._shared
+        with shared.lock:
+            if shared.client is None:
+                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-            config = aws_config(signature_version="s3v4")  # presigned URLs too (SigV2 is refused by newer regions)
-            self.max_attempts = config.retries["total_max_attempts"]  # for the retry log lines
-            self._client = S3Hook(aws_conn_id=self.conn_id, config=config).get_conn()
-            self._client.meta.events.register("needs-retry.s3", self._log_retry)
-        return self._client
-
-    def _log_retry(self, response=None, attempts=None, caught_exception=None, operation=None, **_) -> None:
-        """Say in the task log what botocore is about to retry (it says nothing above DEBUG)."""
-        status = (response or (None, {}))[1].get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
-        if caught_exception is not None or (status and (status >= 500 or status == 429)):
-            code = (response or (None, {}))[1].get("Error", {}).get("Code") if response else None
-            why = f"{type(caught_exception).__name__}: {caught_exception}" if caught_exception else f"{status} {code}"
-            name = getattr(operation, "name", "request")
-            log.warning(
-                "S3 %s on %s failed (attempt %s/%d): %s", name, self.describe(), attempts, self.max_attempts, why
-            )
+                config = aws_config(signature_version="s3v4")  # presigned URLs too (SigV2 is refused by newer regions)
+                shared.max_attempts = config.retries["total_max_attempts"]  # for the retry log lines
+                client = S3Hook(aws_conn_id=self.conn_id, config=config).get_conn()
+                client.meta.events.register("needs-retry.s3", functools.partial(_log_retry, self.bucket, shared))
+                shared.client = client
+            return shared.client
 
     def _key(self, rel: str) -> str:
         rel = verbatim_relpath(rel)
@@ -260,4 +289,5 @@ class S3Storage(Storage):
         )
 
     def close(self) -> None:
-        self._client = None
+        """Drop the client (this folder's and its sub-folders': the next request makes a new one)."""
+        self._shared.client = None
