@@ -13,14 +13,18 @@ seconds and storage requests (reads, stats, listings) of:
 
 each **before** (the whole manifest parsed, ``items_from_manifest``; in progress: the parts merged on every
 request) and **after** (the paged index; in progress: the merge cached per listing of ``parts/``), with
-the ratio to the first size. The median of 3 runs. Not a test (timings do not belong in tests).
+the ratio to the first size. The median of 3 runs. Then the same archived runs served from SFTP (a real
+sshd on loopback) and S3 (moto's server, the run's files put in its bucket through its backend): a page
+and an image lookup through the index, with the storage calls they make (each one request). Not a test
+(timings do not belong in tests).
 
-    python tests/live/bench_pages.py [--sizes 1000,10000,100000]
+    python tests/live/bench_pages.py [--sizes 1000,10000,100000] [--no-remote]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -30,7 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests"), str(ROOT / "tests" / "live")]
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 from helpers import write_batch_parts  # noqa: E402
@@ -114,12 +118,65 @@ def in_progress_after(root) -> None:
     res.page(SHOW, PAGE, PER_PAGE), res.view_counts(), res.counts()
 
 
+@contextlib.contextmanager
+def _remote_servers(tmp: Path):
+    """sshd and moto on loopback; yields ``put(root) -> {"SFTP": storage, "S3": storage}`` of the run
+    folder under ``root`` (SFTP reads this machine's folder through the server; S3 gets a copy)."""
+    from bench_scale import seed
+    from matting.storage import S3Storage, SftpStorage
+    from servers import run_moto, run_sshd
+
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(k, "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    with run_sshd(tmp / "sshd") as sshd, run_moto() as moto:
+        os.environ["AIRFLOW_CONN_SFTP_PAGES"] = sshd.conn_uri
+        os.environ["AIRFLOW_CONN_AWS_PAGES"] = moto.conn_uri
+        client = moto.client()
+
+        def put(root: Path) -> dict:
+            bucket = f"pages-{root.name}"
+            client.create_bucket(Bucket=bucket)
+            seed(bucket, root, "dest")
+            return {"SFTP": SftpStorage(str(root), "sftp_pages"), "S3": S3Storage(bucket, "dest", "aws_pages")}
+
+        yield put
+
+
+def measure_on(storage, fn, repeat: int = 3) -> tuple[float, int]:
+    """Median seconds and the storage calls of ``fn(storage)`` (connection made beforehand)."""
+    from bench_scale import storage_calls
+
+    storage.exists("_warm-up")
+    times, calls = [], 0
+    for _ in range(repeat):
+        with storage_calls(type(storage)) as counted:
+            start = time.perf_counter()
+            fn(storage)
+            times.append(time.perf_counter() - start)
+        calls = counted[0]
+    return statistics.median(times), calls
+
+
+def page_on(storage) -> None:
+    res = results.RunResults(results.Where("remote", PREFIX), storage.sub(PREFIX), None)
+    res.page(SHOW, PAGE, PER_PAGE), res.view_counts(), res.counts(), res.view("failed", 0, 200), res.zip_path()
+
+
+def s_lookup(storage, position: int, key: str) -> None:
+    results.RunResults(results.Where("remote", PREFIX), storage.sub(PREFIX), None).item(position, key=key)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
-    sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
+    parser.add_argument("--no-remote", action="store_true", help="local folder only")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pages-"))
+        remote = None if args.no_remote else stack.enter_context(_remote_servers(Path(tmp)))
         for n in sizes:
             root = Path(tmp) / f"n{n}"
             run = Counting(root / PREFIX)
@@ -143,6 +200,11 @@ def main() -> None:
                 "in progress before": measure(lambda r=Counting(progress_root / PREFIX): in_progress_before(r)),
                 "in progress after": measure(lambda root=progress_root: in_progress_after(root)),
             }
+            if remote is not None:
+                for kind, storage in remote(root).items():
+                    row[f"page, {kind}"] = measure_on(storage, lambda s: page_on(s))
+                    row[f"lookup, {kind}"] = measure_on(storage, lambda s, p=position, k=key: s_lookup(s, p, k))
+                    storage.close()
             rows.append(row)
             print(f"N={n}: archived in {archive_s:.1f} s", flush=True)
     first = rows[0]
