@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Asset, task
+from airflow.sdk import DAG, AssetAny, task
+from matting.operators.assets import results_asset
 
+# = Asset("x-matting://matting_scheduled/archive"), ...: a DAG that does not import this package writes those
 RESULTS = [
-    Asset("x-matting://matting_scheduled/archive"),
-    Asset("x-matting://matting_s3_ingest/archive"),
-    Asset("x-matting://matting_sftp_ingest/archive"),
-    Asset("x-matting://matting_s3_events/archive"),
+    results_asset(dag_id)
+    for dag_id in ("matting_scheduled", "matting_s3_ingest", "matting_sftp_ingest", "matting_s3_events")
 ]
 
 
@@ -70,7 +70,7 @@ def receive_results(**context) -> list[dict]:
 
 with DAG(
     dag_id="matting_results_consumer",
-    schedule=RESULTS[0] | RESULTS[1] | RESULTS[2] | RESULTS[3],
+    schedule=AssetAny(*RESULTS),  # any one of them
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["matting", "example", "assets"],
