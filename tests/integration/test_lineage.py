@@ -199,3 +199,37 @@ def test_the_openlineage_provider_is_installed_for_the_tests():
     assert pinned == [f"apache-airflow-providers-openlineage=={provider.__version__}"]
     assert f"apache-airflow-providers-openlineage=={provider.__version__}" in (ROOT / "requirements.txt").read_text()
     assert '"apache-airflow-providers-openlineage>=' in (ROOT / "pyproject.toml").read_text()  # the extra
+
+
+def test_an_id_photo_run_publishes_its_photos_and_names_its_files(tmp_path, model_store, monkeypatch):
+    """IdPhotoOperator: one event on x-matting://<dag_id>/make_id_photos with the manifest's location, and
+    lineage from the portrait read to the photo, report and manifest written (local files: ``file``)."""
+    import shutil
+
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from matting.operators.idphoto import IdPhotoOperator
+
+    monkeypatch.setenv("AIRFLOW__MATTING__PROVIDERS", "cpu")
+    src, out = tmp_path / "portraits", tmp_path / "id-photos"
+    src.mkdir()
+    shutil.copy(SAMPLES / "astronaut.jpg", src / "astronaut.jpg")
+    with _dag():
+        op = IdPhotoOperator(
+            task_id="make_id_photos", source=str(src), destination=str(out), spec="cn-1inch", strict=False
+        )
+    assert [a.uri for a in op.outlets] == ["x-matting://lineage_check/make_id_photos"]
+    events = OutletEventAccessors()
+    context = {"run_id": "manual__3", "dag": op.dag, "dag_run": None, "ti": None, "outlet_events": events}
+    result = op.execute_matting(context)
+    assert result["ok"] == 1, result
+    run_dir = out / result["run_prefix"]
+    extra = events[op.outlets[0]].extra
+    assert extra["manifest"] == str(run_dir / "manifest.json") and (run_dir / "manifest.json").is_file()
+    assert extra["outputs_prefix"] == str(run_dir) + "/" and extra["zip"] is None
+    assert extra["counts"] == {"files": 1, "ok": 1, "failed": 0}
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert {(d.namespace, d.name) for d in lineage.inputs} == {("file", str(src / "astronaut.jpg"))}
+    written = {(d.namespace, d.name) for d in lineage.outputs}
+    assert {("file", str(run_dir / n)) for n in ("astronaut.jpg", "astronaut.report.json", "manifest.json")} <= written
+    for _, name in written:
+        assert Path(name).is_file(), name
