@@ -230,6 +230,6 @@ def test_an_id_photo_run_publishes_its_photos_and_names_its_files(tmp_path, mode
     lineage = op.get_openlineage_facets_on_complete(None)
     assert {(d.namespace, d.name) for d in lineage.inputs} == {("file", str(src / "astronaut.jpg"))}
     written = {(d.namespace, d.name) for d in lineage.outputs}
-    assert {("file", str(run_dir / n)) for n in ("astronaut.jpg", "astronaut.report.json", "manifest.json")} <= written
+    assert written == {("file", str(run_dir / n)) for n in ("astronaut.jpg", "astronaut.report.json", "manifest.json")}
     for _, name in written:
         assert Path(name).is_file(), name
