@@ -22,6 +22,7 @@ provider itself calls it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk import Asset
@@ -63,26 +64,32 @@ def lineage_of(location: str, conn_id: str | None, paths: list[str]) -> list[Dat
 
 
 class ReportsLineage:
-    """The files a task read and wrote, kept by ``execute`` and handed to the OpenLineage provider."""
+    """The files a task read and wrote, for the OpenLineage provider. ``execute`` records how to name
+    them; they are named only when the provider asks (installed and configured), so a run without it
+    pays nothing (the archive step would otherwise read its whole manifest back)."""
 
-    _lineage: tuple[list[DatasetName], list[DatasetName]] | None = None
+    _lineage_source: Callable[[], tuple[list[DatasetName], list[DatasetName]]] | None = None
 
-    def record_lineage(self, inputs: list[DatasetName], outputs: list[DatasetName]) -> None:
-        self._lineage = (inputs, outputs)
+    def record_lineage(self, build: Callable[[], tuple[list[DatasetName], list[DatasetName]]]) -> None:
+        """``build()`` -> (inputs, outputs), called when the lineage is asked for."""
+        self._lineage_source = build
 
-    def record_lineage_safely(self, build) -> None:
-        """``build()`` -> (inputs, outputs); a failure to name them is logged, never the task's failure."""
+    def lineage(self) -> tuple[list[DatasetName], list[DatasetName]]:
+        """(inputs, outputs); a failure to name them is logged, never the task's failure."""
+        if self._lineage_source is None:
+            return [], []
         try:
-            self.record_lineage(*build())
+            return self._lineage_source()
         except Exception as exc:
             self.log.warning("no lineage for this run: %s: %s", type(exc).__name__, exc)
+            return [], []
 
     def get_openlineage_facets_on_complete(self, task_instance: Any = None):
         """What the task read and wrote, for the OpenLineage provider (called by its listener)."""
         from airflow.providers.common.compat.openlineage.facet import Dataset
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        inputs, outputs = self._lineage or ([], [])
+        inputs, outputs = self.lineage()
         return OperatorLineage(
             inputs=[Dataset(namespace=d.namespace, name=d.name) for d in inputs],
             outputs=[Dataset(namespace=d.namespace, name=d.name) for d in outputs],

@@ -111,13 +111,13 @@ class IdPhotoOperator(PublishesResults, MattingBaseOperator):
         with self.open_source() as src, self.open_destination() as root:
             infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
             outcome = make_id_photos(src, root, engine, options, infos, run, sheet)
-            self._publish(context, outcome, infos, root)
+        self._publish(context, outcome, infos)
         held = held_photos(outcome.reports)
         if held:
             self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
         return {**outcome.xcom(), "held": held, **self.locations()}
 
-    def _publish(self, context: Any, outcome, infos, root) -> None:
+    def _publish(self, context: Any, outcome, infos) -> None:
         """The run's asset event (photos approved later by a reviewer are not announced again) and its
         lineage: the portraits read; what the run folder holds (photos, reports, sheets, refusals under
         ``review/``, the manifest), without the results pages' index and the folder's claim."""
@@ -141,9 +141,10 @@ class IdPhotoOperator(PublishesResults, MattingBaseOperator):
 
         def written() -> list[str]:
             skip = (f"{layout.INDEX_DIR}/", layout.RUN_FILE)
-            return [f"{prefix}/{f.path}" for f in root.sub(prefix).list() if not f.path.startswith(skip)]
+            with self.open_destination() as root:
+                return [f"{prefix}/{f.path}" for f in root.sub(prefix).list() if not f.path.startswith(skip)]
 
-        self.record_lineage_safely(
+        self.record_lineage(
             lambda: (
                 lineage_of(self.source, self.source_conn_id, [f.path for f in infos]),
                 lineage_of(self.destination, self.destination_conn_id, written()),

@@ -131,7 +131,7 @@ class RemoveBackgroundOperator(MattingBaseOperator):
             for rec in outcome.records:
                 if rec.timings_ms:
                     metrics.timing("matting.image_ms", sum(rec.timings_ms.values()))
-        self.record_lineage_safely(
+        self.record_lineage(
             lambda: (
                 lineage_of(self.source, self.source_conn_id, [r.source for r in outcome.records]),
                 lineage_of(
@@ -216,7 +216,6 @@ class ArchiveOperator(PublishesResults, MattingBaseOperator):
                 return {"files": 0, "ok": 0, "failed": 0}
             summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
             self.log.info("archived %s: %s", run.describe(), summary)
-            manifest = json.loads(run.read(layout.MANIFEST))
             self._prune_result_cache(root)
         counts = {k: summary.get(k, 0) for k in ("files", "ok", "failed")}
         self.publish_results(
@@ -233,13 +232,16 @@ class ArchiveOperator(PublishesResults, MattingBaseOperator):
                 zip_name=summary.get("zip"),
             ),
         )
-        # read: the outputs it zipped and drew; wrote: the manifest, the zip, the contact sheet
-        self.record_lineage_safely(
-            lambda: (
+
+        def lineage():  # read: the outputs it zipped and drew; wrote: the manifest, the zip, the contact sheet
+            with self.open_destination() as root:
+                manifest = json.loads(root.sub(prefix).read(layout.MANIFEST))
+            return (
                 lineage_of(self.destination, self.destination_conn_id, run_files(manifest)[1]),
                 lineage_of(self.destination, self.destination_conn_id, run_written(prefix, manifest)),
             )
-        )
+
+        self.record_lineage(lineage)
         return {"run_prefix": prefix, **summary, **self.locations()}
 
     def _prune_result_cache(self, root) -> None:
