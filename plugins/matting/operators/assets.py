@@ -15,13 +15,12 @@ log, so downstream DAGs are not started for nothing.
 
 **Lineage.** ``get_openlineage_facets_on_complete`` (what the OpenLineage provider's listener calls, as
 for the Amazon provider's S3 operators) returns the files the task read and wrote, one dataset per file,
-named as in ``matting.pipeline.lineage``. The provider is optional: it is imported only there, when the
-provider itself calls it.
+named as in ``matting.pipeline.lineage``, and only then: a run without the provider pays nothing. The
+provider is optional: it is imported only there, when the provider itself calls it.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +29,6 @@ from airflow.sdk import Asset
 from matting.pipeline.lineage import DatasetName, datasets, has_new_results
 
 RESULTS_SCHEME = "x-matting"
-log = logging.getLogger(__name__)
 
 
 def results_asset_uri(dag_id: str, task_id: str) -> str:
