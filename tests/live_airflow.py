@@ -59,6 +59,8 @@ class LiveAirflow:
         env.update(
             {
                 "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
+                # this checkout's package first, also where the venv has another checkout installed editable
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "plugins"), env.get("PYTHONPATH", "")) if p),
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4",

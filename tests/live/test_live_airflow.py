@@ -120,6 +120,14 @@ def test_id_photo_batch_triggered_through_the_rest_api(airflow, webhook):
     assert manifest["params"]["spec"] == "us-passport"
     report = json.loads((run_dir / "astronaut.report.json").read_text())
     assert report["passed"], report
+    # the run made a photo: one event on its results asset, saying where the manifest is
+    uri = "x-matting://id_photo_batch/make_id_photos"
+    (asset,) = [a for a in airflow.api("GET", "assets", params={"uri_pattern": uri})["assets"] if a["uri"] == uri]
+    events = airflow.api("GET", "assets/events", params={"asset_id": asset["id"]})["asset_events"]
+    mine = [e for e in events if e["source_run_id"] == run["dag_run_id"]]
+    assert len(mine) == 1, events
+    assert mine[0]["extra"]["manifest"] == str(run_dir / "manifest.json")
+    assert mine[0]["extra"]["counts"] == {"files": 2, "ok": 1, "failed": 1}
     # the run took longer than its 1.2-second SLA: the scheduler saw the deadline pass and the
     # triggerer ran the AsyncCallback, which posted to the webhook
     alert = webhook.wait_for(lambda b: b.get("event") == "deadline_missed" and b.get("run_id") == run["dag_run_id"])

@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 
 from matting import access
 from matting.errors import ConfigError
+from matting.operators.assets import ReportsLineage
 from matting.results.links import ResultsLink
 
 if TYPE_CHECKING:
@@ -136,9 +137,10 @@ class LocationAccess:
             allowed.check({f: loc for f, loc, _, _ in used}, {f: conn or "" for _, _, f, conn in used})
 
 
-class MattingBaseOperator(LocationAccess, BaseOperator):
+class MattingBaseOperator(ReportsLineage, LocationAccess, BaseOperator):
     """An operator that reads a ``source`` and writes a ``destination`` (a folder, ``s3://bucket/prefix``
-    or ``sftp:///dir``, each with its Airflow connection id).
+    or ``sftp:///dir``, each with its Airflow connection id). What it read and wrote goes to OpenLineage
+    when that provider is installed (``ReportsLineage``).
 
     Every location and connection id is checked before any storage is opened (``LocationAccess``).
     Subclasses implement ``execute_matting(context)``; a ``ConfigError`` from it fails the task without

@@ -9,10 +9,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from matting.operators.assets import PublishesResults, lineage_of
 from matting.operators.base import MattingBaseOperator, config_errors_fail_the_task, matting_template_fields, run_info
 
 
-class IdPhotoOperator(MattingBaseOperator):
+class IdPhotoOperator(PublishesResults, MattingBaseOperator):
     """Standard ID photos for every portrait under ``source``: photo + ``.report.json`` (+ print
     sheet) per input in ``destination/<run_prefix>/``, refusals and strict-mode failures under
     ``review/``, and a ``manifest.json``. Bad options fail the task at once, without retries.
@@ -32,6 +33,8 @@ class IdPhotoOperator(MattingBaseOperator):
     :param run_prefix: the run's folder (default ``<dag_id>/YYYY/MM/DD/<run_id>``; a given
         prefix goes under ``<dag_id>/`` too).
     :param model: matting model (default: the ``id_photo`` scenario's, ``modnet``).
+    :param publish_asset: declare the results asset ``x-matting://<dag_id>/<task_id>`` as an outlet and
+        emit one event per run that made a photo (``matting.operators.assets``; default True).
     """
 
     template_fields: Sequence[str] = matting_template_fields(
@@ -61,6 +64,7 @@ class IdPhotoOperator(MattingBaseOperator):
         destination_conn_id: str | None = None,
         run_prefix: str | None = None,
         model: str | None = None,
+        publish_asset: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -73,6 +77,7 @@ class IdPhotoOperator(MattingBaseOperator):
         self.spec, self.background, self.output_format = spec, background, output_format
         self.kb_max, self.sheet, self.strict = kb_max, sheet, strict
         self.run_prefix, self.model = run_prefix, model
+        self.declare_results_asset(publish_asset)
 
     def _options(self):
         from matting.errors import ConfigError
@@ -106,10 +111,45 @@ class IdPhotoOperator(MattingBaseOperator):
         with self.open_source() as src, self.open_destination() as root:
             infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
             outcome = make_id_photos(src, root, engine, options, infos, run, sheet)
+        self._publish(context, outcome, infos)
         held = held_photos(outcome.reports)
         if held:
             self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
         return {**outcome.xcom(), "held": held, **self.locations()}
+
+    def _publish(self, context: Any, outcome, infos) -> None:
+        """The run's asset event (photos approved later by a reviewer are not announced again) and its
+        lineage: the portraits read; what the run folder holds (photos, reports, sheets, refusals under
+        ``review/``, the manifest), without the results pages' index and the folder's claim."""
+        from matting import layout
+        from matting.pipeline.lineage import results_event_extra
+
+        prefix = outcome.run_prefix
+        self.publish_results(
+            context,
+            results_event_extra(
+                dag_id=self.dag_id,
+                run_id=str(context.get("run_id", "")),
+                task_id=self.task_id,
+                destination=self.destination,
+                destination_conn_id=self.destination_conn_id or "",
+                run_prefix=prefix,
+                counts=outcome.counts,
+                outputs_prefix=prefix,
+            ),
+        )
+
+        def written() -> list[str]:
+            skip = (f"{layout.INDEX_DIR}/", layout.RUN_FILE)
+            with self.open_destination() as root:
+                return [f"{prefix}/{f.path}" for f in root.sub(prefix).list() if not f.path.startswith(skip)]
+
+        self.record_lineage(
+            lambda: (
+                lineage_of(self.source, self.source_conn_id, [f.path for f in infos]),
+                lineage_of(self.destination, self.destination_conn_id, written()),
+            )
+        )
 
 
 def _hitl_operator():

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from matting.operators.assets import PublishesResults, lineage_of
 from matting.operators.base import (
     MattingBaseOperator,
     config_errors_fail_the_task,
@@ -130,6 +131,16 @@ class RemoveBackgroundOperator(MattingBaseOperator):
             for rec in outcome.records:
                 if rec.timings_ms:
                     metrics.timing("matting.image_ms", sum(rec.timings_ms.values()))
+        self.record_lineage(
+            lambda: (
+                lineage_of(self.source, self.source_conn_id, [r.source for r in outcome.records]),
+                lineage_of(
+                    self.destination,
+                    self.destination_conn_id,
+                    [o for r in outcome.records for o in r.outputs] + [outcome.manifest],
+                ),
+            )
+        )
         return {**outcome.xcom(), **self.locations()}
 
 
@@ -141,10 +152,14 @@ def _flag(value: Any) -> bool | None:
         return settings.flag(value, "reuse")
 
 
-class ArchiveOperator(MattingBaseOperator):
+class ArchiveOperator(PublishesResults, MattingBaseOperator):
     """Close a run: merge the batch parts into ``manifest.json``, zip the outputs (optional) and draw
     a before/after contact sheet, all in ``destination/<run_prefix>/``. Its XCom says where the run's
     files are (the results pages read it).
+
+    Publishes the run on the asset ``x-matting://<dag_id>/<task_id>`` (``matting.operators.assets``): one
+    event per run that made an output, its ``extra`` saying where the manifest, the outputs and the zip
+    are and the run's counts; none for a run without output.
 
     :param destination: where the batches wrote (templated).
     :param run_prefix: the run's folder (default ``<dag_id>/YYYY/MM/DD/<run_id>``, as the batches
@@ -154,6 +169,7 @@ class ArchiveOperator(MattingBaseOperator):
     :param source_conn_id: Airflow connection for the source.
     :param make_zip: write ``outputs.zip``.
     :param contact_sheet: draw ``contact_sheet.jpg``.
+    :param publish_asset: declare the results asset as an outlet and emit its event (default True).
     """
 
     template_fields: Sequence[str] = matting_template_fields("run_prefix")
@@ -169,6 +185,7 @@ class ArchiveOperator(MattingBaseOperator):
         source_conn_id: str | None = None,
         make_zip: bool = True,
         contact_sheet: bool = True,
+        publish_asset: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -179,10 +196,14 @@ class ArchiveOperator(MattingBaseOperator):
             **kwargs,
         )
         self.run_prefix, self.make_zip, self.contact_sheet = run_prefix, make_zip, contact_sheet
+        self.declare_results_asset(publish_asset)
 
     def execute_matting(self, context: Any) -> dict:
+        import json
+
         from matting import layout
         from matting.pipeline.archive import close_run
+        from matting.pipeline.lineage import results_event_extra, run_files, run_written
 
         prefix = run_folder(context, self.run_prefix)
         with contextlib.ExitStack() as stack:  # closed on every way out, failures included
@@ -191,10 +212,36 @@ class ArchiveOperator(MattingBaseOperator):
             source = stack.enter_context(self.open_source())
             if not any(f.path.startswith(f"{layout.PARTS}/") for f in run.list()):
                 self.log.info("nothing to archive under %s: no batch ran", run.describe())
+                self.publish_results(context, {"counts": {"files": 0, "ok": 0, "failed": 0}})
                 return {"files": 0, "ok": 0, "failed": 0}
             summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
             self.log.info("archived %s: %s", run.describe(), summary)
             self._prune_result_cache(root)
+        counts = {k: summary.get(k, 0) for k in ("files", "ok", "failed")}
+        self.publish_results(
+            context,
+            results_event_extra(
+                dag_id=self.dag_id,
+                run_id=str(context.get("run_id", "")),
+                task_id=self.task_id,
+                destination=self.destination,
+                destination_conn_id=self.destination_conn_id or "",
+                run_prefix=prefix,
+                counts=counts,
+                outputs_prefix=f"{prefix}/{layout.OUTPUTS}",
+                zip_name=summary.get("zip"),
+            ),
+        )
+
+        def lineage():  # read: the outputs it zipped and drew; wrote: the manifest, the zip, the contact sheet
+            with self.open_destination() as root:
+                manifest = json.loads(root.sub(prefix).read(layout.MANIFEST))
+            return (
+                lineage_of(self.destination, self.destination_conn_id, run_files(manifest)[1]),
+                lineage_of(self.destination, self.destination_conn_id, run_written(prefix, manifest)),
+            )
+
+        self.record_lineage(lineage)
         return {"run_prefix": prefix, **summary, **self.locations()}
 
     def _prune_result_cache(self, root) -> None:
