@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SAMPLES
 from dag_parse import DAG_FILES, environment, parse_once
-from matting.pipeline.lineage import DatasetName, dataset_root, datasets, location_of, results_event_extra
+from matting.pipeline.lineage import (
+    DatasetName,
+    dataset_root,
+    datasets,
+    location_of,
+    public_location,
+    results_event_extra,
+)
 
 
 def test_dataset_names_follow_the_openlineage_naming_spec():
@@ -35,6 +42,25 @@ def test_dataset_names_follow_the_openlineage_naming_spec():
     assert location_of("s3://archive/matting/", "dag/2026/run", "manifest.json") == (
         "s3://archive/matting/dag/2026/run/manifest.json"
     )
+    # what an event shows anyone who can read assets: no credentials, nothing the storage ignores
+    assert public_location("sftp://kiosk:hunter2@files.example.com/archive/") == "sftp:///archive"
+    assert public_location("s3://key:secret@bucket/p/") == "s3://bucket/p"
+    assert public_location("relative/out") == str(Path.cwd() / "relative" / "out")
+    assert location_of("sftp:///", "d/r", "manifest.json") == "sftp:///d/r/manifest.json"  # a root stays one
+    assert location_of("/", "d/r") == "/d/r" and location_of("file:///data/", "x") == "/data/x"
+    leaky = results_event_extra(
+        dag_id="d",
+        run_id="r",
+        task_id="archive",
+        destination="sftp://kiosk:hunter2@files.example.com/srv/out",
+        destination_conn_id="sftp_out",
+        run_prefix="d/r",
+        counts={"ok": 1},
+        outputs_prefix="d/r/outputs",
+        zip_name="outputs.zip",
+    )
+    assert "hunter2" not in json.dumps(leaky) and "kiosk" not in json.dumps(leaky)
+    assert leaky["destination"] == "sftp:///srv/out" and leaky["manifest"] == "sftp:///srv/out/d/r/manifest.json"
     extra = results_event_extra(
         dag_id="d",
         run_id="r",
@@ -80,8 +106,8 @@ def _dag():
 
 def test_a_run_from_s3_to_sftp_names_what_it_read_and_wrote(s3_to_sftp, sshd, model_store):
     """The batch reports each object it read (s3://bucket, the key) and each file it wrote (sftp://host:port,
-    the absolute path); the archive step reports the outputs it zipped and the manifest, zip and sheet it
-    wrote, and emits one asset event whose extra says where they are."""
+    the absolute path); the archive step reports the outputs folder it zipped and the manifest, zip and
+    sheet it wrote, and emits one asset event whose extra says where they are."""
     from airflow.sdk.execution_time.context import OutletEventAccessors
     from matting.operators.matting import ArchiveOperator, RemoveBackgroundOperator
     from matting.storage import open_storage
@@ -127,10 +153,8 @@ def test_a_run_from_s3_to_sftp_names_what_it_read_and_wrote(s3_to_sftp, sshd, mo
     assert extra["counts"] == {"files": 2, "ok": 2, "failed": 0}
     assert (run_dir / "manifest.json").is_file()
     lineage = archive.get_openlineage_facets_on_complete(None)
-    assert {(d.namespace, d.name) for d in lineage.inputs} == {
-        (sftp_ns, str(run_dir / "outputs" / "astronaut.png")),
-        (sftp_ns, str(run_dir / "outputs" / "kiosk" / "rocket.png")),
-    }
+    # the folder it zipped, one dataset (never the manifest read back: a 100k-photo run's would be 10 MB)
+    assert {(d.namespace, d.name) for d in lineage.inputs} == {(sftp_ns, str(run_dir / "outputs"))}
     assert {(d.namespace, d.name) for d in lineage.outputs} == {
         (sftp_ns, str(run_dir / n)) for n in ("manifest.json", "outputs.zip", "contact_sheet.jpg")
     }
@@ -149,6 +173,69 @@ def test_an_archive_step_with_nothing_to_archive_emits_no_event(tmp_path):
     assert archive.execute_matting(context) == {"files": 0, "ok": 0, "failed": 0}
     assert archive.outlets == []  # what the task runner reports as this try's outlets: no event
     assert not events._dict
+
+
+def _parts(folder: Path, statuses: list[str]) -> None:
+    """A run's batch part whose photos ended with ``statuses`` (ok ones with their output written)."""
+    files = []
+    for i, status in enumerate(statuses):
+        rec = {"source": f"p{i}.jpg", "source_size": 1, "source_version": "v", "status": status, "outputs": []}
+        if status == "ok":
+            (folder / "outputs").mkdir(parents=True, exist_ok=True)
+            (folder / "outputs" / f"p{i}.png").write_bytes(b"png")
+            rec["outputs"] = [f"{folder.parent.name}/{folder.name}/outputs/p{i}.png"]
+        files.append(rec)
+    (folder / "parts").mkdir(parents=True, exist_ok=True)
+    prefix = f"{folder.parent.name}/{folder.name}"
+    doc = {"dag_id": "lineage_check", "run_id": "manual__3", "started_at": "x", "run_prefix": prefix, "files": files}
+    (folder / "parts" / "part-0000.json").write_text(json.dumps(doc))
+
+
+def test_an_archive_of_only_quarantined_photos_emits_no_event(tmp_path):
+    """Batches ran but every photo was quarantined: the run is archived (manifest, counts) and no event
+    starts a downstream DAG for nothing."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from matting.operators.matting import ArchiveOperator
+
+    _parts(tmp_path / "out" / "lineage_check" / "bad", ["failed", "failed"])
+    with _dag():
+        archive = ArchiveOperator(task_id="archive", destination=str(tmp_path / "out"), run_prefix="lineage_check/bad")
+    events = OutletEventAccessors()
+    context = {"run_id": "manual__3", "dag": archive.dag, "dag_run": None, "ti": None, "outlet_events": events}
+    result = archive.execute_matting(context)
+    assert (result["files"], result["ok"], result["failed"]) == (2, 0, 2)
+    assert (tmp_path / "out" / "lineage_check" / "bad" / "manifest.json").is_file()
+    assert archive.outlets == [] and not events._dict
+
+
+def test_an_archive_step_run_again_publishes_again_and_says_so(tmp_path):
+    """Cleared and run again for the same DAG run (a batch fixed and re-run, or the archive alone): the
+    results are announced again, never dropped (at least once), and the event says it is a
+    republication and what was announced before, so a consumer can de-duplicate."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from matting.operators.matting import ArchiveOperator
+
+    run = tmp_path / "out" / "lineage_check" / "again"
+    _parts(run, ["ok", "failed"])
+
+    def archive_once(try_number: int) -> dict:
+        with _dag():
+            archive = ArchiveOperator(
+                task_id="archive", destination=str(tmp_path / "out"), run_prefix="lineage_check/again"
+            )
+        events = OutletEventAccessors()
+        ti = type("TI", (), {"try_number": try_number})()
+        archive.execute_matting({"run_id": "manual__3", "dag": archive.dag, "ti": ti, "outlet_events": events})
+        return events[archive.outlets[0]].extra
+
+    first = archive_once(1)
+    assert first["counts"] == {"files": 2, "ok": 1, "failed": 1} and "republished" not in first
+    _parts(run, ["ok", "ok"])  # the failed batch fixed and run again
+    second = archive_once(2)
+    assert second["counts"] == {"files": 2, "ok": 2, "failed": 0} and second["republished"] is True
+    assert second["previously_announced"]["counts"] == first["counts"]
+    assert second["previously_announced"]["try_number"] == 1
+    assert second["manifest"] == first["manifest"]
 
 
 # the provider as if not installed: its modules cannot be imported and its distributions are not listed

@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -120,8 +121,8 @@ def in_progress_after(root) -> None:
 
 @contextlib.contextmanager
 def _remote_servers(tmp: Path):
-    """sshd and moto on loopback; yields ``put(root) -> {"SFTP": storage, "S3": storage}`` of the run
-    folder under ``root`` (SFTP reads this machine's folder through the server; S3 gets a copy)."""
+    """sshd and moto on loopback; yields ``put(root) -> {"SFTP": storage, "S3": storage}``: the run under
+    ``root`` on each (its parts copied, then archived through that backend)."""
     from bench_scale import seed
     from matting.storage import S3Storage, SftpStorage
     from servers import run_moto, run_sshd
@@ -135,10 +136,19 @@ def _remote_servers(tmp: Path):
         client = moto.client()
 
         def put(root: Path) -> dict:
+            """The run's batch parts on each server, closed there by ``close_run`` (an index records its
+            manifest's version as the backend that wrote it reports it, as in a deployment)."""
             bucket = f"pages-{root.name}"
             client.create_bucket(Bucket=bucket)
-            seed(bucket, root, "dest")
-            return {"SFTP": SftpStorage(str(root), "sftp_pages"), "S3": S3Storage(bucket, "dest", "aws_pages")}
+            seed(bucket, root / PREFIX / "parts", f"dest/{PREFIX}/parts")
+            remote = tmp / f"sftp-{root.name}"
+            shutil.copytree(root / PREFIX / "parts", remote / PREFIX / "parts")
+            stores = {"SFTP": SftpStorage(str(remote), "sftp_pages"), "S3": S3Storage(bucket, "dest", "aws_pages")}
+            for kind, storage in stores.items():
+                start = time.perf_counter()
+                close_run(storage.sub(PREFIX), None, make_zip=False, make_sheet=False)
+                print(f"  {kind}: archived in {time.perf_counter() - start:.1f} s", flush=True)
+            return stores
 
         yield put
 

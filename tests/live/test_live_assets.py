@@ -138,7 +138,8 @@ def test_archived_results_start_the_downstream_dag_with_the_manifest_location(ai
         "quarantine/broken.jpg.error.json",
     ]
 
-    # lineage: the batches read the photos and wrote the cut-outs; the archive wrote manifest, zip, sheet
+    # lineage: the batches read the photos and wrote the cut-outs; the archive read the outputs folder and
+    # wrote manifest, zip, sheet
     batches = _lineage(airflow, f"{PRODUCER}.remove_background", expected=2)
     read = set().union(*(_named(e["inputs"]) for e in batches))
     written = set().union(*(_named(e["outputs"]) for e in batches))
@@ -149,7 +150,7 @@ def test_archived_results_start_the_downstream_dag_with_the_manifest_location(ai
         str(run_dir / "parts" / "part-0001.json"),
     }
     archived = _lineage(airflow, f"{PRODUCER}.archive", expected=1)[0]
-    assert _named(archived["inputs"]) == {("file", str(archive / o)) for o in outputs}
+    assert _named(archived["inputs"]) == {("file", str(run_dir / "outputs"))}  # the folder it zipped
     assert _named(archived["outputs"]) == {
         ("file", str(run_dir / name)) for name in ("manifest.json", "outputs.zip", "contact_sheet.jpg")
     }

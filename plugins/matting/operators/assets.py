@@ -13,6 +13,12 @@ itself; each event's ``extra`` says where the run's files are (``matting.pipelin
 (``matting.pipeline.lineage.has_new_results``): the task drops its outlet for that run and says so in its
 log, so downstream DAGs are not started for nothing.
 
+**At least once.** A task that runs again for the same DAG run (cleared by hand, a retry after the
+event was made) publishes again: never less than once, so never a result no one hears of. The run
+folder remembers what was announced (``results/published.json``: counts, manifest, try, time, written
+as the event is made) and a later event of the same run says so: ``"republished": true`` and
+``"previously_announced"``; a consumer de-duplicates on ``dag_id`` + ``run_id``.
+
 **Lineage.** ``get_openlineage_facets_on_complete`` (what the OpenLineage provider's listener calls, as
 for the Amazon provider's S3 operators) returns the files the task read and wrote, one dataset per file,
 named as in ``matting.pipeline.lineage``, and only then: a run without the provider pays nothing. The
@@ -21,14 +27,24 @@ provider is optional: it is imported only there, when the provider itself calls 
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
+from matting import layout
 from matting.pipeline.lineage import DatasetName, datasets, has_new_results
 
+if TYPE_CHECKING:
+    from matting.storage import Storage
+
+log = logging.getLogger(__name__)
+
 RESULTS_SCHEME = "x-matting"
+PUBLISHED = f"{layout.INDEX_DIR}/published.json"  # in the run folder: what this run's events announced
 
 
 def results_asset_uri(dag_id: str, task_id: str) -> str:
@@ -103,12 +119,22 @@ class PublishesResults:
 
     def declare_results_asset(self, publish_asset: bool) -> None:
         self.publish_asset = publish_asset
-        if publish_asset and self.has_dag() and not any(_is_results_asset(o) for o in self.outlets):
+        if not publish_asset or any(_is_results_asset(o) for o in self.outlets):
+            return
+        if self.has_dag():
             self.outlets = [*self.outlets, results_asset(self.dag_id, self.task_id)]
+        else:  # an outlet is declared when the DAG is parsed: one added to a DAG later has none
+            log.warning(
+                "%s is created outside a DAG: it declares no results asset and publishes no event (create "
+                "it in the DAG's context, or add Asset(%r) to its outlets)",
+                self.task_id,
+                results_asset_uri("<dag_id>", self.task_id),
+            )
 
-    def publish_results(self, context: Any, extra: dict) -> bool:
+    def publish_results(self, context: Any, extra: dict, run: Storage | None = None) -> bool:
         """The run's asset event (True), or, for a run with no output, none: the outlet is dropped for
-        this run (Airflow would otherwise record an event for every declared outlet of a successful task)."""
+        this run (Airflow would otherwise record an event for every declared outlet of a successful task).
+        ``run``: the run folder, where what was announced is remembered (see the module: at least once)."""
         ours = [o for o in self.outlets if _is_results_asset(o)]
         if not ours:
             return False
@@ -116,7 +142,36 @@ class PublishesResults:
             self.outlets = [o for o in self.outlets if not _is_results_asset(o)]
             self.log.info("no asset event: this run made no output (%s)", extra.get("counts"))
             return False
+        if run is not None:
+            extra = self._remember_announcement(run, context, extra)
         for asset in ours:
             context["outlet_events"][asset].extra = extra
-            self.log.info("asset event on %s: %s", asset.uri, extra["manifest"])
+            self.log.info(
+                "asset event on %s: %s%s", asset.uri, extra["manifest"], " (again)" if extra.get("republished") else ""
+            )
         return True
+
+    def _remember_announcement(self, run: Storage, context: Any, extra: dict) -> dict:
+        """``extra`` marked as a republication when this run's results were announced before; what is
+        announced now written down. Neither step can stop the event (a storage failure is logged)."""
+        try:
+            previous = json.loads(run.read(PUBLISHED))
+        except FileNotFoundError:
+            previous = None
+        except Exception as exc:
+            self.log.warning("could not read %s: %s: %s", PUBLISHED, type(exc).__name__, exc)
+            previous = None
+        if isinstance(previous, dict):
+            extra = {**extra, "republished": True, "previously_announced": previous}
+        ti = context.get("ti")
+        note = {
+            "counts": extra.get("counts"),
+            "manifest": extra.get("manifest"),
+            "try_number": getattr(ti, "try_number", None),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        try:
+            run.write(PUBLISHED, json.dumps(note).encode())
+        except Exception as exc:
+            self.log.warning("could not write %s: %s: %s", PUBLISHED, type(exc).__name__, exc)
+        return extra

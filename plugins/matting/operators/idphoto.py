@@ -111,16 +111,17 @@ class IdPhotoOperator(PublishesResults, MattingBaseOperator):
         with self.open_source() as src, self.open_destination() as root:
             infos = scan(src, ScanOptions(settle_seconds=0, max_files=10_000)).new
             outcome = make_id_photos(src, root, engine, options, infos, run, sheet)
-        self._publish(context, outcome, infos)
+            self._publish(context, outcome, root.sub(outcome.run_prefix))
         held = held_photos(outcome.reports)
         if held:
             self.log.info("%d photo(s) held for review: %s", len(held), ", ".join(h["photo"] for h in held))
         return {**outcome.xcom(), "held": held, **self.locations()}
 
-    def _publish(self, context: Any, outcome, infos) -> None:
+    def _publish(self, context: Any, outcome, run) -> None:
         """The run's asset event (photos approved later by a reviewer are not announced again) and its
-        lineage: the portraits read; what the run folder holds (photos, reports, sheets, refusals under
-        ``review/``, the manifest), without the results pages' index and the folder's claim."""
+        lineage: the portraits read (those the run settled; one left for the next run is not); what the
+        run folder holds (photos, reports, sheets, refusals under ``review/``, the manifest), without the
+        results pages' index and the folder's claim."""
         from matting import layout
         from matting.pipeline.lineage import results_event_extra
 
@@ -137,6 +138,7 @@ class IdPhotoOperator(PublishesResults, MattingBaseOperator):
                 counts=outcome.counts,
                 outputs_prefix=prefix,
             ),
+            run,
         )
 
         def written() -> list[str]:
@@ -146,7 +148,7 @@ class IdPhotoOperator(PublishesResults, MattingBaseOperator):
 
         self.record_lineage(
             lambda: (
-                lineage_of(self.source, self.source_conn_id, [f.path for f in infos]),
+                lineage_of(self.source, self.source_conn_id, [str(r["source"]) for r in outcome.reports]),
                 lineage_of(self.destination, self.destination_conn_id, written()),
             )
         )

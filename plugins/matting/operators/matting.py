@@ -199,11 +199,9 @@ class ArchiveOperator(PublishesResults, MattingBaseOperator):
         self.declare_results_asset(publish_asset)
 
     def execute_matting(self, context: Any) -> dict:
-        import json
-
         from matting import layout
         from matting.pipeline.archive import close_run
-        from matting.pipeline.lineage import results_event_extra, run_files, run_written
+        from matting.pipeline.lineage import results_event_extra, run_written
 
         prefix = run_folder(context, self.run_prefix)
         with contextlib.ExitStack() as stack:  # closed on every way out, failures included
@@ -217,10 +215,9 @@ class ArchiveOperator(PublishesResults, MattingBaseOperator):
             summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
             self.log.info("archived %s: %s", run.describe(), summary)
             self._prune_result_cache(root)
-        counts = {k: summary.get(k, 0) for k in ("files", "ok", "failed")}
-        self.publish_results(
-            context,
-            results_event_extra(
+            counts = {k: summary.get(k, 0) for k in ("files", "ok", "failed")}
+            outputs = f"{prefix}/{layout.OUTPUTS}"
+            extra = results_event_extra(
                 dag_id=self.dag_id,
                 run_id=str(context.get("run_id", "")),
                 task_id=self.task_id,
@@ -228,20 +225,18 @@ class ArchiveOperator(PublishesResults, MattingBaseOperator):
                 destination_conn_id=self.destination_conn_id or "",
                 run_prefix=prefix,
                 counts=counts,
-                outputs_prefix=f"{prefix}/{layout.OUTPUTS}",
+                outputs_prefix=outputs,
                 zip_name=summary.get("zip"),
-            ),
-        )
-
-        def lineage():  # read: the outputs it zipped and drew; wrote: the manifest, the zip, the contact sheet
-            with self.open_destination() as root:
-                manifest = json.loads(root.sub(prefix).read(layout.MANIFEST))
-            return (
-                lineage_of(self.destination, self.destination_conn_id, run_files(manifest)[1]),
-                lineage_of(self.destination, self.destination_conn_id, run_written(prefix, manifest)),
             )
-
-        self.record_lineage(lineage)
+            self.publish_results(context, extra, run)
+        # read: the outputs folder (zipped and drawn: one dataset, never the manifest read back, which a
+        # 100k-photo run would make a 10 MB event of); wrote: the manifest, the zip, the contact sheet
+        self.record_lineage(
+            lambda: (
+                lineage_of(self.destination, self.destination_conn_id, [outputs]),
+                lineage_of(self.destination, self.destination_conn_id, run_written(prefix, summary)),
+            )
+        )
         return {"run_prefix": prefix, **summary, **self.locations()}
 
     def _prune_result_cache(self, root) -> None:

@@ -61,28 +61,44 @@ def _join(root: str, rel: str) -> str:
     return posixpath.join(root, rel) if root != "/" else "/" + rel
 
 
+def public_location(location: str) -> str:
+    """``location`` as an asset event may show it to anyone who can read assets: no credentials, nothing
+    the storage layer ignores, and a local folder absolute (a consumer on another worker, another cwd).
+    ``sftp://user:pw@host/dir`` -> ``sftp:///dir`` (the connection names the server: ``open_storage``
+    reads only the path); any other URL loses its ``user:password@``."""
+    location = str(location).strip()
+    if location.startswith("sftp://"):
+        path = location[7:]
+        if not path.startswith("/"):  # sftp://[user@]host/path: the path after the host
+            path = "/" + path.partition("/")[2]
+        return "sftp://" + (path.rstrip("/") or "/")
+    if location.startswith("s3://"):
+        netloc, _, prefix = location[5:].partition("/")
+        bucket = netloc.rpartition("@")[2]
+        prefix = prefix.strip("/")
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    if "://" in location and not location.startswith("file://"):
+        scheme, _, rest = location.partition("://")
+        netloc, slash, path = rest.partition("/")
+        return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+    if location.startswith("file://"):
+        location = location[7:]
+    return os.path.abspath(location)
+
+
 def location_of(destination: str, *parts: str) -> str:
-    """``destination`` joined with ``parts``, in the destination's own form (what ``open_storage`` and
-    the results pages take with the destination's connection id)."""
-    base = str(destination).rstrip("/") or "/"
+    """``destination`` (as ``public_location`` shows it) joined with ``parts``: what ``open_storage`` and
+    the results pages take with the destination's connection id."""
+    base = public_location(destination)
     rest = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
     if not rest:
         return base
-    return f"{base}/{rest}" if base != "/" else f"/{rest}"
-
-
-def run_files(manifest: dict) -> tuple[list[str], list[str]]:
-    """(sources, outputs) of a run's manifest: every input's path relative to the source, every output's
-    relative to the destination (background removal's ``files`` and the ID photos' ``photos``)."""
-    entries = list(manifest.get("files") or []) + list(manifest.get("photos") or [])
-    sources = [str(e["source"]) for e in entries if e.get("source")]
-    outputs = [str(o) for e in entries for o in (e.get("outputs") or [])]
-    return sources, outputs
+    return base + rest if base.endswith("/") else f"{base}/{rest}"
 
 
 def run_written(run_prefix: str, manifest: dict) -> list[str]:
     """The run-level files an archived run holds (relative to the destination): its manifest and, when
-    written, the zip and the contact sheet."""
+    written, the zip and the contact sheet (``manifest``: the manifest or ``close_run``'s summary)."""
     names = [layout.MANIFEST] + [str(manifest[k]) for k in ("zip", "contact_sheet") if manifest.get(k)]
     return [posixpath.join(run_prefix, n) if run_prefix else n for n in names]
 
@@ -101,12 +117,13 @@ def results_event_extra(
     zip_name: str | None = None,
 ) -> dict:
     """The ``extra`` of the asset event a run publishes: where its results are, in the destination's own
-    form plus its connection id, and the run's counts. JSON only (Airflow stores it as is)."""
+    form without credentials (``public_location``) plus its connection id, and the run's counts. JSON
+    only (Airflow stores it as is)."""
     return {
         "dag_id": dag_id,
         "run_id": run_id,
         "task_id": task_id,
-        "destination": destination,
+        "destination": public_location(destination),
         "destination_conn_id": destination_conn_id or "",
         "run_prefix": run_prefix,
         "run_folder": location_of(destination, run_prefix),

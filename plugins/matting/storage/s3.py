@@ -289,5 +289,6 @@ class S3Storage(Storage):
         )
 
     def close(self) -> None:
-        """Drop the client (this folder's and its sub-folders': the next request makes a new one)."""
+        """Drop the client, which this folder shares with its parent, its sub-folders and theirs (as an
+        SFTP folder shares its connection): the next request of any of them makes a new one."""
         self._shared.client = None
