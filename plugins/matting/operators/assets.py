@@ -116,6 +116,8 @@ class PublishesResults:
     Call ``declare_results_asset()`` at the end of ``__init__``."""
 
     outlets: list
+    destination: str
+    destination_conn_id: str | None
 
     def declare_results_asset(self, publish_asset: bool) -> None:
         self.publish_asset = publish_asset
@@ -130,6 +132,31 @@ class PublishesResults:
                 self.task_id,
                 results_asset_uri("<dag_id>", self.task_id),
             )
+
+    def publish_run(
+        self,
+        context: Any,
+        run: Storage,
+        run_prefix: str,
+        counts: dict,
+        outputs_prefix: str,
+        zip_name: str | None = None,
+    ) -> bool:
+        """``publish_results`` of the run in ``run`` (the folder ``run_prefix`` of this task's destination)."""
+        from matting.pipeline.lineage import results_event_extra
+
+        extra = results_event_extra(
+            dag_id=self.dag_id,
+            run_id=str(context.get("run_id", "")),
+            task_id=self.task_id,
+            destination=self.destination,
+            destination_conn_id=self.destination_conn_id or "",
+            run_prefix=run_prefix,
+            counts=counts,
+            outputs_prefix=outputs_prefix,
+            zip_name=zip_name,
+        )
+        return self.publish_results(context, extra, run)
 
     def publish_results(self, context: Any, extra: dict, run: Storage | None = None) -> bool:
         """The run's asset event (True), or, for a run with no output, none: the outlet is dropped for

@@ -123,23 +123,9 @@ class IdPhotoOperator(PublishesResults, MattingBaseOperator):
         run folder holds (photos, reports, sheets, refusals under ``review/``, the manifest), without the
         results pages' index and the folder's claim."""
         from matting import layout
-        from matting.pipeline.lineage import results_event_extra
 
         prefix = outcome.run_prefix
-        self.publish_results(
-            context,
-            results_event_extra(
-                dag_id=self.dag_id,
-                run_id=str(context.get("run_id", "")),
-                task_id=self.task_id,
-                destination=self.destination,
-                destination_conn_id=self.destination_conn_id or "",
-                run_prefix=prefix,
-                counts=outcome.counts,
-                outputs_prefix=prefix,
-            ),
-            run,
-        )
+        self.publish_run(context, run, prefix, outcome.counts, outputs_prefix=prefix)
 
         def written() -> list[str]:
             skip = (f"{layout.INDEX_DIR}/", layout.RUN_FILE)

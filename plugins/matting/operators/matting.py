@@ -201,7 +201,7 @@ class ArchiveOperator(PublishesResults, MattingBaseOperator):
     def execute_matting(self, context: Any) -> dict:
         from matting import layout
         from matting.pipeline.archive import close_run
-        from matting.pipeline.lineage import results_event_extra, run_written
+        from matting.pipeline.lineage import run_written
 
         prefix = run_folder(context, self.run_prefix)
         with contextlib.ExitStack() as stack:  # closed on every way out, failures included
@@ -215,20 +215,8 @@ class ArchiveOperator(PublishesResults, MattingBaseOperator):
             summary = close_run(run, source, make_zip=self.make_zip, make_sheet=self.contact_sheet)
             self.log.info("archived %s: %s", run.describe(), summary)
             self._prune_result_cache(root)
-            counts = {k: summary.get(k, 0) for k in ("files", "ok", "failed")}
             outputs = f"{prefix}/{layout.OUTPUTS}"
-            extra = results_event_extra(
-                dag_id=self.dag_id,
-                run_id=str(context.get("run_id", "")),
-                task_id=self.task_id,
-                destination=self.destination,
-                destination_conn_id=self.destination_conn_id or "",
-                run_prefix=prefix,
-                counts=counts,
-                outputs_prefix=outputs,
-                zip_name=summary.get("zip"),
-            )
-            self.publish_results(context, extra, run)
+            self.publish_run(context, run, prefix, summary, outputs_prefix=outputs, zip_name=summary.get("zip"))
         # read: the outputs folder (zipped and drawn: one dataset, never the manifest read back, which a
         # 100k-photo run would make a 10 MB event of); wrote: the manifest, the zip, the contact sheet
         self.record_lineage(
