@@ -32,10 +32,11 @@ SHOWN = 100  # outputs listed in the XCom per event (the manifest has them all)
 
 @task
 def receive_results(**context) -> list[dict]:
-    """Each triggering event's run: where its manifest is and which outputs it lists. An event without a
-    manifest (made by hand in the UI) or whose manifest is gone (retention) is skipped with a warning; a
-    republished run (its archive step ran again: ``republished`` in the extra) is handled again, so a real
-    step should de-duplicate on ``dag_id`` + ``run_id``."""
+    """Each triggering event's run: where its manifest is and which outputs it lists. Which run it was is
+    taken from the event itself (``source_dag_id``, ``source_run_id``: Airflow's, not the extra's); an
+    event no task emitted (made by hand in the UI or the API), one without a manifest or whose manifest is
+    gone (retention) or unreadable is skipped with a warning. An event may repeat a run
+    (``maybe_announced_before``: its step ran again): a real step de-duplicates on the source run."""
     import json
     import logging
     import posixpath
@@ -47,37 +48,38 @@ def receive_results(**context) -> list[dict]:
     for asset, events in (context.get("triggering_asset_events") or {}).items():
         for event in events:
             extra = dict(event.extra or {})
-            if not isinstance(extra.get("manifest"), str):
-                log.warning("%s: an event without a manifest (made by hand?), skipped: %s", asset, extra)
+            source = (getattr(event, "source_dag_id", None), getattr(event, "source_run_id", None))
+            if not getattr(event, "source_task_id", None) or not isinstance(extra.get("manifest"), str):
+                log.warning("%s: an event no matting task emitted (made by hand?), skipped: %s", asset, extra)
                 continue
             folder, manifest_name = posixpath.split(extra["manifest"])
             try:
                 with open_storage(folder, extra.get("destination_conn_id") or None) as run:
                     manifest = json.loads(run.read(manifest_name))
-            except FileNotFoundError:
-                log.warning("%s: %s is gone (deleted since the run?), skipped", asset, extra["manifest"])
+            except (FileNotFoundError, ValueError) as exc:
+                log.warning("%s: %s unreadable or gone (%s), skipped", asset, extra["manifest"], exc)
                 continue
             outputs = [o for f in manifest.get("files") or [] for o in f.get("outputs") or []]
             log.info(
                 "%s: run %s of %s, %s; manifest %s%s",
                 asset,
-                extra.get("run_id"),
-                extra.get("dag_id"),
+                source[1],
+                source[0],
                 extra.get("counts"),
                 extra["manifest"],
-                " (announced again)" if extra.get("republished") else "",
+                " (may repeat an earlier announcement)" if extra.get("maybe_announced_before") else "",
             )
             for output in outputs[:SHOWN]:
                 log.info("  new output: %s", output)
             received.append(
                 {
                     "asset": str(getattr(asset, "uri", asset)),
-                    "dag_id": extra.get("dag_id"),
-                    "run_id": extra.get("run_id"),
+                    "dag_id": source[0],
+                    "run_id": source[1],
                     "manifest": extra["manifest"],
                     "outputs_prefix": extra.get("outputs_prefix"),
                     "counts": extra.get("counts"),
-                    "republished": bool(extra.get("republished")),
+                    "maybe_announced_before": bool(extra.get("maybe_announced_before")),
                     "outputs_total": len(outputs),
                     "outputs": outputs[:SHOWN],  # an XCom stays small however big the run
                 }

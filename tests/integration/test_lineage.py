@@ -42,10 +42,12 @@ def test_dataset_names_follow_the_openlineage_naming_spec():
     assert location_of("s3://archive/matting/", "dag/2026/run", "manifest.json") == (
         "s3://archive/matting/dag/2026/run/manifest.json"
     )
-    # what an event shows anyone who can read assets: no credentials, nothing the storage ignores
+    # what an event shows anyone who can read assets: no credentials, nothing the storage ignores, and
+    # every other form read as open_storage reads it (a local path, made absolute)
     assert public_location("sftp://kiosk:hunter2@files.example.com/archive/") == "sftp:///archive"
-    assert public_location("s3://key:secret@bucket/p/") == "s3://bucket/p"
+    assert public_location("s3://bucket/p/") == "s3://bucket/p"
     assert public_location("relative/out") == str(Path.cwd() / "relative" / "out")
+    assert public_location("gs://b/p") == str(Path.cwd() / "gs:" / "b" / "p")  # a local folder to open_storage
     assert location_of("sftp:///", "d/r", "manifest.json") == "sftp:///d/r/manifest.json"  # a root stays one
     assert location_of("/", "d/r") == "/d/r" and location_of("file:///data/", "x") == "/data/x"
     leaky = results_event_extra(
@@ -137,9 +139,10 @@ def test_a_run_from_s3_to_sftp_names_what_it_read_and_wrote(s3_to_sftp, sshd, mo
         (sftp_ns, str(run_dir / "outputs" / "astronaut.png")),
         (sftp_ns, str(run_dir / "outputs" / "kiosk" / "rocket.png")),
         (sftp_ns, str(run_dir / "parts" / "part-0000.json")),
+        (sftp_ns, str(run_dir / "outputs")),  # the folder the archive step reads: the lineage chain joins
     }
-    for d in lineage.outputs:  # every file named is there
-        assert Path(d.name).is_file(), d.name
+    for d in lineage.outputs:  # every file (and the folder) named is there
+        assert Path(d.name).exists(), d.name
 
     events = OutletEventAccessors()
     result = archive.execute_matting({**context, "dag": archive.dag, "outlet_events": events})
@@ -210,8 +213,8 @@ def test_an_archive_of_only_quarantined_photos_emits_no_event(tmp_path):
 
 def test_an_archive_step_run_again_publishes_again_and_says_so(tmp_path):
     """Cleared and run again for the same DAG run (a batch fixed and re-run, or the archive alone): the
-    results are announced again, never dropped (at least once), and the event says it is a
-    republication and what was announced before, so a consumer can de-duplicate."""
+    results are announced again, never dropped (at least once), and the event says an earlier try may
+    have announced the run, and what that try noted."""
     from airflow.sdk.execution_time.context import OutletEventAccessors
     from matting.operators.matting import ArchiveOperator
 
@@ -229,12 +232,12 @@ def test_an_archive_step_run_again_publishes_again_and_says_so(tmp_path):
         return events[archive.outlets[0]].extra
 
     first = archive_once(1)
-    assert first["counts"] == {"files": 2, "ok": 1, "failed": 1} and "republished" not in first
+    assert first["counts"] == {"files": 2, "ok": 1, "failed": 1} and "maybe_announced_before" not in first
     _parts(run, ["ok", "ok"])  # the failed batch fixed and run again
     second = archive_once(2)
-    assert second["counts"] == {"files": 2, "ok": 2, "failed": 0} and second["republished"] is True
-    assert second["previously_announced"]["counts"] == first["counts"]
-    assert second["previously_announced"]["try_number"] == 1
+    assert second["counts"] == {"files": 2, "ok": 2, "failed": 0} and second["maybe_announced_before"] is True
+    assert second["earlier_attempt"]["counts"] == first["counts"]
+    assert second["earlier_attempt"]["try_number"] == 1
     assert second["manifest"] == first["manifest"]
 
 
@@ -320,3 +323,39 @@ def test_an_id_photo_run_publishes_its_photos_and_names_its_files(tmp_path, mode
     assert written == {("file", str(run_dir / n)) for n in ("astronaut.jpg", "astronaut.report.json", "manifest.json")}
     for _, name in written:
         assert Path(name).is_file(), name
+
+
+def test_the_example_consumer_reads_real_events_and_skips_the_rest(tmp_path):
+    """``matting_results_consumer``'s task: a matting event -> the manifest's outputs, the run named by
+    the event's source run (not by its extra); an event made by hand (no source task), one without a
+    manifest and one whose manifest is gone or unreadable are skipped, not the whole task failed."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("consumer_example", ROOT / "dags" / "matting_results_consumer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run = tmp_path / "d" / "r"
+    run.mkdir(parents=True)
+    files = [{"source": "a.jpg", "outputs": ["d/r/outputs/a.png"]}, {"source": "b.jpg", "outputs": []}]
+    (run / "manifest.json").write_text(json.dumps({"files": files}))
+    (tmp_path / "bad.json").write_text("{not json")
+
+    def event(manifest, task="archive", **extra):
+        extra = {"manifest": manifest, "dag_id": "forged", "run_id": "forged", "counts": {"ok": 1}, **extra}
+        return SimpleNamespace(extra=extra, source_task_id=task, source_dag_id="producer", source_run_id="r1")
+
+    events = [
+        event(str(run / "manifest.json"), maybe_announced_before=True),
+        event(str(run / "manifest.json"), task=None),  # made by hand in the UI
+        event(None),
+        event(str(tmp_path / "gone" / "manifest.json")),
+        event(str(tmp_path / "bad.json")),
+    ]
+    received = module.receive_results.function(triggering_asset_events={"x-matting://producer/archive": events})
+    assert len(received) == 1
+    got = received[0]
+    assert (got["dag_id"], got["run_id"]) == ("producer", "r1") and got["maybe_announced_before"] is True
+    assert got["outputs"] == ["d/r/outputs/a.png"] and got["outputs_total"] == 1

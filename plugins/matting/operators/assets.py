@@ -13,14 +13,17 @@ itself; each event's ``extra`` says where the run's files are (``matting.pipelin
 (``matting.pipeline.lineage.has_new_results``): the task drops its outlet for that run and says so in its
 log, so downstream DAGs are not started for nothing.
 
-**At least once.** A task that runs again for the same DAG run (cleared by hand, a retry after the
-event was made) publishes again: never less than once, so never a result no one hears of. The run
-folder remembers what was announced (``results/published.json``: counts, manifest, try, time, written
-as the event is made) and a later event of the same run says so: ``"republished": true`` and
-``"previously_announced"``; a consumer de-duplicates on ``dag_id`` + ``run_id``.
+**At least once.** A task that runs again for the same DAG run publishes again: never less than once,
+so never a result no one hears of. The run folder notes each event as it is made
+(``results/published.json``: counts, manifest, try, time), and a later try of the same run says so:
+``"maybe_announced_before": true`` and ``"earlier_attempt"`` (that note). "Maybe": Airflow sends a
+task's events only when the task succeeds, and a try that failed after the note (killed, its XCom push
+failed) announced nothing; a task cleared after it succeeded did announce. Never drop an event on this
+flag: de-duplicate on the source DAG run (``source_dag_id`` + ``source_run_id``) against your own record.
 
 **Lineage.** ``get_openlineage_facets_on_complete`` (what the OpenLineage provider's listener calls, as
-for the Amazon provider's S3 operators) returns the files the task read and wrote, one dataset per file,
+for the Amazon provider's S3 operators) returns the files the task read and wrote, one dataset per file
+(and the run's ``outputs/`` folder, which the batches write and the archive step reads),
 named as in ``matting.pipeline.lineage``, and only then: a run without the provider pays nothing. The
 provider is optional: it is imported only there, when the provider itself calls it.
 """
@@ -174,13 +177,16 @@ class PublishesResults:
         for asset in ours:
             context["outlet_events"][asset].extra = extra
             self.log.info(
-                "asset event on %s: %s%s", asset.uri, extra["manifest"], " (again)" if extra.get("republished") else ""
+                "asset event on %s: %s%s",
+                asset.uri,
+                extra["manifest"],
+                " (an earlier try may have announced it)" if extra.get("maybe_announced_before") else "",
             )
         return True
 
     def _remember_announcement(self, run: Storage, context: Any, extra: dict) -> dict:
-        """``extra`` marked as a republication when this run's results were announced before; what is
-        announced now written down. Neither step can stop the event (a storage failure is logged)."""
+        """``extra`` marked when an earlier try of this run noted an event (see the module: maybe); this
+        event noted. Neither step can stop the event (a storage failure is logged)."""
         try:
             previous = json.loads(run.read(PUBLISHED))
         except FileNotFoundError:
@@ -189,7 +195,7 @@ class PublishesResults:
             self.log.warning("could not read %s: %s: %s", PUBLISHED, type(exc).__name__, exc)
             previous = None
         if isinstance(previous, dict):
-            extra = {**extra, "republished": True, "previously_announced": previous}
+            extra = {**extra, "maybe_announced_before": True, "earlier_attempt": previous}
         ti = context.get("ti")
         note = {
             "counts": extra.get("counts"),

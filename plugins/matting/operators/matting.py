@@ -97,6 +97,7 @@ class RemoveBackgroundOperator(MattingBaseOperator):
             return self._run(context, src, dest)
 
     def _run(self, context: Any, src, dest) -> dict:
+        from matting import layout
         from matting.engine import Engine, OutputOptions, RuntimeOptions
         from matting.pipeline.detection import ScanOptions, scan
         from matting.pipeline.jobs import MattingJob
@@ -137,7 +138,9 @@ class RemoveBackgroundOperator(MattingBaseOperator):
                 lineage_of(
                     self.destination,
                     self.destination_conn_id,
-                    [o for r in outcome.records for o in r.outputs] + [outcome.manifest],
+                    # + the outputs folder, the archive step's input: the chain photo -> cut-out -> zip joins
+                    [o for r in outcome.records for o in r.outputs]
+                    + [outcome.manifest, f"{outcome.run_prefix}/{layout.OUTPUTS}"],
                 ),
             )
         )

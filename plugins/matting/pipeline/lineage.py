@@ -62,25 +62,21 @@ def _join(root: str, rel: str) -> str:
 
 
 def public_location(location: str) -> str:
-    """``location`` as an asset event may show it to anyone who can read assets: no credentials, nothing
-    the storage layer ignores, and a local folder absolute (a consumer on another worker, another cwd).
-    ``sftp://user:pw@host/dir`` -> ``sftp:///dir`` (the connection names the server: ``open_storage``
-    reads only the path); any other URL loses its ``user:password@``."""
-    location = str(location).strip()
+    """``location`` as an asset event may show it to anyone who can read assets, read the way
+    ``open_storage`` reads it: no credentials and nothing the storage layer ignores, a local folder
+    absolute (a consumer on another worker, another cwd). ``sftp://user:pw@host/dir`` -> ``sftp:///dir``
+    (the connection names the server); ``s3://bucket/prefix`` as it is; anything else is a local path
+    (``file://`` dropped), as ``open_storage`` takes it."""
+    location = str(location)
     if location.startswith("sftp://"):
         path = location[7:]
         if not path.startswith("/"):  # sftp://[user@]host/path: the path after the host
             path = "/" + path.partition("/")[2]
         return "sftp://" + (path.rstrip("/") or "/")
     if location.startswith("s3://"):
-        netloc, _, prefix = location[5:].partition("/")
-        bucket = netloc.rpartition("@")[2]
+        bucket, _, prefix = location[5:].partition("/")
         prefix = prefix.strip("/")
         return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-    if "://" in location and not location.startswith("file://"):
-        scheme, _, rest = location.partition("://")
-        netloc, slash, path = rest.partition("/")
-        return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
     if location.startswith("file://"):
         location = location[7:]
     return os.path.abspath(location)
