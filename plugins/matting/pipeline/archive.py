@@ -53,8 +53,7 @@ class MergedParts:
 
     def write(self, run: Storage, name: str = layout.MANIFEST) -> None:
         """``name`` streamed through the storage's atomic writer, one entry per line."""
-        with run.open_write(name) as fh:
-            write_manifest_stream(fh, self.header, "files", (data for _, data in self.entries))
+        write_manifest_stream(run, name, self.header, "files", self.entries)
 
 
 def gather_parts(run: Storage, listing: list[FileInfo] | None = None) -> MergedParts:

@@ -29,22 +29,18 @@ class DatasetName:
 
 
 def dataset_root(location: str, sftp_authority: str | None = None) -> tuple[str, str]:
-    """(namespace, name prefix) of a location as the storage layer reads it (``open_storage``'s forms).
-    ``sftp_authority`` is ``host:port`` of the SFTP connection (required for an ``sftp://`` location)."""
-    location = str(location).strip()
+    """(namespace, name prefix) of a location as the storage layer reads it (``public_location``, the
+    forms ``open_storage`` takes). ``sftp_authority`` is ``host:port`` of the SFTP connection (required
+    for an ``sftp://`` location)."""
+    location = public_location(location)
     if location.startswith("s3://"):
         bucket, _, prefix = location[5:].partition("/")
-        return f"s3://{bucket}", prefix.strip("/")
+        return f"s3://{bucket}", prefix
     if location.startswith("sftp://"):
         if not sftp_authority:
             raise ValueError(f"the SFTP location {location!r} needs its connection's host:port for lineage")
-        path = location[7:]
-        if not path.startswith("/"):  # sftp://host/path: the path after the host
-            path = "/" + path.partition("/")[2]
-        return f"sftp://{sftp_authority}", path.rstrip("/") or "/"
-    if location.startswith("file://"):
-        location = location[7:]
-    return "file", os.path.abspath(location)
+        return f"sftp://{sftp_authority}", location[7:]
+    return "file", location
 
 
 def datasets(location: str, paths: Iterable[str], sftp_authority: str | None = None) -> list[DatasetName]:

@@ -11,7 +11,10 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matting.storage import Storage
 
 
 def utc_now() -> str:
@@ -56,17 +59,21 @@ def compact_json(doc: dict) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def write_manifest_stream(fh: BinaryIO, header: dict, kind: str, entries: Iterable[bytes]) -> None:
-    """A manifest written piece by piece: ``header``'s keys, then ``kind`` (``files`` or ``photos``): the
-    entries (``compact_json``), one per line. Any JSON reader reads it as one document; the writer
-    never holds more than one entry's text."""
+def write_manifest_stream(
+    storage: Storage, name: str, header: dict, kind: str, entries: Iterable[tuple[str, bytes]]
+) -> None:
+    """``name`` in ``storage`` written piece by piece through its atomic writer: ``header``'s keys, then
+    ``kind`` (``files`` or ``photos``): the entries' ``compact_json`` (``entries``: ``(source, JSON)``),
+    one per line. Any JSON reader reads it as one document; the writer never holds more than one
+    entry's text."""
     head = json.dumps({k: v for k, v in header.items() if k != kind}, indent=2, ensure_ascii=False)
-    fh.write((head[:-2] + ",\n" if head != "{}" else "{\n").encode() + f'  "{kind}": ['.encode())
-    sep = b"\n    "
-    for data in entries:
-        fh.write(sep + data)
-        sep = b",\n    "
-    fh.write(b"\n  ]\n}\n")
+    with storage.open_write(name) as fh:
+        fh.write((head[:-2] + ",\n" if head != "{}" else "{\n").encode() + f'  "{kind}": ['.encode())
+        sep = b"\n    "
+        for _, data in entries:
+            fh.write(sep + data)
+            sep = b",\n    "
+        fh.write(b"\n  ]\n}\n")
 
 
 def accepted(report: dict) -> bool:

@@ -148,8 +148,7 @@ def run_job(
         if manifest is not None and publish:  # with the results pages' index
             publish_stream(folder, header, kind, entries)
         else:
-            with folder.open_write(manifest or part) as fh:
-                write_manifest_stream(fh, header, kind, (data for _, data in entries))
+            write_manifest_stream(folder, manifest or part, header, kind, entries)
         if runner.reused:
             log.info("%d of them reused from the result cache (same bytes, same settings)", runner.reused)
         if runner.left_for_next_run:

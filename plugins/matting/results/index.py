@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 from matting import layout
 from matting.pipeline.manifest import write_manifest_stream
@@ -42,29 +42,25 @@ def publish_manifest(run: Storage, manifest: dict, data: bytes | None = None) ->
     run.write(MANIFEST, data)
     del data
     total = sum(len(manifest.get(kind) or []) for kind in KINDS)
-    _index_written(run, manifest, lambda: manifest_entries(manifest), total)
+    _index_written(run, manifest, manifest_entries(manifest), total)
 
 
 def publish_stream(run: Storage, header: dict, kind: str, entries: Sequence[tuple[str, bytes]]) -> None:
     """``manifest.json`` streamed from ``header`` and ``entries`` (``(source, compact JSON)`` of ``kind``,
     in manifest order: ``write_manifest_stream``), then its paged index, the entries parsed one at a
     time: neither the parsed manifest nor its whole text is ever held."""
-    with run.open_write(MANIFEST) as fh:
-        write_manifest_stream(fh, header, kind, (data for _, data in entries))
-
-    def parsed() -> Iterator[tuple[str, int, dict]]:
-        for i, (_, data) in enumerate(entries):
-            yield kind, i, json.loads(data)
-
+    write_manifest_stream(run, MANIFEST, header, kind, entries)
+    parsed = ((kind, i, json.loads(data)) for i, (_, data) in enumerate(entries))
     _index_written(run, header, parsed, len(entries))
 
 
-def _index_written(run: Storage, header: dict, entries: Callable[[], Iterable], total: int) -> None:
+def _index_written(run: Storage, header: dict, entries: Iterable[tuple[str, int, dict]], total: int) -> None:
+    """The index of the manifest just written (``entries``: a lazy iterable, read only if it is there)."""
     info = run.stat(MANIFEST)
     if info is None:  # a storage that does not show what it just wrote: the pages parse the manifest
         log.warning("%s: manifest written but not found; no results index", run.describe())
         return
-    write_index(run, header, entries(), total, info)
+    write_index(run, header, entries, total, info)
 
 
 def write_index(
