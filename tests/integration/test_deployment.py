@@ -178,7 +178,7 @@ def test_every_matting_setting_exists_in_the_code(config):
             assert name.removeprefix("MATTING_").lower() not in settings.BY_KEY, f"{name}: use AIRFLOW__MATTING__"
 
 
-def test_volumes_and_dockerfile_agree_with_the_layout(config):
+def test_volumes_and_dockerfile_agree_with_the_layout(config, tmp_path):
     from matting.engine.models import ModelStore
 
     worker = config["services"]["airflow-worker"]
@@ -203,18 +203,39 @@ def test_volumes_and_dockerfile_agree_with_the_layout(config):
     for name in models:
         spec = manifest.spec(name)
         assert spec.sha256 or spec.md5, f"{name} has no checksum to verify at build time"
-    # the image holds the models the default scenarios load (auto: modnet for people, isnet-medium else)
-    from matting.engine.scenarios import load_scenarios
+    # the image holds what the default scenario loads whatever MATTING_MODELS says (an old .env's list
+    # cannot leave it out): `models fetch defaults`, which names auto's routes' models and its face detector
+    import inspect
 
+    from matting.cli import default_models
+    from matting.engine.scenarios import DEFAULT_SCENARIO, load_scenarios
+    from matting.operators.matting import RemoveBackgroundOperator
+
+    assert re.search(r"matting models fetch defaults \$\{MATTING_MODELS\} idphoto", dockerfile)
+    assert inspect.signature(RemoveBackgroundOperator.__init__).parameters["scenario"].default == DEFAULT_SCENARIO
+    assert '"matting_scenario", "auto"' in (ROOT / "plugins/matting/flows/__init__.py").read_text()
     scenarios = load_scenarios()
-    needed = {scenarios[s].model for s in scenarios["auto"].route.values()} | {manifest.default_model}
-    image_models = set(re.search(r'^ARG MATTING_MODELS="([^"]+)"', dockerfile, re.M)[1].split())
-    for source in (
-        image_models,
-        set(worker["build"]["args"]["MATTING_MODELS"].split()),
-        set(_dotenv(ENV_EXAMPLE)["MATTING_MODELS"].split()),
-    ):
-        assert needed <= source, needed - source
+    routed = {scenarios[t].model for t in scenarios[DEFAULT_SCENARIO].route.values()}
+    assert routed == {"modnet", "isnet-medium"} and routed <= set(default_models(manifest))
+    assert "face_detection_short_range" in default_models(manifest)
+    # the GPU image is built with the same arguments but the variant, also when .env sets none of them
+    bare = tmp_path / "bare.env"
+    bare.write_text(
+        "".join(
+            line + "\n"
+            for line in ENV_EXAMPLE.read_text().splitlines()
+            if not line.startswith(("MATTING_MODELS=", "AIRFLOW_BASE_IMAGE=", "PUBLISH_ADDRESS="))
+        )
+    )
+    proc = compose("--profile", "gpu", "config", "--format", "json", env_file=bare)
+    assert proc.returncode == 0, proc.stderr
+    services = json.loads(proc.stdout)["services"]
+    cpu_args, gpu_args = services["airflow-worker"]["build"]["args"], services["airflow-worker-gpu"]["build"]["args"]
+    assert {**gpu_args, "MATTING_VARIANT": "cpu"} == cpu_args and gpu_args["MATTING_VARIANT"] == "gpu"
+    assert cpu_args["AIRFLOW_BASE_IMAGE"] == f"apache/airflow:{airflow_pin}-python3.11"
+    # and every port is published on 127.0.0.1 unless PUBLISH_ADDRESS says otherwise
+    published = [(n, port) for n, svc in services.items() for port in svc.get("ports") or []]
+    assert published and all(port["host_ip"] == "127.0.0.1" for _, port in published), published
 
 
 def test_defects_found_by_starting_the_stack_stay_fixed(config, tmp_path):
@@ -231,12 +252,26 @@ def test_defects_found_by_starting_the_stack_stay_fixed(config, tmp_path):
             assert "$(hostname)" in test, (name, test)
         # a grace period to stop cleanly (containers made through podman's Docker API otherwise get 0 s)
         assert svc.get("stop_grace_period"), name
-        for port in svc.get("ports") or []:
-            assert port["host_ip"] == "127.0.0.1", (name, port)  # PUBLISH_ADDRESS's default
         for vol in svc.get("volumes") or []:
-            # a bind-mounted file that does not exist when the containers are created becomes a directory
-            if vol["type"] == "bind" and "/data/" in vol["source"]:
-                pytest.fail(f"{name} bind-mounts {vol['source']}, made at run time")
+            # a bind source that does not exist when the containers are created is made a directory (by
+            # root): only the checkout's own files and folders, and the data folder itself, are bound
+            if vol["type"] == "bind":
+                source = Path(vol["source"])
+                assert source.exists() or source == ROOT / "data", (name, vol)
+                assert source == ROOT / "data" or source.is_relative_to(ROOT), (name, vol)
+    # a named volume starts with the owner and mode of the image's folder at its mount point (Docker):
+    # each one an Airflow service writes must be made in the Dockerfile and be writable by group 0,
+    # since AIRFLOW_UID is any uid with group 0
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    made = re.search(r"RUN mkdir -p ([^\\]+)\\\n && chmod -R g\+rwX ([^\n]+)", dockerfile)
+    assert made, "the Dockerfile makes the volumes' mount points"
+    for name in [*AIRFLOW_COMPONENTS, "airflow-init"]:
+        for vol in services[name].get("volumes") or []:
+            if vol["type"] == "volume" and not vol.get("read_only"):
+                assert vol["target"] in made[1].split() and vol["target"] in made[2].split(), (name, vol)
+    # airflow-init lists its volumes itself (it adds the host-key volume): it keeps every shared one
+    shared = {(v["source"], v["target"]) for v in services["airflow-worker"]["volumes"]}
+    assert shared <= {(v["source"], v["target"]) for v in services["airflow-init"]["volumes"]}
     # every image is a variable, so a stand-in (or a mirror) can take the upstream image's place
     names = {"POSTGRES_IMAGE": "postgres", "REDIS_IMAGE": "redis", "MINIO_IMAGE": "minio", "SFTP_IMAGE": "sftp"}
     env_file = tmp_path / "mirror.env"
@@ -371,6 +406,10 @@ def _run_init_script(config, tmp_path, s3server):
     assert set(conns) == {"aws_default", "sftp_default"}  # no webhook URL in .env.example
     fernet = Fernet(example["AIRFLOW_FERNET_KEY"].encode())  # extras are stored encrypted with .env's key
     assert json.loads(fernet.decrypt(conns["aws_default"][3].encode()))["endpoint_url"] == s3server.endpoint
+    with sqlite3.connect(tmp_path / "airflow.db") as db:  # the MinIO root credentials from .env, encrypted
+        login, password = db.execute("SELECT login, password FROM connection WHERE conn_id = 'aws_default'").fetchone()
+    assert login == example["MINIO_ROOT_USER"]
+    assert fernet.decrypt(password.encode()).decode() == example["MINIO_ROOT_PASSWORD"]
     assert init["environment"]["MATTING_S3_ENDPOINT"] == "http://minio:9000"  # the bundled server by default
     assert conns["sftp_default"][:3] == ("sftp", 22, "kiosk")  # the admin's edit survived the restart
     value = fernet.decrypt(batch_size[0].encode()).decode() if batch_size[1] else batch_size[0]

@@ -11,6 +11,8 @@ from matting.catalogue import catalogue_files, load_catalogue, shipped
 from matting.errors import ConfigError
 
 DEFAULT_SCENARIOS = shipped("scenarios.yaml")
+# the scenario the DAGs and operators use unless told otherwise (content-aware: see scenarios.yaml)
+DEFAULT_SCENARIO = "auto"
 
 FOREGROUND_METHODS = ("none", "ml", "blur_fusion")
 
@@ -102,6 +104,14 @@ def load_scenarios() -> dict[str, Scenario]:
     """All scenarios by name; files named by [matting] scenarios override the shipped ones."""
     files = catalogue_files(DEFAULT_SCENARIOS, "scenarios")
     return load_catalogue(files, "scenarios", Scenario.from_dict, "scenarios")
+
+
+def models_of(name: str, default_model: str) -> list[str]:
+    """The models scenario ``name`` loads: its own (else ``default_model``), or, for a content-aware
+    scenario, each route's. What an image must hold for that scenario to run."""
+    scenario = get_scenario(name)
+    targets = [get_scenario(t) for t in scenario.route.values()] if scenario.route is not None else [scenario]
+    return sorted({t.model or default_model for t in targets})
 
 
 def get_scenario(name_or_scenario: str | Scenario | None) -> Scenario:
