@@ -18,10 +18,12 @@ stack's ``down``) the containers, networks and volumes.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -33,10 +35,7 @@ from pathlib import Path
 DEPLOY_HOME = Path(os.environ.get("MATTING_DEPLOY_HOME", "/var/tmp/airflow-matting-deploy"))
 STANDINS = Path(__file__).resolve().parent / "standins"
 # the Debian packages podman needs here (make system installs them)
-PACKAGES = (
-    "podman runc netavark aardvark-dns containernetworking-plugins golang-github-containernetworking-plugin-dnsname "
-    "slirp4netns fuse-overlayfs uidmap catatonit iptables debootstrap"
-).split()
+PACKAGES = "podman runc netavark aardvark-dns slirp4netns fuse-overlayfs uidmap catatonit iptables debootstrap".split()
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
@@ -61,6 +60,11 @@ def _run(cmd: list[str], *, timeout: float, env: dict | None = None, input: byte
     return proc
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies (Linux prctl)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _mirror() -> str:
     """The Debian mirror apt uses on this machine (debootstrap fetches from the same one)."""
     for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
@@ -83,6 +87,7 @@ class Podman:
     _stop: threading.Event = field(default_factory=threading.Event)
     _checker: threading.Thread | None = None
     health_runs: int = 0
+    health_error: str = ""
 
     def __post_init__(self):
         missing = [p for p in ("podman", "runc", "debootstrap") if shutil.which(p) is None]
@@ -138,6 +143,10 @@ class Podman:
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=open(self.home / "service.log", "ab"),
+            # its own session: a Ctrl-C to the test does not stop it before the test's `down` has run;
+            # and it dies with the test process, however that ends
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         try:
             deadline = time.monotonic() + 30
@@ -167,8 +176,14 @@ class Podman:
     def stop_health_checks(self) -> None:
         self._stop.set()
         if self._checker is not None:
-            self._checker.join(timeout=60)
+            self._checker.join(timeout=120)  # a check in flight may take its own timeout (90 s)
             self._checker = None
+
+    def health_checks_alive(self) -> str:
+        """'' while the checker runs; else why it stopped (for a failing ``up --wait``)."""
+        if self._checker is not None and self._checker.is_alive():
+            return ""
+        return f"the health-check thread is not running: {self.health_error or 'stopped'}"
 
     def _check_loop(self, project: str) -> None:
         due: dict[str, float] = {}
@@ -193,6 +208,8 @@ class Podman:
                         self.health_runs += 1
             except (RuntimeError, subprocess.TimeoutExpired):
                 pass  # a container that went away between ps and the check
+            except Exception as exc:  # noqa: BLE001 - kept, and named when the stack never gets healthy
+                self.health_error = f"{type(exc).__name__}: {exc}"
             self._stop.wait(1.0)
 
     def _interval(self, cid: str) -> float:
@@ -231,25 +248,21 @@ class Podman:
             _run(["chroot", str(rootfs), "apt-get", "clean"], timeout=60)
             shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
             (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True)
-            tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-            imp = subprocess.run(
-                self.cmd(
-                    "import",
-                    "--change",
-                    'CMD ["bash"]',
-                    "--change",
-                    "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
-                    "--change",
-                    "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
-                    "-",
-                    ref,
-                ),
-                stdin=tar.stdout,
-                capture_output=True,
-                env=self.env,
+            tarball = Path(tmp) / "rootfs.tar"
+            _run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], timeout=600)
+            imp = self.run(
+                "import",
+                "--change",
+                'CMD ["bash"]',
+                "--change",
+                "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+                "--change",
+                "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt",
+                str(tarball),
+                ref,
                 timeout=600,
+                check=False,
             )
-            tar.wait(timeout=60)
             if imp.returncode != 0:
                 raise RuntimeError(f"podman import failed: {imp.stderr.decode(errors='replace')[-2000:]}")
         return ref

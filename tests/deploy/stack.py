@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 OVERRIDE = Path(__file__).resolve().parent / "compose.standins.yaml"
 AIRFLOW_VERSION = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements-runtime.txt").read_text(), re.M)[1]
 STANDIN_TAG = "test"
+# the product image the test builds: one fixed name, so a rebuild untags the previous one (pruned)
+PRODUCT_IMAGE = "localhost/airflow-matting-deploy-test"
+# not the image's own 50000: the docs tell Linux users to set AIRFLOW_UID to theirs (group 0 as always)
+AIRFLOW_UID = 4321
 
 
 def compose_bin() -> str:
@@ -83,8 +87,8 @@ class Stack:
     def __post_init__(self):
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
-        # the containers run as uid 50000, gid 0 (AIRFLOW_UID): the data folder must be theirs to write
-        os.chown(self.data, 50000, 0)
+        # the containers run as AIRFLOW_UID, gid 0: the data folder is theirs, as `mkdir -p data` makes it
+        os.chown(self.data, AIRFLOW_UID, 0)
         self.data.chmod(0o775)
         self.ports = {k: free_port() for k in ("AIRFLOW_PORT", "MINIO_PORT", "MINIO_CONSOLE_PORT", "SFTP_PORT")}
         example = dict(
@@ -96,6 +100,7 @@ class Stack:
             **example,
             **{k: str(v) for k, v in self.ports.items()},
             "PUBLISH_ADDRESS": "127.0.0.1",
+            "AIRFLOW_UID": str(AIRFLOW_UID),
             "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(12),
             "AIRFLOW_FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(32),
@@ -104,7 +109,7 @@ class Stack:
             "SFTP_PASSWORD": secrets.token_urlsafe(12),
             "AIRFLOW_PROJ_DIR": str(ROOT),
             "MATTING_DATA_HOST_DIR": str(self.data),
-            "MATTING_IMAGE": f"localhost/{self.project}",
+            "MATTING_IMAGE": PRODUCT_IMAGE,
             "MATTING_IMAGE_TAG": "latest",
             "AIRFLOW_BASE_IMAGE": self.images["airflow"],
             "POSTGRES_IMAGE": self.images["postgres"],
@@ -147,7 +152,7 @@ class Stack:
         if check and proc.returncode != 0:
             raise RuntimeError(
                 f"docker compose {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
-                f"{proc.stderr[-6000:]}\n{self.logs_tail()}"
+                f"{proc.stderr[-6000:]}\n{self.podman.health_checks_alive()}\n{self.logs_tail()}"
             )
         return proc
 
@@ -169,7 +174,13 @@ class Stack:
     def container_ids(self) -> list[str]:
         return (
             self.podman.run(
-                "ps", "-a", "-q", "--no-trunc", "--filter", f"label=com.docker.compose.project={self.project}"
+                "ps",
+                "-a",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                f"label=com.docker.compose.project={self.project}",
+                check=False,
             )
             .stdout.decode()
             .split()
