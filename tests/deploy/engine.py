@@ -50,12 +50,22 @@ events_logger = "file"
 BASE_PACKAGES = "python3,python3-venv,ca-certificates,curl,netbase,procps"
 
 
-def _run(cmd: list[str], *, timeout: float, env: dict | None = None, input: bytes | None = None, check=True):
+def _run(
+    cmd: list[str],
+    *,
+    timeout: float,
+    env: dict | None = None,
+    input: bytes | None = None,
+    check=True,
+    what: str = "",
+    more=None,
+):
+    """Run ``cmd``; with ``check``, a failure raises with its output (and ``more()``: logs, states)."""
     proc = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env, input=input)
     if check and proc.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(cmd[:6])} ... failed ({proc.returncode}):\n{proc.stdout.decode(errors='replace')[-3000:]}"
-            f"\n{proc.stderr.decode(errors='replace')[-3000:]}"
+            f"{what or ' '.join(cmd[:6])} failed ({proc.returncode}):\n{proc.stdout.decode(errors='replace')[-4000:]}"
+            f"\n{proc.stderr.decode(errors='replace')[-6000:]}\n{more() if more else ''}"
         )
     return proc
 

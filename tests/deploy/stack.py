@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from engine import Podman
+from engine import Podman, _run
 from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,13 +148,16 @@ class Stack:
             str(ROOT),
             *args,
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise RuntimeError(
-                f"docker compose {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
-                f"{proc.stderr[-6000:]}\n{self.podman.health_checks_alive()}\n{self.logs_tail()}"
-            )
-        return proc
+        proc = _run(
+            cmd,
+            timeout=timeout,
+            env=env,
+            check=check,
+            what=f"docker compose {' '.join(args)}",
+            more=lambda: f"{self.podman.health_checks_alive()}\n{self.logs_tail()}",
+        )
+        out, err = (b.decode(errors="replace") for b in (proc.stdout, proc.stderr))
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def logs_tail(self, service: str = "", chars: int = 6000) -> str:
         try:
