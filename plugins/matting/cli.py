@@ -299,11 +299,12 @@ class _FetchProgress:
 
 
 def default_models(store) -> list[str]:
-    """The models the DAGs' default scenario (``auto``) needs: each route's model and the face detector
-    that picks the route."""
+    """The models the DAGs' default scenario (``auto``) needs: each route's model and the face detectors
+    that pick the route (BlazeFace, both ranges)."""
     from matting.engine.scenarios import DEFAULT_SCENARIO, models_of
+    from matting.idphoto.face import DETECTORS
 
-    return [*models_of(DEFAULT_SCENARIO, store.default_model), "face_detection_short_range"]
+    return [*models_of(DEFAULT_SCENARIO, store.default_model), *(name for name, *_ in DETECTORS)]
 
 
 def cmd_models_fetch(args: argparse.Namespace) -> int:
@@ -316,8 +317,8 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
         names = [n for n in store.names() if store.spec(n).supported]
     # "idphoto": every model the ID-photo checks run (face detectors, mesh, iris, palms); "defaults":
     # what the DAGs' default scenario loads (auto: its routes' models, and the face detector it routes by)
-    groups = {"idphoto": store.names(kind=IDPHOTO_KINDS), "defaults": default_models(store)}
-    names = list(dict.fromkeys(m for n in names for m in groups.get(n, [n])))
+    groups = {"idphoto": lambda: store.names(kind=IDPHOTO_KINDS), "defaults": lambda: default_models(store)}
+    names = list(dict.fromkeys(m for n in names for m in (groups[n]() if n in groups else [n])))
     failed = 0
     for name in names:
         try:

@@ -1,8 +1,8 @@
 """A container engine for the compose stack test: podman serving Docker's API, on its own storage.
 
 Docker Compose v2 (the binary ``make tools`` installs) drives podman 4.3 through Docker's API. What
-podman 4.3 needs on these machines (root, no systemd; see ../shared/DEPLOY_NOTES.md), all set here
-and nowhere else on the machine:
+podman 4.3 needs on these machines (root, no systemd; docs/deployment.md), all set here and nowhere
+else on the machine:
 
 - its own ``containers.conf`` (``CONTAINERS_CONF``): runc, cgroupfs, file events, lowered default
   ulimits (the default ones cannot be set here);
@@ -70,9 +70,15 @@ def _run(
     return proc
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the process that started it dies (Linux prctl)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: loading a library after fork is not safe
+
+
+def _die_with_parent(parent: int = os.getpid()) -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies (Linux prctl); and
+    not started at all if that process is already gone."""
+    _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _mirror() -> str:
@@ -190,10 +196,12 @@ class Podman:
             self._checker = None
 
     def health_checks_alive(self) -> str:
-        """'' while the checker runs; else why it stopped (for a failing ``up --wait``)."""
-        if self._checker is not None and self._checker.is_alive():
-            return ""
-        return f"the health-check thread is not running: {self.health_error or 'stopped'}"
+        """The checker's state, for a failing ``up --wait``: running or not, checks run, last error."""
+        alive = self._checker is not None and self._checker.is_alive()
+        return (
+            f"health-check thread: {'running' if alive else 'not running'}, {self.health_runs} checks run, "
+            f"last error: {self.health_error or 'none'}"
+        )
 
     def _check_loop(self, project: str) -> None:
         due: dict[str, float] = {}
@@ -216,10 +224,8 @@ class Podman:
                         # the result lands in the container's health state, which compose reads
                         self.run("healthcheck", "run", cid, timeout=90, check=False)
                         self.health_runs += 1
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass  # a container that went away between ps and the check
             except Exception as exc:  # noqa: BLE001 - kept, and named when the stack never gets healthy
-                self.health_error = f"{type(exc).__name__}: {exc}"
+                self.health_error = f"{type(exc).__name__}: {str(exc)[:500]}"
             self._stop.wait(1.0)
 
     def _interval(self, cid: str) -> float:

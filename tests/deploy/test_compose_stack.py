@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -107,6 +108,19 @@ class Api:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
+    # a SIGTERM (a CI job's timeout) ends the test through its teardown, so the stack still goes down
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield from _stack(tmp_path_factory)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit("SIGTERM")
+
+
+def _stack(tmp_path_factory):
     timings = Timings()
     podman = Podman()
     podman.sweep("matting-deploy-")  # what a killed earlier run left: containers, then volumes and networks
@@ -216,20 +230,20 @@ def _sftp(stack: Stack, commands: str, workdir: Path) -> str:
     return proc.stdout
 
 
-def _service_exec(stack: Stack, service: str, *cmd: str) -> str:
-    cid = (
-        stack.podman.run(
-            "ps",
-            "-q",
-            "--filter",
-            f"label=com.docker.compose.project={stack.project}",
-            "--filter",
-            f"label=com.docker.compose.service={service}",
-        )
-        .stdout.decode()
-        .split()[0]
+def _service_id(stack: Stack, service: str) -> str:
+    running = stack.podman.run(
+        "ps",
+        "-q",
+        "--filter",
+        f"label=com.docker.compose.project={stack.project}",
+        "--filter",
+        f"label=com.docker.compose.service={service}",
     )
-    return stack.podman.run("exec", cid, *cmd, timeout=120).stdout.decode()
+    return running.stdout.decode().split()[0]
+
+
+def _service_exec(stack: Stack, service: str, *cmd: str) -> str:
+    return stack.podman.run("exec", _service_id(stack, service), *cmd, timeout=120).stdout.decode()
 
 
 def _variant(src: Path, n: int, into: Path) -> Path:
@@ -281,11 +295,20 @@ def test_every_service_comes_up_healthy(stack, api):
     assert api("GET", "version")["version"]
     bad = requests.post(f"{stack.url}/auth/token", json={"username": "admin", "password": "admin"}, timeout=30)
     assert bad.status_code in (401, 403)
-    # ports are published on 127.0.0.1 only
-    for c in services.values():
-        for pub in c.get("Publishers") or []:
-            if pub.get("PublishedPort"):
-                assert pub["URL"] == "127.0.0.1", pub
+    # ports are published on 127.0.0.1 only, each where .env says
+    published = {
+        (name, pub["TargetPort"], pub["PublishedPort"], pub["URL"])
+        for name, c in services.items()
+        for pub in c.get("Publishers") or []
+        if pub.get("PublishedPort")
+    }
+    ports = stack.ports
+    assert published == {
+        ("airflow-apiserver", 8080, ports["AIRFLOW_PORT"], "127.0.0.1"),
+        ("minio", 9000, ports["MINIO_PORT"], "127.0.0.1"),
+        ("minio", 9001, ports["MINIO_CONSOLE_PORT"], "127.0.0.1"),
+        ("sftp", 22, ports["SFTP_PORT"], "127.0.0.1"),
+    }, published
 
 
 def test_health_checks_check_the_container_they_run_in(stack):
@@ -293,20 +316,7 @@ def test_health_checks_check_the_container_they_run_in(stack):
     check shells, and `airflow jobs check --hostname ""` passes without checking anything): each
     passes in its own container with HOSTNAME unset, and fails in another Airflow container."""
     config = json.loads(stack.compose("config", "--format", "json").stdout)["services"]
-    ids = {
-        c["Service"]: stack.podman.run(
-            "ps",
-            "-q",
-            "--filter",
-            f"label=com.docker.compose.project={stack.project}",
-            "--filter",
-            f"label=com.docker.compose.service={c['Service']}",
-        )
-        .stdout.decode()
-        .split()[0]
-        for c in stack.ps()
-        if c["State"] == "running"
-    }
+    ids = {c["Service"]: _service_id(stack, c["Service"]) for c in stack.ps() if c["State"] == "running"}
     for service in [*COMPONENTS_WITH_JOB_CHECKS, *WORKERS]:
         test = [part.replace("$$", "$") for part in config[service]["healthcheck"]["test"]]  # compose's escapes
         assert test[0] == "CMD-SHELL" and "HOSTNAME" not in test[1], test
@@ -444,9 +454,13 @@ def test_worker_restarted_mid_run_loses_nothing(stack, api, tmp_path):
         ]
 
     running = api.wait("a matting task running on the worker", matting_running, timeout=600, every=2)
+    worker = _service_id(stack, "airflow-worker")
+    first_start = stack.podman.run("inspect", worker, "--format", "{{.State.StartedAt}}").stdout
     started = time.monotonic()
+    before = datetime.now(UTC)
     stack.compose("restart", "airflow-worker", timeout=300)
     restarted_at = datetime.now(UTC)
+    assert stack.podman.run("inspect", worker, "--format", "{{.State.StartedAt}}").stdout != first_start
     stack.timings.marks["worker_restart_s"] = round(time.monotonic() - started, 1)
     api.wait_run("matting_s3_ingest", run_id, timeout=1500)
     manifest = _manifest(s3, "matting_s3_ingest", run_id)
@@ -464,5 +478,6 @@ def test_worker_restarted_mid_run_loses_nothing(stack, api, tmp_path):
     after = {(t["task_id"], t["map_index"]): t for t in tis}
     for ti in running:
         now = after[(ti["task_id"], ti["map_index"])]
+        assert now["state"] == "success" and now["end_date"], now
         ended = datetime.fromisoformat(now["end_date"])
-        assert now["try_number"] > ti["try_number"] or ended <= restarted_at, (ti, now, restarted_at)
+        assert now["try_number"] > ti["try_number"] or before <= ended <= restarted_at, (ti, now, before, restarted_at)

@@ -213,11 +213,14 @@ def test_volumes_and_dockerfile_agree_with_the_layout(config, tmp_path):
 
     assert re.search(r"matting models fetch defaults \$\{MATTING_MODELS\} idphoto", dockerfile)
     assert inspect.signature(RemoveBackgroundOperator.__init__).parameters["scenario"].default == DEFAULT_SCENARIO
-    assert '"matting_scenario", "auto"' in (ROOT / "plugins/matting/flows/__init__.py").read_text()
     scenarios = load_scenarios()
     routed = {scenarios[t].model for t in scenarios[DEFAULT_SCENARIO].route.values()}
     assert routed == {"modnet", "isnet-medium"} and routed <= set(default_models(manifest))
-    assert "face_detection_short_range" in default_models(manifest)
+    from matting.idphoto.face import DETECTORS
+
+    assert {name for name, *_ in DETECTORS} <= set(default_models(manifest))  # the router's face detectors
+    flows = (ROOT / "plugins/matting/flows/__init__.py").read_text()
+    assert 'var("matting_scenario", DEFAULT_SCENARIO)' in flows
     # the GPU image is built with the same arguments but the variant, also when .env sets none of them
     bare = tmp_path / "bare.env"
     bare.write_text(
@@ -272,6 +275,11 @@ def test_defects_found_by_starting_the_stack_stay_fixed(config, tmp_path):
     # airflow-init lists its volumes itself (it adds the host-key volume): it keeps every shared one
     shared = {(v["source"], v["target"]) for v in services["airflow-worker"]["volumes"]}
     assert shared <= {(v["source"], v["target"]) for v in services["airflow-init"]["volumes"]}
+    # the SFTP check asks sshd for the key that the start-up script installs from the init's volume
+    sftp_check = services["sftp"]["healthcheck"]["test"][1]
+    installer = (ROOT / "include/sftp/install-host-key").read_text()
+    assert "ssh-keyscan" in sftp_check and "/etc/sftp-host-keys/ssh_host_ed25519_key.pub" in sftp_check
+    assert "src=/etc/sftp-host-keys/ssh_host_ed25519_key" in installer
     # every image is a variable, so a stand-in (or a mirror) can take the upstream image's place
     names = {"POSTGRES_IMAGE": "postgres", "REDIS_IMAGE": "redis", "MINIO_IMAGE": "minio", "SFTP_IMAGE": "sftp"}
     env_file = tmp_path / "mirror.env"

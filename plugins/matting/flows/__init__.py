@@ -6,6 +6,7 @@ from typing import Any
 
 # the Airflow layer reads the [matting] settings through Airflow's conf: wired once per package, here
 from matting import airflow_conf  # noqa: F401  (the [matting] settings come from Airflow's conf)
+from matting.engine.scenarios import DEFAULT_SCENARIO
 from matting.flows.defaults import data_dir, matting_task_args, var
 from matting.flows.tasks import fail_if_work_failed
 from matting.operators.matting import ArchiveOperator, RemoveBackgroundOperator
@@ -35,7 +36,7 @@ def remove_and_archive(source: str, source_conn_id: str, batches: Any, reuse: bo
         destination=dest,
         destination_conn_id=dest_conn_id,
         model=var("matting_model", ""),
-        scenario=var("matting_scenario", "auto"),
+        scenario=var("matting_scenario", DEFAULT_SCENARIO),
         output_format=var("matting_format", "png"),
         background=var("matting_background", ""),
         reuse="{{ params.get('matting_reuse') }}" if reuse is None else reuse,

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
+from matting.engine.scenarios import DEFAULT_SCENARIO
 from matting.operators.assets import PublishesResults, lineage_of
 from matting.operators.base import (
     MattingBaseOperator,
@@ -68,7 +69,7 @@ class RemoveBackgroundOperator(MattingBaseOperator):
         source_conn_id: str | None = None,
         destination_conn_id: str | None = None,
         model: str | None = None,
-        scenario: str = "auto",
+        scenario: str = DEFAULT_SCENARIO,
         output_format: str = "png",
         background: str | None = None,
         run_prefix: str | None = None,
