@@ -337,7 +337,20 @@ def test_init_script_sets_up_a_real_airflow(config, tmp_path):
     from servers import run_moto
 
     with run_moto() as s3server:
-        _run_init_script(config, tmp_path, s3server)
+        try:
+            _run_init_script(config, tmp_path, s3server)
+        finally:
+            # moto keeps its buckets process-wide: a later test's fresh server on another port would
+            # still see these (and a sensor there would find photos/kept.jpg)
+            s3 = s3server.client()
+            for bucket in ("incoming", "archive"):
+                try:
+                    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+                except s3.exceptions.NoSuchBucket:
+                    continue
+                for key in keys:
+                    s3.delete_object(Bucket=bucket, Key=key)
+                s3.delete_bucket(Bucket=bucket)
 
 
 def _run_init_script(config, tmp_path, s3server):
