@@ -29,6 +29,11 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 _DROP = ("AIRFLOW__CORE__UNIT_TEST_MODE", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW_HOME")
 
 
+# imported by every Airflow process from the test's home (on their PYTHONPATH)
+_DB_ARGS_MODULE = "live_airflow_sqlite"
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
 class ApiError(RuntimeError):
     def __init__(self, status: int, text: str) -> None:
         super().__init__(f"HTTP {status}: {text[:500]}")
@@ -68,6 +73,10 @@ class LiveAirflow:
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__FERNET_KEY": "",
+                # SQLite's default busy timeout is 5 s: on two busy cores the scheduler can hold the write
+                # lock longer, and a REST write then fails with HTTP 500 "Database error" (seen in CI)
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
                     [f"{self.user}:admin", *(f"{name}:{self.roles.get(name, 'viewer')}" for name in self.viewers)]
                 ),
@@ -83,6 +92,7 @@ class LiveAirflow:
             }
         )
         env.update(self.extra_env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env["PYTHONPATH"], str(self.home)) if p)  # the DB args
         return env
 
     @property
@@ -108,6 +118,7 @@ class LiveAirflow:
     def start(self, timeout: float = 240.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({self.user: self.password, **self.viewers}))
+        (self.home / f"{_DB_ARGS_MODULE}.py").write_text(f"CONNECT_ARGS = {{'timeout': {SQLITE_BUSY_TIMEOUT_S}}}\n")
         airflow = str(Path(sys.executable).parent / "airflow")
         migrate = subprocess.run([airflow, "db", "migrate"], env=self.env, capture_output=True, text=True, timeout=300)
         if migrate.returncode:

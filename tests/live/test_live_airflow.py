@@ -10,6 +10,8 @@ Run alone with ``pytest -m live``; ``make test`` runs it with everything else.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 import zipfile
@@ -17,7 +19,7 @@ import zipfile
 import paramiko
 import pytest
 from conftest import DATA, SAMPLES, files_under
-from live_airflow import ApiError, LiveAirflow
+from live_airflow import SQLITE_BUSY_TIMEOUT_S, ApiError, LiveAirflow
 from servers import run_webhook_receiver
 
 pytestmark = pytest.mark.live
@@ -67,6 +69,20 @@ def test_rest_login_rejects_a_wrong_password(airflow):
     with pytest.raises(ApiError) as err:
         airflow.login(airflow.user, "not-the-password")
     assert err.value.status == 401
+
+
+def test_airflow_processes_wait_for_sqlites_write_lock(airflow):
+    """Every process reads the home's connect args: a write waits up to the busy timeout for the lock the
+    scheduler holds instead of failing at SQLite's 5 s default (a REST call then answered HTTP 500)."""
+    probe = (
+        "from airflow import settings\n"
+        "settings.configure_orm()\n"
+        "with settings.engine.connect() as c:\n"
+        "    print(c.exec_driver_sql('PRAGMA busy_timeout').scalar())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], env=airflow.env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == str(SQLITE_BUSY_TIMEOUT_S * 1000)
 
 
 def _portraits_for_id_photo_batch(airflow, name: str, photos: dict) -> tuple:
