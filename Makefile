@@ -139,6 +139,7 @@ bench-parse: venv
 idphoto-eval: models
 	$(PY) tests/idphoto/eval_set.py --model u2netp --model modnet
 	$(PY) tests/idphoto/degraded.py
+	PYTHONPATH=plugins:tests $(PY) -m idphoto.degrade_hats
 
 # matte quality against exact ground truth (docs/quality.md): real photographic cut-outs over
 # real photos (Debian packages, fetched with apt-get download and sha256-checked), native and 3000 px,

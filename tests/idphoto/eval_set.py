@@ -10,7 +10,7 @@ portrait of Grace Hopper, fetched from PyPI and checksum-verified (tests/idphoto
 Derived cases edit a real photo the way the fault happens: light (2 stops under, from the left), focus,
 size, eyes painted over, a real hand (from the Obama portrait) pasted over the mouth.
 Not covered (no such real photo here, and a 3-D head turn cannot be derived honestly by 2-D
-editing): looking down; headwear (no rule measures it yet)."""
+editing): looking down. Hats are put on these heads by tests/idphoto/degrade_hats.py."""
 
 from __future__ import annotations
 

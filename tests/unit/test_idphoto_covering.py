@@ -1,14 +1,16 @@
 """Head coverings (ISO/IEC 29794-5 NoHeadCoverings): a hat or cap is refused with its reason, the
-crown is the head's (not the hat's), a covering that wraps the head is held for a person, and every
+crown is the head's (not the hat's), a brim over the temples in a colour no hair has and a covering that
+wraps the head are held for a person, hats never seen while the limits were set are caught, and every
 bare head of the evaluation set keeps its verdict (test_idphoto_eval.py runs those)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from idphoto.degrade_hats import HAT_CASES, KNOWN_MISSES, MissingStamp, stamp
+from idphoto.degrade_hats import BRIM_CASES, HAT_CASES, HELD_OUT, KNOWN_MISSES, MissingStamp, covering_outcome, stamp
 from idphoto.eval_set import CASES, run_case
-from matting.idphoto.covering import COVERING_SHARE, Covering, covering_rule
+from matting.idphoto.covering import COVERING_SHARE, UNNATURAL_SHARE, Covering, covering_rule, unnatural_share
+from matting.idphoto.photo import lab
 from matting.idphoto.rules import judge
 from matting.idphoto.specs import get_spec
 
@@ -26,11 +28,52 @@ def test_a_hat_or_cap_is_refused_for_it_and_the_head_placed_by_its_crown(case, i
         assert band[0] <= result["values"]["head_ratio"] <= band[1], result["values"]
 
 
+@pytest.mark.parametrize("case", BRIM_CASES, ids=[c.name for c in BRIM_CASES])
+def test_a_brim_over_the_temples_is_never_certified(case, id_engine):
+    """The hair beside the temples is under the brim too; the hat's colour is one no hair has: refused
+    for the hat, or held for a person who tells a hat from dyed hair."""
+    result = run_case(case, id_engine)
+    assert covering_outcome(result) in ("refused", "held"), (result["failed"], result["borderline"])
+    assert result["verdict"] != "accept"
+
+
 @pytest.mark.parametrize("case", BARE, ids=[c.name for c in BARE])
 def test_no_bare_head_is_taken_for_a_hat(case, id_engine):
     result = run_case(case, id_engine)
     assert "head_covering" not in result["failed"] + result["borderline"]
     assert result["values"]["head_covering"] <= COVERING_SHARE
+
+
+def test_hats_never_seen_while_tuning_are_caught(id_engine):
+    """Held out (Biden, and three other stamps on three people): of the composites whose face was found,
+    at least two thirds refused or held by head_covering; none certified. Measured: docs/id-photos.md."""
+    outcomes = [(case.name, run_case(case, id_engine)) for case in HELD_OUT]
+    seen = [(name, covering_outcome(r)) for name, r in outcomes if covering_outcome(r) != "no face"]
+    caught = [name for name, how in seen if how in ("refused", "held")]
+    assert len(seen) >= len(HELD_OUT) * 2 // 3, seen  # the hats mostly leave the face to be found
+    assert len(caught) >= 2 * len(seen) / 3, [s for s in seen if s[0] not in caught]
+    assert not [name for name, r in outcomes if r["verdict"] == "accept"]
+
+
+def test_colours_hair_does_not_have():
+    """Black, browns, blond, red, grey and white hair are hair colours; blue, green, purple and pink are not."""
+
+    def share(rgb):
+        return unnatural_share(lab(np.full((4, 4, 3), rgb, np.uint8)).reshape(-1, 3))
+
+    for hair in (
+        (20, 18, 16),
+        (60, 40, 25),
+        (110, 75, 40),
+        (200, 170, 110),
+        (150, 60, 30),
+        (170, 170, 165),
+        (235, 235, 230),
+    ):
+        assert share(hair) == 0.0, hair
+    for dye in ((30, 40, 120), (40, 120, 40), (120, 40, 160), (230, 80, 170)):
+        assert share(dye) == 1.0, dye
+    assert 0 < UNNATURAL_SHARE < 0.5
 
 
 def test_hopper_is_measured_from_her_head_not_her_cap(id_engine):
@@ -45,6 +88,8 @@ def test_a_covering_that_wraps_the_head_goes_to_a_person_never_passes():
     wrap = Covering(0.6, "wrap", 10.0, 0.0, 10.0, 0.8)
     row = judge([covering_rule(wrap)])[0]
     assert row["passed"] and row["borderline"] and row["review"] and "office decides" in row["message"]
+    dyed = judge([covering_rule(Covering(0.1, "unnatural", 10.0, 0.0, 10.0, 0.0, 0.9))])[0]
+    assert dyed["passed"] and dyed["borderline"] and dyed["review"] and "a person decides" in dyed["message"]
     hat = judge([covering_rule(Covering(0.6, "hat", 10.0, 0.0, 10.0))])[0]
     assert not hat["passed"] and "remove the hat or cap" in hat["message"]
     bare = judge([covering_rule(Covering(0.05, "none", 0.0, 0.0, 10.0))])[0]
@@ -61,7 +106,7 @@ def test_a_missing_stamp_fails_loudly(monkeypatch):
 
 
 @pytest.mark.parametrize("case", KNOWN_MISSES, ids=[c.name for c in KNOWN_MISSES])
-@pytest.mark.xfail(strict=True, reason="a brim over the temples leaves no hair to compare with (covering.py)")
-def test_known_misses_wide_brims_and_low_caps(case, id_engine):
+@pytest.mark.xfail(strict=True, reason="a black brim over the temples on dark hair: one material to a colour measure")
+def test_known_misses_black_top_hats_on_dark_hair(case, id_engine):
     """Refused by any office; not seen by our measure. Strict: a better measure must move them up."""
-    assert "head_covering" in run_case(case, id_engine)["failed"]
+    assert covering_outcome(run_case(case, id_engine)) in ("refused", "held")

@@ -1,15 +1,25 @@
 """Head coverings (ISO/IEC 29794-5 "NoHeadCoverings"): is the top of the matte above the forehead a hat?
 
 OFIQ measures the share of head pixels a face-parsing net classes as "hat"; we have no such net. What
-we measure instead: the share of the subject above the forehead whose colour is found nowhere in the
-hair beside the temples (``novel_colour_share``). Hair on top of the head is the hair at the temples;
-a hat, cap or headband is another material. When a covering is found the crown is not the top of the
-matte but the anatomical crown, estimated from the face (``CROWN_ABOVE_FOREHEAD``). No Airflow import.
+we measure instead, on the subject above the forehead:
 
-Limits (no such portraits here to measure): a hat of the hair's own colour is not seen; hair dyed two
-colours, or grey temples under dark hair, may read as a hat; a headscarf or turban that also covers the
-temples leaves no hair to compare with and reads as bare, unless its colour continues down beside the
-cheeks (``kind`` "wrap", held for a person); a bald head compares skin with skin and reads as bare.
+- ``novel_colour_share``: the share whose colour is not common in the hair beside the temples (a colour
+  counts as found there only when ``FOUND_SHARE`` of the temple pixels are near it: a hat's brim edge
+  reaching the temples is not the hair). Hair on top of the head is the hair at the temples; a hat, cap
+  or headband is another material. Above ``COVERING_SHARE``: refused as a hat (or held for a person
+  when its colour also wraps down beside both cheeks).
+- ``unnatural_share``: the share of a colour no hair grows in (saturated blue, green, purple, pink:
+  hair's pigments give black, browns, blonds, reds and greys). When that colour is also at the temples
+  (a brim pulled over them, or hair dyed that colour) the photo is held for a person, never passed.
+
+When a covering is found the crown is not the top of the matte but the anatomical crown, estimated
+from the face (``CROWN_ABOVE_FOREHEAD``). No Airflow import.
+
+Limits (measured in docs/id-photos.md): a hat of a hair colour (black, brown, white, grey) whose brim
+also covers the temples is not seen (top hats on dark hair); hair dyed two colours, or grey temples
+under dark hair, may read as a hat; a headscarf or turban that also covers the temples reads as bare
+unless its colour is one no hair has, or it continues down beside the cheeks (``kind`` "wrap", held for
+a person); a bald head compares skin with skin and reads as bare.
 """
 
 from __future__ import annotations
@@ -27,8 +37,10 @@ from matting.idphoto.rules import rule
 # the top of the hair on the evaluation set's frontal portraits: Collins 0.51, Biden 0.43, Obama 0.30
 # (the median person); used as the crown when the top of the matte is a covering.
 CROWN_ABOVE_FOREHEAD = 0.43
-# A colour is "found" in the temples' hair when a temple pixel lies within this CIELAB distance (dE76)
+# A colour is "found" in the temples' hair when FOUND_SHARE of the temple pixels lie within this CIELAB
+# distance (dE76): one stray pixel (a brim's edge, a shadow) is not the hair
 NEAR_DE = 12.0
+FOUND_SHARE = 0.02
 LIGHTNESS_WEIGHT = 0.5
 # novel colour share above this is a head covering: bare heads of the evaluation set 0.000-0.106 (Obama
 # at a lectern), Hopper's uniform cap 0.453, the baseball-cap composites 0.94-1.00: the midpoint of
@@ -36,7 +48,16 @@ LIGHTNESS_WEIGHT = 0.5
 COVERING_SHARE = 0.28
 WRAP_SHARE = 0.5  # the covering's colour beside both cheeks, this share of their matte: it wraps the head
 NORM_FACE_HEIGHT = 100  # measured on the face scaled to this many pixels from forehead to chin
-TEMPLE_FROM, TEMPLE_REACH = 0.0, 0.25  # the temples: from point 10 down to the eyes, a quarter face width out
+# the temples: from this share of the way from point 10 down to the eye line (below a hat's band, which
+# sits at the forehead's top) to the eye line, a quarter face width out from the cheeks
+TEMPLE_FROM, TEMPLE_REACH = 0.3, 0.25
+# Colours hair has: near-neutral (black, grey, white: chroma <= NEUTRAL_CHROMA) or the melanins' yellow-red
+# hues (CIELAB hue angle HAIR_HUES, chroma <= HAIR_CHROMA: black-brown to blond, and a vivid ginger, about
+# chroma 50, with room). Anything else (blue, green, purple, pink) is a dye or a hat. UNNATURAL_SHARE of
+# the top of the head in such colours: bare heads of the evaluation set 0.00-0.01, the blue and green
+# fedoras 0.68-1.00; a quarter as the limit
+NEUTRAL_CHROMA, HAIR_HUES, HAIR_CHROMA = 10.0, (15.0, 95.0), 70.0
+UNNATURAL_SHARE = 0.25
 MIN_PIXELS = 30  # fewer pixels in a region: nothing to compare, no covering claimed
 
 SOURCE = (
@@ -44,9 +65,13 @@ SOURCE = (
     "(the face from the bottom of the chin to the top of the forehead and both edges of the face shown); "
     "US Department of State: no hats or head coverings, except religious or medical ones with a signed "
     "statement; ISO/IEC 29794-5 NoHeadCoverings. Measure: share of the subject above the forehead whose "
-    "colour is not in the hair beside the temples (ours)"
+    "colour is not common in the hair beside the temples, and share in colours no hair has (ours)"
 )
 HAT_MESSAGE = "a hat or cap (or headband) covers the head: remove the hat or cap and retake"
+DYED_MESSAGE = (
+    "the top of the head and the hair beside the temples are a colour hair does not grow in: a hat pulled "
+    "over the temples (remove it and retake) or dyed hair (accepted): a person decides"
+)
 WRAP_MESSAGE = (
     "a head covering that wraps the head (a headscarf, hijab, turban?): allowed only when worn for religious "
     "or medical reasons, with the face from chin to forehead and both edges of the face shown: the office decides"
@@ -56,8 +81,10 @@ WRAP_MESSAGE = (
 @dataclass(frozen=True)
 class Covering:
     """What the top of the head is. ``score``: novel colour share above the forehead (0-1); ``kind``:
-    "none", "hat" (hat, cap, headband: refused) or "wrap" (also wraps the sides: a person decides);
-    ``crown_y``: the crown to place and measure by (the matte's top when bare, the estimate when not)."""
+    "none", "hat" (hat, cap, headband: refused), "wrap" (also wraps the sides: a person decides) or
+    "unnatural" (a colour no hair has, also at the temples: a brim over them, or dyed hair: a person
+    decides); ``crown_y``: the crown to place and measure by (the matte's top when bare, the estimate
+    when not); ``unnatural``: the share of the top of the head in colours no hair has."""
 
     score: float
     kind: str
@@ -65,6 +92,7 @@ class Covering:
     matte_top_y: float
     anatomical_crown_y: float
     wrap_share: float = 0.0
+    unnatural: float = 0.0
 
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -86,13 +114,6 @@ def anatomical_crown(mesh: Mesh) -> float:
     return float(top - CROWN_ABOVE_FOREHEAD * (chin - top))
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    """CIELAB with lightness weighted by ``LIGHTNESS_WEIGHT`` (light falls unevenly on hair)."""
-    lab = photo_lab(rgb)
-    lab[..., 0] *= LIGHTNESS_WEIGHT
-    return lab
-
-
 def _at_most(colours: np.ndarray, n: int = 1500) -> np.ndarray:
     """``colours``, or a fixed random ``n`` of them (the distance matrix stays n x n)."""
     return colours[np.random.default_rng(0).choice(len(colours), n, replace=False)] if len(colours) > n else colours
@@ -104,9 +125,22 @@ def _far(colours: np.ndarray, reference: np.ndarray, near: float = NEAR_DE) -> n
     return ((colours[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2).min(axis=1) > near * near
 
 
-def _novel(colours: np.ndarray, reference: np.ndarray, near: float = NEAR_DE) -> float:
-    """Share of ``colours`` (N x 3 Lab) with no ``reference`` colour within ``near``."""
-    return float(_far(_at_most(colours), reference, near).mean())
+def _novel(colours: np.ndarray, reference: np.ndarray, near: float = NEAR_DE, common: float = 0.0) -> float:
+    """Share of ``colours`` (N x 3 Lab) with no ``reference`` colour within ``near``; with ``common``, with
+    fewer than that share of the ``reference`` colours within ``near``."""
+    colours, reference = _at_most(colours), _at_most(reference)
+    close = ((colours[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2) <= near * near
+    return float((close.mean(axis=1) < common).mean() if common > 0 else (~close.any(axis=1)).mean())
+
+
+def unnatural_share(lab: np.ndarray) -> float:
+    """Share of ``lab`` (N x 3, true CIELAB) in colours hair does not have (see ``HAIR_HUES``)."""
+    if not len(lab):
+        return 0.0
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1])) % 360
+    hair = (chroma <= NEUTRAL_CHROMA) | ((hue >= HAIR_HUES[0]) & (hue <= HAIR_HUES[1]) & (chroma <= HAIR_CHROMA))
+    return float(1.0 - hair.mean())
 
 
 def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
@@ -130,7 +164,9 @@ def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
         return Covering(0.0, "none", found, found, estimate)
     size = (max(1, round((x1 - x0) * s)), max(1, round((y1 - y0) * s)))
     area = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
-    lab = _lab(cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=area))
+    true_lab = photo_lab(cv2.resize(rgb[y0:y1, x0:x1], size, interpolation=area))
+    lab = true_lab.copy()
+    lab[..., 0] *= LIGHTNESS_WEIGHT  # light falls unevenly on hair
     inside = cv2.resize(alpha[y0:y1, x0:x1], size, interpolation=area) >= 200
     inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # no edge pixels
 
@@ -147,15 +183,18 @@ def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
     above &= (xx >= x(left[0])) & (xx <= x(right[0]))
     # beside the temples: from point 10 down to the eye line, up to a third of a face width outside the cheeks
     eye_n = y(float(np.mean([c[1] for c in mesh.eye_centres])))
-    band = (yy >= top_n + TEMPLE_FROM * NORM_FACE_HEIGHT) & (yy < eye_n)
+    band = (yy >= top_n + TEMPLE_FROM * (eye_n - top_n)) & (yy < eye_n)
     reach = face_w * TEMPLE_REACH
     sides = ((xx < x(left[0])) & (xx >= x(left[0] - reach))) | ((xx > x(right[0])) & (xx <= x(right[0] + reach)))
     temples = inside & band & sides
-    if above.sum() < MIN_PIXELS or temples.sum() < MIN_PIXELS:
+    if above.sum() < MIN_PIXELS:
         return Covering(0.0, "none", found, found, estimate)
-    score = _novel(lab[above], lab[temples])
+    unnatural = unnatural_share(true_lab[above])
+    score = _novel(lab[above], lab[temples], common=FOUND_SHARE) if temples.sum() >= MIN_PIXELS else 0.0
     if score <= COVERING_SHARE:
-        return Covering(score, "none", found, found, estimate)
+        if unnatural > UNNATURAL_SHARE:  # the same odd colour at the temples: a brim over them, or a dye
+            return Covering(score, "unnatural", max(estimate, found), found, estimate, 0.0, unnatural)
+        return Covering(score, "none", found, found, estimate, 0.0, unnatural)
     # does the covering (its colours not found at the temples) continue down beside both cheeks?
     colours = lab[above]
     novel = colours[_far(colours, lab[temples])]
@@ -170,18 +209,19 @@ def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
         shares.append(1.0 - _novel(lab[region], novel) if region.sum() >= MIN_PIXELS and len(novel) else 0.0)
     wrap = min(shares)
     kind = "wrap" if wrap >= WRAP_SHARE else "hat"
-    return Covering(score, kind, max(estimate, found), found, estimate, wrap)
+    return Covering(score, kind, max(estimate, found), found, estimate, wrap, unnatural)
 
 
 def covering_rule(covering: Covering) -> dict:
-    """The ``head_covering`` row: refused for a hat; for a covering that wraps the head, passed but
-    marked ``borderline`` with the review message (strict mode holds it for a person, never passes it)."""
-    why = WRAP_MESSAGE if covering.kind == "wrap" else HAT_MESSAGE
+    """The ``head_covering`` row: refused for a hat; for a covering that wraps the head or a colour no hair
+    has, passed but marked ``borderline`` with the review message (held for a person, never passed)."""
+    why = {"wrap": WRAP_MESSAGE, "unnatural": DYED_MESSAGE}.get(covering.kind, HAT_MESSAGE)
     row = rule("head_covering", covering.score, (0.0, COVERING_SHARE), why, SOURCE, passed=covering.kind != "hat")
     row["value"] = round(covering.score, 4)
     row["kind"] = covering.kind
-    if covering.kind == "wrap":  # held for a person in strict and lenient mode alike (report.py)
-        row.update(borderline=True, review=True, message=WRAP_MESSAGE)
+    row["unnatural_colour"] = round(covering.unnatural, 4)
+    if covering.kind in ("wrap", "unnatural"):  # held for a person in strict and lenient mode alike (report.py)
+        row.update(borderline=True, review=True, message=why)
     return row
 
 
