@@ -76,7 +76,7 @@ class LiveAirflow:
                 # SQLite's default busy timeout is 5 s: on two busy cores the scheduler can hold the write
                 # lock longer, and a REST write then fails with HTTP 500 "Database error" (seen in CI)
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{_DB_ARGS_MODULE}.CONNECT_ARGS",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{_DB_ARGS_MODULE}.CONNECT_ARGS_ASYNC",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
                     [f"{self.user}:admin", *(f"{name}:{self.roles.get(name, 'viewer')}" for name in self.viewers)]
                 ),
@@ -118,7 +118,10 @@ class LiveAirflow:
     def start(self, timeout: float = 240.0) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({self.user: self.password, **self.viewers}))
-        (self.home / f"{_DB_ARGS_MODULE}.py").write_text(f"CONNECT_ARGS = {{'timeout': {SQLITE_BUSY_TIMEOUT_S}}}\n")
+        (self.home / f"{_DB_ARGS_MODULE}.py").write_text(
+            f"CONNECT_ARGS = {{'timeout': {SQLITE_BUSY_TIMEOUT_S}}}\n"
+            f"CONNECT_ARGS_ASYNC = {{'timeout': {SQLITE_BUSY_TIMEOUT_S}}}  # its own dict: engines may add to theirs\n"
+        )
         airflow = str(Path(sys.executable).parent / "airflow")
         migrate = subprocess.run([airflow, "db", "migrate"], env=self.env, capture_output=True, text=True, timeout=300)
         if migrate.returncode:
@@ -203,7 +206,7 @@ class LiveAirflow:
             json=body,
             params=params,
             headers={"Authorization": f"Bearer {self.token}"},
-            timeout=60,
+            timeout=SQLITE_BUSY_TIMEOUT_S + 30,  # the server may wait that long for SQLite's write lock
         )
         if r.status_code >= 400:
             raise ApiError(r.status_code, r.text)

@@ -75,14 +75,21 @@ def test_airflow_processes_wait_for_sqlites_write_lock(airflow):
     """Every process reads the home's connect args: a write waits up to the busy timeout for the lock the
     scheduler holds instead of failing at SQLite's 5 s default (a REST call then answered HTTP 500)."""
     probe = (
+        "import asyncio\n"
+        "from sqlalchemy import text\n"
         "from airflow import settings\n"
         "settings.configure_orm()\n"
         "with settings.engine.connect() as c:\n"
         "    print(c.exec_driver_sql('PRAGMA busy_timeout').scalar())\n"
+        "async def main():\n"  # the api-server's async engine (aiosqlite) too
+        "    async with settings.async_engine.connect() as c:\n"
+        "        print((await c.execute(text('PRAGMA busy_timeout'))).scalar())\n"
+        "    await settings.async_engine.dispose()\n"
+        "asyncio.run(main())\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], env=airflow.env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == str(SQLITE_BUSY_TIMEOUT_S * 1000)
+    assert out.stdout.split()[-2:] == [str(SQLITE_BUSY_TIMEOUT_S * 1000)] * 2, out.stdout
 
 
 def _portraits_for_id_photo_batch(airflow, name: str, photos: dict) -> tuple:
