@@ -194,6 +194,7 @@ def photo_values(base: Base, derive, engine) -> dict:
         return {"rejected": str(exc)}
     rules = {r["rule"]: r for r in photo.report["rules"]}
     out = {name: (rules[name]["value"], rules[name]["passed"]) for name in PHOTO_RULES if name in rules}
+    out["head_covering"] = rules["head_covering"]["kind"] if "head_covering" in rules else None
     out["reasons"] = photo.report["reasons"]
     out["failed_in_order"] = [r["rule"] for r in photo.report["rules"] if not r["passed"]]
     out["first_failed"] = next(iter(out["failed_in_order"]), None)

@@ -31,6 +31,8 @@ def test_a_degraded_copy_gets_the_offices_verdict_for_the_right_reason(sweep, st
             rule for rule in PHOTO_RULES if rule in originals[base.person] and not originals[base.person][rule][1]
         }
         assert failed <= before, (failed, got)
+        if base.person != "Hopper":  # a mild cast, a JPEG or a light exposure change does not make a bare head a hat
+            assert got["head_covering"] == "none", got
     else:  # refused, and the first reason the degradation added is its own rule (Biden's turned head
         # is refused as it is: his copies' first reason stays yaw)
         assert failed & set(sweep.rules), got
