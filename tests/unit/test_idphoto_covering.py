@@ -45,39 +45,97 @@ def test_no_bare_head_is_taken_for_a_hat(case, id_engine):
     assert result["values"]["head_covering"] <= COVERING_SHARE
 
 
-def _scores_with_the_mesh_moved(case, engine, monkeypatch, moves=(-4, -2, 0, 2, 4)):
-    """head_covering's score on the source with every mesh point moved ``moves`` px up or down (what a
-    mesh that lands a little off, as on a face with its eyes painted over, does to the temple band)."""
+MOVES = (-0.04, -0.02, 0.02, 0.04)  # face heights (forehead to chin): 3-4 px on the sample's 100 px face
+
+
+def _scores_with_the_mesh_moved(case, engine, monkeypatch):
+    """head_covering's score on the source with the eye line alone, then the whole mesh, moved up and
+    down by ``MOVES`` (what a mesh that lands a little off does to the temple band: on a face with its
+    eyes painted over the eye line moved 3 px and a bare head had reached the limit)."""
     import dataclasses
 
     from matting.idphoto import place
     from matting.idphoto.covering import find_covering
+    from matting.idphoto.mesh import CHIN, FOREHEAD
 
     scores = []
 
     def moved(rgb, mesh, alpha):
-        for dy in moves:
+        height = float(mesh.pt(CHIN)[1] - mesh.pt(FOREHEAD)[1])
+        for move in MOVES:
+            dy = move * height
+            iris = {side: (x, y + dy, r) for side, (x, y, r) in mesh.iris.items()}
             points = mesh.points.copy()
             points[:, 1] += dy
-            scores.append(find_covering(rgb, dataclasses.replace(mesh, points=points), alpha).score)
+            for changed in (dataclasses.replace(mesh, iris=iris), dataclasses.replace(mesh, points=points)):
+                scores.append(find_covering(rgb, changed, alpha).score)
         return find_covering(rgb, mesh, alpha)
 
     monkeypatch.setattr(place, "find_covering", moved)
     run_case(case, engine)
-    assert len(scores) == len(moves), scores
+    assert len(scores) == 2 * len(MOVES), scores
     return scores
 
 
 @pytest.mark.parametrize("name", ["astronaut", "hand over the mouth", "eyes closed", "Obama, official portrait"])
-def test_a_mesh_a_few_pixels_off_does_not_make_a_bare_head_a_hat(name, id_engine, monkeypatch):
+def test_a_mesh_a_little_off_does_not_make_a_bare_head_a_hat(name, id_engine, monkeypatch):
     case = next(c for c in CASES if c.name == name)
     scores = _scores_with_the_mesh_moved(case, id_engine, monkeypatch)
-    assert max(scores) <= COVERING_SHARE * 0.8, scores  # with room: measured at most 0.14
+    assert max(scores) <= COVERING_SHARE, scores
 
 
-def test_a_mesh_a_few_pixels_off_still_sees_the_cap(id_engine, monkeypatch):
+def test_a_mesh_a_little_off_still_sees_the_cap(id_engine, monkeypatch):
     scores = _scores_with_the_mesh_moved(HAT_CASES[0], id_engine, monkeypatch)  # Hopper's uniform cap
     assert min(scores) > COVERING_SHARE, scores
+
+
+def _covering_input(case, engine, monkeypatch):
+    """The (rgb, mesh, alpha) the covering measure sees on the source of ``case``."""
+    from matting.idphoto import place
+    from matting.idphoto.covering import find_covering
+
+    seen = []
+
+    def keep(rgb, mesh, alpha):
+        seen.append((rgb.copy(), mesh, alpha.copy()))
+        return find_covering(rgb, mesh, alpha)
+
+    monkeypatch.setattr(place, "find_covering", keep)
+    run_case(case, engine)
+    return seen[0]
+
+
+@pytest.mark.parametrize("sides", [("left", "right"), ("left",)])
+def test_a_covering_down_both_sides_of_the_face_is_a_wrap(sides, id_engine, monkeypatch):
+    """A cap (the baseball cap on Obama: refused as a hat) whose colour is painted beside the cheeks, from
+    below the temples to the chin (a scarf's fall, the hair at the temples still showing): on both sides
+    a "wrap", held for a person, never refused as a hat; on one side only, still a hat. (A scarf that
+    also covers the temples is their colour: it reads as bare, or as a colour no hair has; docs.)"""
+    from matting.idphoto.covering import TEMPLE_REACH, TEMPLE_TO, find_covering
+    from matting.idphoto.mesh import CHIN, FACE_SIDES, FOREHEAD
+
+    case = next(c for c in HAT_CASES if c.name.startswith("Obama, baseball cap (1.05"))
+    rgb, mesh, alpha = _covering_input(case, id_engine, monkeypatch)
+    assert find_covering(rgb, mesh, alpha).kind == "hat"
+    top, chin = mesh.pt(FOREHEAD), mesh.pt(CHIN)
+    left, right = mesh.pt(FACE_SIDES[0])[0], mesh.pt(FACE_SIDES[1])[0]
+    eye = float(np.mean([c[1] for c in mesh.eye_centres]))
+    reach = (right - left) * TEMPLE_REACH
+    cap = np.median(rgb[int(top[1] - 0.25 * (chin[1] - top[1])), int(left) : int(right)], axis=0)
+    # from a little below the temple band (its colour resized into the band would make it the hair's)
+    y0, y1 = int(top[1] + TEMPLE_TO * (eye - top[1]) + 0.03 * (chin[1] - top[1])), int(chin[1])
+    columns = {"left": (int(left - reach), int(left)), "right": (int(right) + 1, int(right + reach) + 1)}
+    for side in sides:
+        x0, x1 = columns[side]
+        rgb[y0:y1, x0:x1] = cap.astype(np.uint8)
+        alpha[y0:y1, x0:x1] = 255  # the scarf is the subject
+    covering = find_covering(rgb, mesh, alpha)
+    if len(sides) == 2:
+        assert covering.kind == "wrap" and covering.wrap_share >= 0.5, covering
+        row = judge([covering_rule(covering)])[0]
+        assert row["passed"] and row["review"] and "office decides" in row["message"]
+    else:
+        assert covering.kind == "hat", covering
 
 
 def test_hats_never_seen_while_tuning_are_caught(id_engine):
@@ -113,7 +171,15 @@ def test_colours_hair_does_not_have():
     share = _share
     for hair in HAIR:
         assert share(hair) == 0.0, hair
-    for dye in ((30, 40, 120), (40, 120, 40), (120, 40, 160), (230, 80, 170)):
+    for dye in (
+        (30, 40, 120),  # blue
+        (40, 120, 40),  # green
+        (120, 40, 160),  # purple
+        (230, 80, 170),  # pink
+        (100, 110, 60),  # olive (hue 115; brown hair under a 5 % green cast reaches ~108)
+        (200, 90, 130),  # rose (hue -1: below red hair's 42-45)
+        (220, 130, 150),  # old rose (hue 7, chroma 37)
+    ):
         assert share(dye) == 1.0, dye
     assert 0 < UNNATURAL_SHARE < 0.5
 
@@ -121,9 +187,9 @@ def test_colours_hair_does_not_have():
 @pytest.mark.parametrize("direction", sorted(CAST_DIRECTIONS))
 def test_hair_under_a_mild_colour_cast_is_still_hair(direction):
     """A 5 % cast (white balance, a filter) is what the photograph's rules accept (degraded.py labels it
-    acceptable): under it every hair colour stays one hair has. Stronger casts (10 %, green or magenta)
-    turn grey, white and platinum hair into a colour hair does not have: held for a person, never refused
-    (docs/id-photos.md)."""
+    acceptable): under it every hair colour stays one hair has. Stronger casts move some (a 10 % green
+    cast: blond and platinum; 15 % green or magenta: grey, white, platinum) into a colour hair does not
+    have, which the head-covering rule only ever holds for a person (docs/id-photos.md)."""
     gains = 1.0 + 0.05 * np.array(CAST_DIRECTIONS[direction])
     assert [hair for hair in HAIR if _share(np.array(hair) * gains) > 0] == []
 

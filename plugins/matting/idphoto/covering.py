@@ -18,9 +18,9 @@ from the face (``CROWN_ABOVE_FOREHEAD``). No Airflow import.
 
 Limits (measured in docs/id-photos.md): a hat of a hair colour (black, brown, white, grey) whose brim
 also covers the temples is not seen (top hats on dark hair); hair dyed two colours, or grey temples
-under dark hair, may read as a hat; a headscarf or turban that also covers the temples reads as bare
-unless its colour is one no hair has, or it continues down beside the cheeks (``kind`` "wrap", held for
-a person); a bald head compares skin with skin and reads as bare.
+under dark hair, may read as a hat; a headscarf, hijab or turban that also covers the temples reads as
+bare (and can pass) unless its colour is one no hair has ("wrap" needs the temples' hair showing and the
+covering beside the cheeks below them); a bald head compares skin with skin and reads as bare.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from matting.idphoto.rules import rule
 # (the median person); used as the crown when the top of the matte is a covering.
 CROWN_ABOVE_FOREHEAD = 0.43
 # A colour is "found" in the temples' hair when FOUND_SHARE of the temple pixels lie within this CIELAB
-# distance (dE76): a stray pixel or two (a brim's edge, a shadow) is not the hair. 0.5 %: at 1 % and 2 %
-# the same hats are found, and blocky, pixelated or over-exposed copies of bare heads read as hats more
-# often (docs/id-photos.md)
+# distance (dE76): a few stray pixels (a brim's edge, a shadow) are not the hair (a few: with the
+# usual 900-1000 temple pixels, 5; at the MIN_PIXELS floor one pixel is enough). 0.5 %: at 2 % the same
+# hats were found, and blocky and pixelated copies of bare heads read as hats more often
 NEAR_DE = 12.0
 FOUND_SHARE = 0.005
 LIGHTNESS_WEIGHT = 0.5
@@ -57,14 +57,17 @@ NORM_FACE_HEIGHT = 100  # measured on the face scaled to this many pixels from f
 # painted over) took a bare head to 0.28-0.32, at the limit; ending at 1.6, bare heads stay below 0.10
 # (0.21 with the mesh moved 4 px up or down) and every hat's score is unchanged (docs/id-photos.md)
 TEMPLE_FROM, TEMPLE_TO, TEMPLE_REACH = 0.3, 1.6, 0.25
-# Colours hair has: near-neutral (black, grey, white: chroma <= NEUTRAL_CHROMA) or the melanins' red to
-# yellow hues (CIELAB hue angle within HAIR_HUES, degrees from -180 to 180; chroma <= HAIR_CHROMA: browns,
-# blonds, a vivid ginger about chroma 50). The hair of the evaluation set lies at hue 46-91 as shot; the
-# window is that span widened by what a mild (5 %) colour cast, which the photograph rules accept, moves
-# it (a green cast took the astronaut's brown hair past 95; magenta took white hair below 0). Anything
-# else (blue, green, purple, pink) is a dye or a hat. UNNATURAL_SHARE of the top of the head in such
-# colours: bare heads 0.00-0.01, the blue and green fedoras 0.68-1.00; a quarter as the limit
-NEUTRAL_CHROMA, HAIR_HUES, HAIR_CHROMA = 20.0, (-10.0, 120.0), 70.0
+# Colours hair has: near-neutral (black, blue-black, grey, white: chroma <= NEUTRAL_CHROMA) or the
+# melanins' red to yellow hues (CIELAB hue angle within HAIR_HUES, degrees from -180 to 180; chroma <=
+# HAIR_CHROMA: browns, blonds, a vivid ginger about chroma 50). The hair of the evaluation set lies at hue
+# 46-91 as shot; the window and the neutral chroma take what a mild (5 %) colour cast, which the
+# photograph rules accept, does to hair (a green cast takes the astronaut's brown hair up to hue ~108:
+# 29 % of it past 100, 7 % past 105, none past 110; flat blond to hue 96 and platinum to chroma 24 at hue
+# 116; magenta takes white hair to chroma 11 at hue -28). Anything else (blue, green, purple, pink,
+# olive at 115, rose) is a dye or a hat; a desaturated blue or pink (chroma under 25) reads as grey, and
+# khaki as blond. UNNATURAL_SHARE of the top of the head in such colours: bare heads 0.00-0.01, the blue
+# and green fedoras 0.68-1.00; a quarter as the limit
+NEUTRAL_CHROMA, HAIR_HUES, HAIR_CHROMA = 25.0, (15.0, 110.0), 70.0
 UNNATURAL_SHARE = 0.25
 MIN_PIXELS = 30  # fewer pixels in a region: nothing to compare, no covering claimed
 
@@ -77,8 +80,8 @@ SOURCE = (
 )
 HAT_MESSAGE = "a hat or cap (or headband) covers the head: remove the hat or cap and retake"
 DYED_MESSAGE = (
-    "the top of the head is a colour hair does not grow in (blue, green, purple, pink) and does not stand out "
-    "from the temples: a hat pulled over them (remove it and retake) or dyed hair (accepted): a person decides"
+    "the top of the head is a colour hair does not grow in (blue, green, purple, pink): a hat (remove it and "
+    "retake) or dyed hair (accepted): a person decides"
 )
 WRAP_MESSAGE = (
     "a head covering that wraps the head (a headscarf, hijab, turban?): allowed only when worn for religious "
@@ -206,10 +209,10 @@ def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
             # colour over the temples too, or a dye; framed by the matte's top, held for a person either way
             return Covering(score, "unnatural", found, found, estimate, 0.0, unnatural)
         return Covering(score, "none", found, found, estimate, 0.0, unnatural)
-    # does the covering (its colours not common at the temples) continue down beside both cheeks?
+    # does the covering (its colours not common at the temples) continue down beside both cheeks, below
+    # the temple band (rows the band holds are the reference, never the covering) to the chin?
     novel = colours[rare]
-    mouth_n = y(float(np.mean([mesh.pt(i)[1] for i in (61, 291)])))
-    cheek_rows = (yy >= eye_n) & (yy < mouth_n)
+    cheek_rows = (yy >= top_n + TEMPLE_TO * (eye_n - top_n)) & (yy < y(chin[1]))
     shares = []
     for side in (
         (xx < x(left[0])) & (xx >= x(left[0] - reach)),
@@ -237,5 +240,6 @@ def covering_rule(covering: Covering) -> dict:
 
 
 def covered_crown(covering: Covering) -> float | None:
-    """The crown to measure by when the top of the matte is a covering; None when it is the head."""
-    return None if covering.kind == "none" else covering.crown_y
+    """The crown to measure by when the top of the matte is a covering (a hat, a wrap); None when it is
+    the head (bare, or hair of a colour no hair has: framed as a bare head, held for a person)."""
+    return covering.crown_y if covering.kind in ("hat", "wrap") else None
