@@ -45,50 +45,6 @@ def test_no_bare_head_is_taken_for_a_hat(case, id_engine):
     assert result["values"]["head_covering"] <= COVERING_SHARE
 
 
-MOVES = (-0.04, -0.02, 0.02, 0.04)  # face heights (forehead to chin): 3-4 px on the sample's 100 px face
-
-
-def _scores_with_the_mesh_moved(case, engine, monkeypatch):
-    """head_covering's score on the source with the eye line alone, then the whole mesh, moved up and
-    down by ``MOVES`` (what a mesh that lands a little off does to the temple band: on a face with its
-    eyes painted over the eye line moved 3 px and a bare head had reached the limit)."""
-    import dataclasses
-
-    from matting.idphoto import place
-    from matting.idphoto.covering import find_covering
-    from matting.idphoto.mesh import CHIN, FOREHEAD
-
-    scores = []
-
-    def moved(rgb, mesh, alpha):
-        height = float(mesh.pt(CHIN)[1] - mesh.pt(FOREHEAD)[1])
-        for move in MOVES:
-            dy = move * height
-            iris = {side: (x, y + dy, r) for side, (x, y, r) in mesh.iris.items()}
-            points = mesh.points.copy()
-            points[:, 1] += dy
-            for changed in (dataclasses.replace(mesh, iris=iris), dataclasses.replace(mesh, points=points)):
-                scores.append(find_covering(rgb, changed, alpha).score)
-        return find_covering(rgb, mesh, alpha)
-
-    monkeypatch.setattr(place, "find_covering", moved)
-    run_case(case, engine)
-    assert len(scores) == 2 * len(MOVES), scores
-    return scores
-
-
-@pytest.mark.parametrize("name", ["astronaut", "hand over the mouth", "eyes closed", "Obama, official portrait"])
-def test_a_mesh_a_little_off_does_not_make_a_bare_head_a_hat(name, id_engine, monkeypatch):
-    case = next(c for c in CASES if c.name == name)
-    scores = _scores_with_the_mesh_moved(case, id_engine, monkeypatch)
-    assert max(scores) <= COVERING_SHARE, scores
-
-
-def test_a_mesh_a_little_off_still_sees_the_cap(id_engine, monkeypatch):
-    scores = _scores_with_the_mesh_moved(HAT_CASES[0], id_engine, monkeypatch)  # Hopper's uniform cap
-    assert min(scores) > COVERING_SHARE, scores
-
-
 def _covering_input(case, engine, monkeypatch):
     """The (rgb, mesh, alpha) the covering measure sees on the source of ``case``."""
     from matting.idphoto import place
@@ -102,7 +58,45 @@ def _covering_input(case, engine, monkeypatch):
 
     monkeypatch.setattr(place, "find_covering", keep)
     run_case(case, engine)
+    assert len(seen) == 1, len(seen)  # placed once, from the source
     return seen[0]
+
+
+MOVES = (-0.04, -0.02, 0.02, 0.04)  # face heights (forehead to chin): 3-4 px on the sample's 100 px face
+
+
+def _scores_with_the_mesh_moved(case, engine, monkeypatch):
+    """head_covering's score on the source with the eye line alone, then the whole mesh, moved up and
+    down by ``MOVES`` (what a mesh that lands a little off does to the temple band: on a face with its
+    eyes painted over the eye line moved 3 px and a bare head had reached the limit)."""
+    import dataclasses
+
+    from matting.idphoto.covering import find_covering
+    from matting.idphoto.mesh import CHIN, FOREHEAD
+
+    rgb, mesh, alpha = _covering_input(case, engine, monkeypatch)
+    height = float(mesh.pt(CHIN)[1] - mesh.pt(FOREHEAD)[1])
+    scores = []
+    for move in MOVES:
+        dy = move * height
+        iris = {side: (x, y + dy, r) for side, (x, y, r) in mesh.iris.items()}
+        points = mesh.points.copy()
+        points[:, 1] += dy
+        for changed in (dataclasses.replace(mesh, iris=iris), dataclasses.replace(mesh, points=points)):
+            scores.append(find_covering(rgb, changed, alpha).score)
+    return scores
+
+
+@pytest.mark.parametrize("name", ["astronaut", "hand over the mouth", "eyes closed", "Obama, official portrait"])
+def test_a_mesh_a_little_off_does_not_make_a_bare_head_a_hat(name, id_engine, monkeypatch):
+    case = next(c for c in CASES if c.name == name)
+    scores = _scores_with_the_mesh_moved(case, id_engine, monkeypatch)
+    assert max(scores) <= COVERING_SHARE, scores
+
+
+def test_a_mesh_a_little_off_still_sees_the_cap(id_engine, monkeypatch):
+    scores = _scores_with_the_mesh_moved(HAT_CASES[0], id_engine, monkeypatch)  # Hopper's uniform cap
+    assert min(scores) > COVERING_SHARE, scores
 
 
 @pytest.mark.parametrize("sides", [("left", "right"), ("left",)])
@@ -168,9 +162,8 @@ def _share(rgb):
 
 def test_colours_hair_does_not_have():
     """Black, browns, blonds, red, grey and white hair are hair colours; blue, green, purple and pink are not."""
-    share = _share
     for hair in HAIR:
-        assert share(hair) == 0.0, hair
+        assert _share(hair) == 0.0, hair
     for dye in (
         (30, 40, 120),  # blue
         (40, 120, 40),  # green
@@ -180,7 +173,7 @@ def test_colours_hair_does_not_have():
         (200, 90, 130),  # rose (hue -1: below red hair's 42-45)
         (220, 130, 150),  # old rose (hue 7, chroma 37)
     ):
-        assert share(dye) == 1.0, dye
+        assert _share(dye) == 1.0, dye
     assert 0 < UNNATURAL_SHARE < 0.5
 
 

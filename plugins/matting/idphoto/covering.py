@@ -46,7 +46,7 @@ NEAR_DE = 12.0
 FOUND_SHARE = 0.005
 LIGHTNESS_WEIGHT = 0.5
 # novel colour share above this is a head covering: bare heads of the evaluation set 0.00-0.09 (0.21 with
-# the mesh 4 px off), Hopper's uniform cap 0.46-0.48, the baseball-cap composites 0.92-1.00 (set at the
+# the whole mesh 4 px off), Hopper's uniform cap 0.46-0.48, the baseball-cap composites 0.92-1.00 (set at the
 # midpoint of 0.106 and 0.453, bare heads and Hopper under the first temple band; kept)
 COVERING_SHARE = 0.28
 WRAP_SHARE = 0.5  # the covering's colour beside both cheeks, this share of their matte: it wraps the head
@@ -55,7 +55,7 @@ NORM_FACE_HEIGHT = 100  # measured on the face scaled to this many pixels from f
 # line (from below a hat's band, which sits at the forehead's top, to about the nose), TEMPLE_REACH of a
 # face width out from the cheeks. Ending at the eye line, a 3 px error in the mesh (a face with its eyes
 # painted over) took a bare head to 0.28-0.32, at the limit; ending at 1.6, bare heads stay below 0.10
-# (0.21 with the mesh moved 4 px up or down) and every hat's score is unchanged (docs/id-photos.md)
+# (0.21 with the whole mesh moved 4 px up or down) and every hat's score is unchanged (docs/id-photos.md)
 TEMPLE_FROM, TEMPLE_TO, TEMPLE_REACH = 0.3, 1.6, 0.25
 # Colours hair has: near-neutral (black, blue-black, grey, white: chroma <= NEUTRAL_CHROMA) or the
 # melanins' red to yellow hues (CIELAB hue angle within HAIR_HUES, degrees from -180 to 180; chroma <=
@@ -193,7 +193,8 @@ def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
     above &= (xx >= x(left[0])) & (xx <= x(right[0]))
     # beside the temples (see TEMPLE_FROM)
     eye_n = y(float(np.mean([c[1] for c in mesh.eye_centres])))
-    band = (yy >= top_n + TEMPLE_FROM * (eye_n - top_n)) & (yy < top_n + TEMPLE_TO * (eye_n - top_n))
+    band_end = top_n + TEMPLE_TO * (eye_n - top_n)
+    band = (yy >= top_n + TEMPLE_FROM * (eye_n - top_n)) & (yy < band_end)
     reach = face_w * TEMPLE_REACH
     sides = ((xx < x(left[0])) & (xx >= x(left[0] - reach))) | ((xx > x(right[0])) & (xx <= x(right[0] + reach)))
     temples = inside & band & sides
@@ -212,7 +213,7 @@ def find_covering(rgb: np.ndarray, mesh: Mesh, alpha: np.ndarray) -> Covering:
     # does the covering (its colours not common at the temples) continue down beside both cheeks, below
     # the temple band (rows the band holds are the reference, never the covering) to the chin?
     novel = colours[rare]
-    cheek_rows = (yy >= top_n + TEMPLE_TO * (eye_n - top_n)) & (yy < y(chin[1]))
+    cheek_rows = (yy >= band_end) & (yy < y(chin[1]))
     shares = []
     for side in (
         (xx < x(left[0])) & (xx >= x(left[0] - reach)),
